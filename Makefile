@@ -1,0 +1,102 @@
+# Every target does its own setup, so each works on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTIONS := build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/progressive/delivery
+export PYTHONPATH := $(CURDIR)/$(COLLECTIONS):$(CURDIR)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv collection prometheus test unit integration lint ansible-lint sanity docs-check \
+        changelog-lint build demo lab-up lab-down lab-status clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s)" % sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP) ## Create .venv with the pinned development dependencies
+
+$(COLLECTION_LINK):
+	@mkdir -p $(dir $@)
+	@ln -sfn ../../../.. $@
+
+collection: $(COLLECTION_LINK) ## Make the checkout visible to Ansible as progressive.delivery
+
+prometheus: ## Install Prometheus from the OS packages when it is missing
+	@if command -v prometheus >/dev/null 2>&1; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  echo "Installing Prometheus with apt-get"; \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+	  echo "Prometheus is missing: install the 'prometheus' server package with your OS package manager (it must be on PATH)." >&2; \
+	  exit 1; \
+	fi
+
+setup: venv collection prometheus ## Everything the tests and the demo need
+
+test: setup ## Unit tests, integration tests (lab) and lint
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory lint
+
+unit: venv collection ## Unit tests only
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: setup ## Integration tests against the lab (starts its own)
+	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+lint: ansible-lint sanity docs-check changelog-lint ## ansible-lint (production), ansible-test sanity, docs render
+
+ansible-lint: venv collection
+	$(BIN)/ansible-lint --offline --profile production
+
+sanity: venv collection
+	VENV_BIN=$(CURDIR)/$(BIN) scripts/sanity.sh
+
+docs-check: venv collection ## ansible-doc renders every module
+	@for module in $(MODULES); do \
+	  $(BIN)/ansible-doc progressive.delivery.$$module >/dev/null || { echo "ansible-doc failed for $$module" >&2; exit 1; }; \
+	  echo "ansible-doc progressive.delivery.$$module: ok"; \
+	done
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+build: venv ## Build the collection tarball into build/
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+demo: setup ## Run the main job on the local lab
+	@if [ ! -f playbooks/demo.yml ]; then \
+	  echo "The demo needs the canary role, which is not in this version yet." >&2; exit 1; fi
+	$(BIN)/python -m lab up --seed
+	$(BIN)/ansible-playbook -i localhost, -c local playbooks/demo.yml; status=$$?; \
+	  $(BIN)/python -m lab down; exit $$status
+
+lab-up: setup ## Start the lab in the background (idempotent)
+	$(BIN)/python -m lab up --seed
+
+lab-down: venv ## Stop the lab, leaving no process behind
+	$(BIN)/python -m lab down
+
+lab-status: venv ## Show the lab's endpoints and health
+	$(BIN)/python -m lab status
+
+clean: ## Remove build output (keeps .venv)
+	rm -rf build .pytest_cache

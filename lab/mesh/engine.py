@@ -1,0 +1,333 @@
+"""The running mesh: generates traffic for every VirtualService, serves /metrics and /send."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import statistics
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from lab.mesh.dispatch import Outcome, dispatch
+from lab.mesh.outcomes import (DEFAULT_MATCH_SHARE, DEFAULT_RPS, MATCH_SHARE_ANNOTATION, RPS_ANNOTATION, annotation_float,
+                               poisson)
+from lab.mesh.routing import MESH_GATEWAY, Request, example_request_shape, normalize_gateway, vs_gateways
+from lab.mesh.telemetry import INGRESS_GATEWAY, IstioTelemetry, Source, mesh_client
+from lab.mesh.topology import Topology
+
+LOG = logging.getLogger("lab.mesh")
+
+ROUTED_RESOURCES = ("virtualservices", "services", "deployments", "destinationrules")
+LOADGEN_WORKLOAD = "lab-loadgen"
+MAX_SEND = 100000
+# A generation pass never makes up for more than this much lost time (a paused
+# process should not release a burst of traffic when it resumes).
+MAX_CATCH_UP_SECONDS = 1.0
+IDLE_WAIT_SECONDS = 0.5
+
+RouteHandler = Callable[[dict], "tuple[int, Any]"]
+
+
+class TrafficSource:
+    """Steady traffic for one VirtualService through one entry point (the mesh or a gateway)."""
+
+    def __init__(self, vs: Mapping[str, Any], gateway: str, source: Source, rps: float, match_share: float):
+        self.vs = vs
+        self.gateway = gateway
+        self.source = source
+        self.rps = rps
+        self.match_share = match_share
+        hosts = [h for h in (vs.get("spec") or {}).get("hosts") or [] if h and "*" not in h]
+        self.hosts = hosts or [(vs.get("metadata") or {}).get("name", "unknown")]
+        self.namespace = (vs.get("metadata") or {}).get("namespace", "")
+        self.shaped = example_request_shape(vs)
+
+    def request(self, rng: random.Random) -> Request:
+        host = self.hosts[0] if len(self.hosts) == 1 else rng.choice(self.hosts)
+        headers: dict[str, str] = {}
+        path = "/"
+        if self.shaped is not None and rng.random() < self.match_share:
+            headers, path = self.shaped
+        return Request(host=host, path=path, headers=headers, gateway=self.gateway, source_namespace=self.namespace)
+
+
+def traffic_sources(topology: Topology) -> list[TrafficSource]:
+    """One source per (VirtualService, entry point); the VS's rate is shared among its entry points."""
+    sources: list[TrafficSource] = []
+    for vs in topology.virtualservices:
+        annotations = (vs.get("metadata") or {}).get("annotations") or {}
+        rps = annotation_float(annotations, RPS_ANNOTATION, DEFAULT_RPS, 0.0, 100000.0)
+        match_share = annotation_float(annotations, MATCH_SHARE_ANNOTATION, DEFAULT_MATCH_SHARE, 0.0, 1.0)
+        if rps <= 0 or not (vs.get("spec") or {}).get("http"):
+            continue
+        gateways = vs_gateways(vs)
+        namespace = (vs.get("metadata") or {}).get("namespace", "")
+        for gateway in gateways:
+            source = mesh_client(namespace, LOADGEN_WORKLOAD) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
+            sources.append(TrafficSource(vs, gateway, source, rps / len(gateways), match_share))
+    return sources
+
+
+def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The /send answer: codes, serving workloads, failures (any status >= 400) and latency percentiles."""
+    codes = Counter(str(o.code) for o in outcomes)
+    workloads = Counter(o.upstream.workload.name if o.upstream.workload else "unknown" for o in outcomes)
+    flags = Counter(o.upstream.flags for o in outcomes)
+    mirrored = Counter(m.workload.name for o in outcomes for m in o.mirrors if m.workload)
+    latencies = sorted(o.latency_ms for o in outcomes)
+    summary: dict[str, Any] = {
+        "total": len(outcomes),
+        "codes": dict(codes),
+        "failed": sum(1 for o in outcomes if o.code >= 400),
+        "workloads": dict(workloads),
+        "response_flags": dict(flags),
+        "mirrored": dict(mirrored),
+        "latencies_ms": {},
+    }
+    if latencies:
+        def quantile(q: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 3)
+        summary["latencies_ms"] = {"p50": quantile(0.5), "p90": quantile(0.9), "p99": quantile(0.99),
+                                   "max": round(latencies[-1], 3), "mean": round(statistics.fmean(latencies), 3)}
+    return summary
+
+
+class Mesh:
+    """Istio-like traffic over the objects in a Store, with Istio's telemetry."""
+
+    def __init__(self, store: Any, host: str = "127.0.0.1", port: int = 0, tick_seconds: float = 0.1,
+                 seed: int | None = None):
+        self._store = store
+        self._host = host
+        self._port = port
+        self.tick_seconds = tick_seconds
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.telemetry = IstioTelemetry()
+        self.registry.register(self.telemetry)
+        self._seeds = random.Random(seed)
+        self._seed_lock = threading.Lock()
+        self._topology = Topology()
+        self._sources: list[TrafficSource] = []
+        self._seen_revision = -1
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._routes: dict[tuple[str, str], RouteHandler] = {}
+        self.generated = 0
+
+    # -------------------------------------------------------------- lifecycle
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the mesh is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer((self._host, self._port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5}, name="mesh-http", daemon=True),
+            threading.Thread(target=self._generate_forever, name="mesh-traffic", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    def add_route(self, method: str, path: str, handler: RouteHandler) -> None:
+        """Serve an extra JSON endpoint (the runtime's control endpoints) next to /metrics and /send."""
+        self._routes[(method.upper(), path)] = handler
+
+    def route_handler(self, method: str, path: str) -> RouteHandler | None:
+        return self._routes.get((method.upper(), path))
+
+    def _rng(self) -> random.Random:
+        with self._seed_lock:
+            return random.Random(self._seeds.getrandbits(64))
+
+    # --------------------------------------------------------------- topology
+    def topology(self) -> Topology:
+        """The current snapshot, rebuilt when a routed resource changed since the last look."""
+        revision = self._store.revision
+        if revision == self._seen_revision:
+            return self._topology
+        with self._refresh_lock:
+            if revision != self._seen_revision and self._needs_rebuild(self._seen_revision):
+                self._topology = Topology(*(self._store.list(resource) for resource in ROUTED_RESOURCES))
+                self._sources = traffic_sources(self._topology)
+            self._seen_revision = revision
+        return self._topology
+
+    def _needs_rebuild(self, since: int) -> bool:
+        if since < 0:
+            return True
+        changes, complete = self._store.changes_since(since)
+        return not complete or any(change.resource in ROUTED_RESOURCES for change in changes)
+
+    # ---------------------------------------------------------------- traffic
+    def _generate_forever(self) -> None:
+        rng = self._rng()
+        last = time.monotonic()
+        while not self._stop.is_set():
+            topology = self.topology()
+            if not self._sources:
+                # Nothing to route: sleep until the store changes, so an idle lab costs no CPU.
+                self._store.wait_for_change(self._seen_revision, IDLE_WAIT_SECONDS)
+                last = time.monotonic()
+                continue
+            now = time.monotonic()
+            elapsed = min(now - last, MAX_CATCH_UP_SECONDS)
+            last = now
+            try:
+                self._generate(topology, self._sources, elapsed, rng)
+            except Exception:  # pylint: disable=broad-except
+                # One malformed object must not stop traffic for every other VirtualService.
+                LOG.exception("traffic generation failed")
+            self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
+
+    def _generate(self, topology: Topology, sources: list[TrafficSource], elapsed: float, rng: random.Random) -> None:
+        for source in sources:
+            for _ in range(poisson(source.rps * elapsed, rng)):
+                outcome = dispatch(topology, source.vs, source.request(rng), rng)
+                self.telemetry.record_request(source.source, outcome.upstream, outcome.mirrors)
+                self.generated += 1
+
+    def send(self, host: str, namespace: str, count: int = 1, headers: Mapping[str, str] | None = None, path: str = "/",
+             method: str = "GET", gateway: str = MESH_GATEWAY, source_workload: str = LOADGEN_WORKLOAD) -> dict[str, Any]:
+        """Send `count` requests now, as a client in `namespace` (or through `gateway`) would, and summarize them."""
+        topology = self.topology()
+        rng = self._rng()
+        gateway = normalize_gateway(gateway, namespace)
+        source = mesh_client(namespace, source_workload) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
+        vs = topology.virtualservice_for(host, namespace, gateway)
+        request = Request(host=host, path=path or "/", method=method.upper(),
+                          headers={k.lower(): str(v) for k, v in (headers or {}).items()},
+                          gateway=gateway, source_namespace=namespace)
+        outcomes = []
+        for _ in range(count):
+            outcome = dispatch(topology, vs, request, rng)
+            self.telemetry.record_request(source, outcome.upstream, outcome.mirrors)
+            outcomes.append(outcome)
+        summary = summarize(outcomes)
+        summary["virtualservice"] = None if vs is None else (
+            f"{vs['metadata'].get('namespace', '')}/{vs['metadata'].get('name', '')}")
+        return summary
+
+    def describe(self) -> dict[str, Any]:
+        self.topology()
+        return {
+            "traffic": [{"virtualservice": f"{s.namespace}/{(s.vs.get('metadata') or {}).get('name', '')}",
+                         "gateway": s.gateway, "source_workload": s.source.workload, "rps": s.rps,
+                         "hosts": s.hosts, "match_share": s.match_share, "shaped_request": s.shaped}
+                        for s in self._sources],
+            "generated": self.generated,
+            "series": self.telemetry.series_count(),
+        }
+
+
+def _send_arguments(body: Any) -> dict[str, Any]:
+    """Validate a /send body; raises ValueError with a sentence for the caller."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object such as {\"host\": \"podinfo\", \"namespace\": \"test\", \"count\": 10}")
+    host = body.get("host")
+    if not host or not isinstance(host, str):
+        raise ValueError("'host' is required: a service name, name.namespace or FQDN")
+    namespace = body.get("namespace") or "default"
+    try:
+        count = int(body.get("count", 1))
+    except (TypeError, ValueError):
+        raise ValueError(f"'count' must be an integer, got {body.get('count')!r}") from None
+    if not 1 <= count <= MAX_SEND:
+        raise ValueError(f"'count' must be between 1 and {MAX_SEND}, got {count}")
+    headers = body.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ValueError("'headers' must be an object of header name to value")
+    return {"host": host, "namespace": str(namespace), "count": count, "headers": headers,
+            "path": str(body.get("path") or "/"), "method": str(body.get("method") or "GET"),
+            "gateway": str(body.get("gateway") or MESH_GATEWAY),
+            "source_workload": str(body.get("source_workload") or LOADGEN_WORKLOAD)}
+
+
+def _handler_for(mesh: Mesh) -> type[BaseHTTPRequestHandler]:
+    class MeshHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  pylint: disable=redefined-builtin
+            LOG.debug("%s " + format, self.address_string(), *args)
+
+        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, payload: Any) -> None:
+            self._reply(status, json.dumps(payload).encode() + b"\n")
+
+        def _body(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            return json.loads(raw) if raw.strip() else {}
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._reply(200, generate_latest(mesh.registry), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/-/ready"):
+                self._reply(200, b"ok\n", "text/plain")
+            elif path == "/traffic":
+                self._json(200, mesh.describe())
+            else:
+                self._custom("GET", path)
+
+        def do_POST(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            if path != "/send":
+                self._custom("POST", path)
+                return
+            try:
+                arguments = _send_arguments(self._body())
+            except json.JSONDecodeError as error:
+                self._json(400, {"error": f"the body is not valid JSON: {error}"})
+                return
+            except ValueError as error:
+                self._json(400, {"error": str(error)})
+                return
+            self._json(200, mesh.send(**arguments))
+
+        def _custom(self, method: str, path: str) -> None:
+            handler = mesh.route_handler(method, path)
+            if handler is None:
+                self._json(404, {"error": f"no endpoint {method} {path}; try GET /metrics, GET /traffic or POST /send"})
+                return
+            try:
+                body = self._body() if method == "POST" else {}
+            except json.JSONDecodeError as error:
+                self._json(400, {"error": f"the body is not valid JSON: {error}"})
+                return
+            try:
+                status, payload = handler(body)
+            except Exception as error:  # pylint: disable=broad-except
+                LOG.exception("%s %s failed", method, path)
+                self._json(500, {"error": f"{type(error).__name__}: {error}"})
+                return
+            self._json(status, payload)
+
+    return MeshHandler

@@ -1,0 +1,146 @@
+"""A read-only snapshot of what the mesh routes to: services, ready workloads, subsets.
+
+Built from the objects in the store (plain dicts), so it is rebuilt cheaply
+whenever the store changes and tested with hand-written objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from lab.mesh.outcomes import Behaviour, behaviour_from_annotations
+from lab.mesh.routing import MESH_GATEWAY, normalize_gateway, resolve_host, service_fqdn, vs_gateways
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment as the mesh sees it: its pods' labels, behaviour and ready count."""
+
+    name: str
+    namespace: str
+    ready_replicas: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    behaviour: Behaviour = Behaviour()
+    service_account: str = "default"
+
+    @property
+    def app(self) -> str:
+        return self.labels.get("app") or self.labels.get("app.kubernetes.io/name") or "unknown"
+
+    @property
+    def version(self) -> str:
+        return self.labels.get("version") or self.labels.get("app.kubernetes.io/version") or "unknown"
+
+    @property
+    def canonical_service(self) -> str:
+        # Istio's order: explicit canonical name, then the recommended label, then app, then the workload.
+        return (self.labels.get("service.istio.io/canonical-name") or self.labels.get("app.kubernetes.io/name")
+                or self.labels.get("app") or self.name)
+
+    @property
+    def canonical_revision(self) -> str:
+        return (self.labels.get("service.istio.io/canonical-revision") or self.labels.get("app.kubernetes.io/version")
+                or self.labels.get("version") or "latest")
+
+    @property
+    def principal(self) -> str:
+        return f"spiffe://cluster.local/ns/{self.namespace}/sa/{self.service_account}"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    selector: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def fqdn(self) -> str:
+        return service_fqdn(self.name, self.namespace)
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def workload_from_deployment(deployment: Mapping[str, Any]) -> Workload:
+    spec = deployment.get("spec") or {}
+    template = spec.get("template") or {}
+    template_meta = template.get("metadata") or {}
+    status = deployment.get("status") or {}
+    return Workload(
+        name=_meta(deployment).get("name", ""),
+        namespace=_meta(deployment).get("namespace", ""),
+        ready_replicas=int(status.get("readyReplicas") or 0),
+        labels=dict(template_meta.get("labels") or {}),
+        behaviour=behaviour_from_annotations(template_meta.get("annotations")),
+        service_account=(template.get("spec") or {}).get("serviceAccountName") or "default",
+    )
+
+
+class Topology:
+    """Index of services, workloads, DestinationRule subsets and VirtualServices by host."""
+
+    def __init__(self, virtualservices: Iterable[Mapping[str, Any]] = (), services: Iterable[Mapping[str, Any]] = (),
+                 deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = ()):
+        self.virtualservices = list(virtualservices)
+        self._services: dict[tuple[str, str], Service] = {}
+        for svc in services:
+            meta = _meta(svc)
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            self._services[(meta.get("namespace", ""), meta.get("name", ""))] = Service(
+                meta.get("name", ""), meta.get("namespace", ""), dict(selector))
+        self._workloads: dict[str, list[Workload]] = {}
+        for deployment in deployments:
+            workload = workload_from_deployment(deployment)
+            self._workloads.setdefault(workload.namespace, []).append(workload)
+        self._subsets: dict[tuple[str, str], dict[str, Mapping[str, str]]] = {}
+        for rule in destinationrules:
+            namespace = _meta(rule).get("namespace", "")
+            resolved = resolve_host((rule.get("spec") or {}).get("host", ""), namespace)
+            if resolved is None:
+                continue
+            subsets = {s.get("name", ""): dict(s.get("labels") or {}) for s in (rule.get("spec") or {}).get("subsets") or []}
+            self._subsets[(resolved[1], resolved[0])] = subsets
+
+    def service(self, name: str, namespace: str) -> Service | None:
+        return self._services.get((namespace, name))
+
+    def service_for_host(self, host: str, namespace: str) -> Service | None:
+        resolved = resolve_host(host, namespace)
+        if resolved is None:
+            return None
+        return self.service(*resolved)
+
+    def workloads(self, namespace: str) -> list[Workload]:
+        return list(self._workloads.get(namespace, []))
+
+    def endpoints(self, service: Service, subset: str | None = None) -> list[Workload]:
+        """Workloads with ready pods that the Service's selector (and the subset's labels) pick.
+
+        A Service without a selector has no endpoints the mesh can know about.
+        """
+        if not service.selector:
+            return []
+        wanted = dict(service.selector)
+        if subset:
+            labels = self._subsets.get((service.namespace, service.name), {}).get(subset)
+            if labels is None:
+                return []
+            wanted.update(labels)
+        return [w for w in self._workloads.get(service.namespace, [])
+                if w.ready_replicas > 0 and all(w.labels.get(k) == v for k, v in wanted.items())]
+
+    def virtualservice_for(self, host: str, client_namespace: str, gateway: str = MESH_GATEWAY) -> Mapping[str, Any] | None:
+        """The VirtualService that routes a request for `host` arriving through `gateway`."""
+        wanted_service = resolve_host(host, client_namespace)
+        for vs in self.virtualservices:
+            vs_namespace = _meta(vs).get("namespace", "")
+            if normalize_gateway(gateway, client_namespace) not in vs_gateways(vs):
+                continue
+            for vs_host in (vs.get("spec") or {}).get("hosts") or []:
+                if vs_host == host:
+                    return vs
+                if wanted_service is not None and resolve_host(vs_host, vs_namespace) == wanted_service:
+                    return vs
+        return None

@@ -1,0 +1,433 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vs_weight
+short_description: Read and shift the traffic weights of an Istio VirtualService route
+version_added: 0.1.0
+author:
+  - progressive.delivery maintainers (@progressive-delivery)
+description:
+  - Reads one HTTP route of an Istio C(VirtualService) and sets the weights of its destinations, the mirror, and an
+    A/B match route that sends matching requests to the canary.
+  - Only the selected route's destination weights, its C(mirror)/C(mirrorPercentage) (when O(mirror) is given) and
+    the match route this module owns (when O(match) is given) change. Every other field of the object, including
+    other routes, hosts, gateways, retries, timeouts, headers and destinations not named, is written back unchanged,
+    so the VirtualService may be owned by the user.
+  - Writes are optimistic. The object is read, edited and written with its C(metadata.resourceVersion); a
+    C(409 Conflict) re-reads and retries up to O(max_retries) times with jittered back-off; after writing, the
+    object is read again and the weights are verified. A change without conflicts costs one GET, one PUT and one
+    verifying GET.
+  - Uses C(networking.istio.io/v1) and falls back to C(networking.istio.io/v1beta1) where C(v1) is not served.
+  - With none of O(weight), O(weights), O(mirror) and O(match) the module only reads and returns the current state.
+extends_documentation_fragment:
+  - progressive.delivery.k8s_auth
+options:
+  name:
+    description:
+      - Name of the VirtualService.
+      - Also the base of the default destinations (C(<name>-primary), C(<name>-canary)) and of the match route name
+        C(<name>-canary-match).
+    type: str
+    required: true
+  namespace:
+    description:
+      - Namespace of the VirtualService. Short destination hosts are resolved in this namespace, so C(backend),
+        C(backend.prod), C(backend.prod.svc) and C(backend.prod.svc.cluster.local) name the same service.
+    type: str
+    required: true
+  route:
+    description:
+      - Name of the HTTP route to edit.
+      - When omitted, the single route whose destinations include both O(primary) and O(canary) (or, with O(weights),
+        every listed destination) is used; none or several such routes is an error that lists the routes found.
+    type: str
+  primary:
+    description:
+      - The primary (stable) destination.
+    type: dict
+    suboptions:
+      host:
+        description:
+          - Destination host. Defaults to C(<name>-primary).
+        type: str
+      subset:
+        description:
+          - Destination subset. When omitted, a destination with any subset matches, as long as only one does.
+        type: str
+      port:
+        description:
+          - Destination port number. When omitted, any port matches, as long as only one destination does.
+        type: int
+  canary:
+    description:
+      - The canary destination.
+    type: dict
+    suboptions:
+      host:
+        description:
+          - Destination host. Defaults to C(<name>-canary).
+        type: str
+      subset:
+        description:
+          - Destination subset. When omitted, a destination with any subset matches, as long as only one does.
+        type: str
+      port:
+        description:
+          - Destination port number. When omitted, any port matches, as long as only one destination does.
+        type: int
+  weight:
+    description:
+      - Percentage of the route's traffic for the canary, from 0 to 100. The primary gets the rest.
+      - Other destinations of the route keep their weight; the primary gets 100 minus the canary and those.
+      - Mutually exclusive with O(weights).
+    type: int
+  weights:
+    description:
+      - Explicit weights for some or all destinations of the route. Every listed destination must already be in the
+        route. With the unlisted destinations' weights the route must total 100.
+      - Mutually exclusive with O(weight).
+    type: list
+    elements: dict
+    suboptions:
+      host:
+        description:
+          - Destination host.
+        type: str
+        required: true
+      subset:
+        description:
+          - Destination subset.
+        type: str
+      port:
+        description:
+          - Destination port number.
+        type: int
+      weight:
+        description:
+          - Weight from 0 to 100.
+        type: int
+        required: true
+  mirror:
+    description:
+      - Set or clear the route's C(mirror) and C(mirrorPercentage) (traffic shadowing, as in blue/green mirroring).
+      - Clearing removes a mirror only when it targets the configured destination; a mirror to any other destination
+        belongs to the route's owner and stays.
+    type: dict
+    suboptions:
+      enabled:
+        description:
+          - V(true) mirrors to the destination, V(false) removes that mirror.
+        type: bool
+        default: true
+      percentage:
+        description:
+          - Percentage of requests mirrored, from 0 to 100.
+        type: float
+        default: 100.0
+      host:
+        description:
+          - Mirror destination host. Defaults to the canary destination (host, subset and port).
+        type: str
+      subset:
+        description:
+          - Mirror destination subset, used with O(mirror.host).
+        type: str
+      port:
+        description:
+          - Mirror destination port number, used with O(mirror.host).
+        type: int
+  match:
+    description:
+      - Ensure or remove the A/B match route, an HTTP route named C(<name>-canary-match) placed right ahead of the
+        selected route. It sends every matching request to the canary and carries the selected route's other
+        settings (retries, timeout, headers, rewrite, ...). Its conditions are the selected route's own C(match)
+        entries combined with each entry given here.
+      - The route is recognised by its name only; this module creates, updates and removes it and never touches a
+        route of another name.
+    type: dict
+    suboptions:
+      state:
+        description:
+          - V(present) creates or updates the match route, V(absent) removes it.
+        type: str
+        choices: [present, absent]
+        default: present
+      headers:
+        description:
+          - 'Istio C(HTTPMatchRequest) entries, ORed, for example C({headers: {x-canary: {exact: insider}}}).'
+          - The C(match) list of a Flagger Canary's analysis can be passed as it is.
+        type: list
+        elements: dict
+      cookie:
+        description:
+          - Cookies that select the canary, each either a C(name=value) string (matched anywhere in the Cookie
+            header) or an Istio C(HTTPMatchRequest).
+        type: list
+        elements: raw
+  max_retries:
+    description:
+      - How many times a write refused with C(409 Conflict) is retried after re-reading the object.
+    type: int
+    default: 5
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written; the result shows the weights, mirror and match route a real run would leave.
+  diff_mode:
+    support: full
+    description: Before and after of the selected route and of the match route.
+notes:
+  - The RBAC verbs needed are C(get) and, to change anything, C(update) on C(virtualservices.networking.istio.io) in
+    O(namespace).
+seealso:
+  - name: Istio VirtualService reference
+    description: Fields of HTTPRoute, HTTPRouteDestination and HTTPMatchRequest.
+    link: https://istio.io/latest/docs/reference/config/networking/virtual-service/
+"""
+
+EXAMPLES = r"""
+- name: Send 10 % of the traffic to the canary
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 10
+
+- name: Read the current split of a named route of a user-owned VirtualService
+  progressive.delivery.vs_weight:
+    name: storefront
+    namespace: shop
+    route: api
+    primary:
+      host: backend-service-primary
+    canary:
+      host: backend-service-canary
+  register: split
+
+- name: Subset-based split, every destination explicit
+  progressive.delivery.vs_weight:
+    name: reviews
+    namespace: bookinfo
+    route: reviews
+    weights:
+      - host: reviews
+        subset: v1
+        weight: 70
+      - host: reviews
+        subset: v2
+        weight: 30
+
+- name: Mirror all traffic to the canary while the primary serves it
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 0
+    mirror:
+      enabled: true
+      percentage: 100
+
+- name: Route insiders to the canary (A/B)
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    match:
+      state: present
+      headers:
+        - headers:
+            x-canary:
+              exact: insider
+      cookie:
+        - canary=always
+
+- name: End the A/B test
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 0
+    match:
+      state: absent
+"""
+
+RETURN = r"""
+route:
+  description: The selected HTTP route, by name, or by index in C(spec.http) when it has no name.
+  returned: success
+  type: raw
+  sample: api
+previous_weights:
+  description: Destinations of the route and their weights before the change, in route order.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: Destination host as written in the VirtualService.
+      type: str
+    subset:
+      description: Destination subset, or null.
+      type: str
+    port:
+      description: Destination port number, or null.
+      type: int
+    weight:
+      description: Effective weight (a lone destination without weight has 100, one of several has 0).
+      type: int
+  sample: [{host: backend-service-primary, subset: null, port: null, weight: 100},
+           {host: backend-service-canary, subset: null, port: null, weight: 0}]
+weights:
+  description: Destinations of the route and their weights after the change (in check mode, as they would be).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    host:
+      description: Destination host as written in the VirtualService.
+      type: str
+    subset:
+      description: Destination subset, or null.
+      type: str
+    port:
+      description: Destination port number, or null.
+      type: int
+    weight:
+      description: Effective weight.
+      type: int
+  sample: [{host: backend-service-primary, subset: null, port: null, weight: 90},
+           {host: backend-service-canary, subset: null, port: null, weight: 10}]
+canary_weight:
+  description: Weight of the canary destination after the change, or null when the route does not hold it.
+  returned: success
+  type: int
+  sample: 10
+primary_weight:
+  description: Weight of the primary destination after the change, or null when the route does not hold it.
+  returned: success
+  type: int
+  sample: 90
+mirror:
+  description: The route's mirror after the change.
+  returned: success
+  type: dict
+  contains:
+    enabled:
+      description: Whether the route mirrors traffic.
+      type: bool
+    host:
+      description: Mirror host.
+      type: str
+    subset:
+      description: Mirror subset.
+      type: str
+    port:
+      description: Mirror port number.
+      type: int
+    percentage:
+      description: Percentage of requests mirrored.
+      type: float
+  sample: {enabled: false, host: null, subset: null, port: null, percentage: null}
+match:
+  description: The A/B match route owned by this module after the change.
+  returned: success
+  type: dict
+  contains:
+    state:
+      description: V(present) or V(absent).
+      type: str
+    route:
+      description: Name of the match route (C(<name>-canary-match)).
+      type: str
+    index:
+      description: Index of the match route in C(spec.http), or null.
+      type: int
+    match:
+      description: The match route's C(match) conditions, or null.
+      type: list
+      elements: dict
+  sample: {state: absent, route: backend-service-canary-match, index: null, match: null}
+changes:
+  description: One line per change made (in check mode, per change that would be made). Empty when unchanged.
+  returned: success
+  type: list
+  elements: str
+  sample: ["weight of backend-service-primary: 100 -> 90", "weight of backend-service-canary: 0 -> 10"]
+resource_version:
+  description: C(metadata.resourceVersion) of the object as last read (after the write, when one was made).
+  returned: success
+  type: str
+  sample: "48213"
+api_version:
+  description: The API version the VirtualService was read and written with.
+  returned: success
+  type: str
+  sample: networking.istio.io/v1
+attempts:
+  description: Number of write attempts (1 when no conflict happened).
+  returned: success
+  type: int
+  sample: 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.istio import RouteError, request_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
+    K8S_AUTH_ARG_SPEC,
+    client_from_module,
+    ensure_kubernetes,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.vs_router import (
+    RouterError,
+    VirtualServiceRouter,
+    module_result,
+)
+
+DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=dict(type="int"))
+
+
+def argument_spec() -> dict:
+    return dict(
+        K8S_AUTH_ARG_SPEC,
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        route=dict(type="str"),
+        primary=dict(type="dict", options=DESTINATION_OPTIONS),
+        canary=dict(type="dict", options=DESTINATION_OPTIONS),
+        weight=dict(type="int"),
+        weights=dict(type="list", elements="dict", options=dict(
+            host=dict(type="str", required=True), subset=dict(type="str"), port=dict(type="int"),
+            weight=dict(type="int", required=True))),
+        mirror=dict(type="dict", options=dict(
+            enabled=dict(type="bool", default=True), percentage=dict(type="float", default=100.0),
+            host=dict(type="str"), subset=dict(type="str"), port=dict(type="int"))),
+        match=dict(type="dict", options=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            headers=dict(type="list", elements="dict"), cookie=dict(type="list", elements="raw"))),
+        max_retries=dict(type="int", default=5),
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[("weight", "weights")])
+    ensure_kubernetes(module)
+    name, namespace = module.params["name"], module.params["namespace"]
+    try:
+        request = request_from_params(module.params)
+    except RouteError as error:
+        module.fail_json(msg="VirtualService %s/%s: %s" % (namespace, name, error))
+    if module.params["max_retries"] < 0:
+        module.fail_json(msg="max_retries must be 0 or more, got %d" % module.params["max_retries"])
+    router = VirtualServiceRouter(client_from_module(module), name, namespace)
+    try:
+        result = router.apply(request, check_mode=module.check_mode, max_retries=module.params["max_retries"])
+    except RouterError as error:
+        module.fail_json(msg=error.message, api_version=router.api_version)
+    module.exit_json(**module_result(result, name, namespace, diff=module._diff))
+
+
+if __name__ == "__main__":
+    main()
