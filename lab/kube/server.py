@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from lab.faults import FaultInjector
 from lab.kube import kubeconfig, status as st, tls
 from lab.kube.api import KubeAPI, Request, Response
-from lab.kube.auth import ADMIN_USER, READONLY_USER, TokenAuthenticator
+from lab.kube.auth import ADMIN_USER, TokenAuthenticator
 from lab.store import Store
 
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
@@ -35,9 +35,14 @@ class _TLSServer(ThreadingHTTPServer):
         wrapped = self.tls_context.wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
         return wrapped, address
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Connection-level failures are expected (clients going away); request errors become Status objects.
+        pass
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: _TLSServer
     server_version = "lab-kube-apiserver"
     sys_version = ""
@@ -45,19 +50,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base class
         pass
 
-    def setup(self) -> None:
-        super().setup()
-        try:
-            self.connection.do_handshake()  # type: ignore[attr-defined]
-        except (ssl.SSLError, OSError):
-            self.close_connection = True
-            raise ConnectionAbortedError from None
-
     def handle(self) -> None:
         try:
+            self.connection.do_handshake()  # type: ignore[attr-defined]
             super().handle()
-        except (ConnectionError, ssl.SSLError, TimeoutError):
-            pass
+        except (OSError, ssl.SSLError):
+            # Clients that drop the connection or fail the handshake are not the server's problem.
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         self._serve("GET")
@@ -231,7 +230,7 @@ class KubeAPIServer:
         self.port = self._server.server_address[1]
         self.url = f"https://{self.host}:{self.port}"
         self.api.server_address = f"{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 3600},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name="lab-kube-apiserver", daemon=True)
         self._thread.start()
         kubeconfig.write(self.kubeconfig_path, self.url, ca_path, self.token, "lab-admin")

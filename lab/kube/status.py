@@ -37,7 +37,9 @@ def status_body(code: int, reason: str, message: str, details: dict | None = Non
 
 def success(rtype: ResourceType, name: str, uid: str | None = None) -> dict:
     # The API server puts the resource (not the kind) into details.kind here.
-    details = {"name": name, "group": rtype.group, "kind": rtype.plural}
+    details = {"name": name, "kind": rtype.plural}
+    if rtype.group:
+        details["group"] = rtype.group
     if uid:
         details["uid"] = uid
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}

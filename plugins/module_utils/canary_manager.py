@@ -656,6 +656,9 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         if self.check_mode:
             self.plan.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, params.target_name))
             return
+        if params.wait_timeout == 0:
+            self.message = "Deployment %s/%s scaled up; not waiting for it (wait_timeout=0)" % (self.ns, params.target_name)
+            return
         readiness = self._wait_ready(params.target_name, params.wait_seconds, "Canary Deployment")
         if readiness.ready:
             self.message = readiness.message

@@ -159,6 +159,9 @@ def select_route(http: Sequence[Mapping[str, Any]], namespace: str, route_name: 
         found = [index for index, route in enumerate(http) if route.get("name") == route_name]
         if len(found) == 1:
             return found[0]
+        if not found and route_name.isdigit() and int(route_name) < len(http) and not http[int(route_name)].get("name"):
+            # Unnamed routes (Flagger generates one) can only be told apart by position.
+            return int(route_name)
         if not found:
             raise RouteError("no http route named %r; routes found: %s" % (route_name, describe_routes(http)))
         raise RouteError("%d http routes are named %r; route names must be unique to select one. Routes found: %s"
@@ -302,6 +305,10 @@ def apply_mirror(route: dict[str, Any], enabled: bool, target: DestinationRef, p
         return []
     if not 0 <= percentage <= 100:
         raise RouteError("mirror percentage must be from 0 to 100, got %s" % percentage)
+    if route.get("mirrors"):
+        # Istio refuses a route carrying both forms, and the list belongs to the route's owner.
+        raise RouteError("the route already mirrors with 'mirrors' (a list); Istio does not allow 'mirror' next to it. "
+                         "Add the canary to that list yourself, or remove it before asking for a mirror")
     changes = []
     if not current or not _same_destination(current, target.as_destination(), namespace):
         before = DestinationRef(str(current.get("host")), current.get("subset"), destination_port(current)).describe() \
@@ -433,6 +440,17 @@ def _weight_of(route: Mapping[str, Any], ref: DestinationRef, namespace: str) ->
     return entry_weight(entries, found[0]) if len(found) == 1 else None
 
 
+def _route_destination_ref(route: Mapping[str, Any], ref: DestinationRef, namespace: str) -> DestinationRef:
+    """``ref`` as the route spells it (FQDN, subset, port), so a mirror reaches the same port the route uses."""
+    entries = route.get("route") or []
+    found = [entry for entry in entries if destination_matches(ref, entry, namespace)]
+    if len(found) != 1:
+        return ref
+    destination = found[0].get("destination") or {}
+    return DestinationRef(host=destination["host"], subset=destination.get("subset"),
+                          port=destination_port(destination))
+
+
 def _owned_index(http: Sequence[Mapping[str, Any]], owned_name: str) -> int | None:
     for index, route in enumerate(http):
         if route.get("name") == owned_name:
@@ -478,7 +496,7 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
             changes += apply_weights(route, weights_explicit(route, pairs, label))
 
         if request.mirror_enabled is not None:
-            target = request.mirror_target or request.canary
+            target = request.mirror_target or _route_destination_ref(route, request.canary, namespace)
             changes += apply_mirror(route, request.mirror_enabled, target, request.mirror_percentage, namespace)
 
         if request.match_state == "present":

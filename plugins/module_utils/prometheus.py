@@ -169,11 +169,18 @@ class PrometheusClient:
         params: dict[str, Any] = {"query": collapse_whitespace(query)}
         if time is not None:
             params["time"] = _format_time(time)
-        return parse_query_data(self._get("/api/v1/query", params, query))
+        return self._parse(self._get("/api/v1/query", params, query))
 
     def query_range(self, query: str, start: float, end: float, step: float) -> QueryResult:
         params = {"query": collapse_whitespace(query), "start": _format_time(start), "end": _format_time(end), "step": "%gs" % step}
-        return parse_query_data(self._get("/api/v1/query_range", params, query))
+        return self._parse(self._get("/api/v1/query_range", params, query))
+
+    def _parse(self, data: dict[str, Any]) -> QueryResult:
+        try:
+            return parse_query_data(data)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise PrometheusUnavailable("Prometheus at %s answered with a malformed result (%s): %s" % (
+                self.url, exc.__class__.__name__, _clip(json.dumps(data, default=str)))) from None
 
     def _get(self, path: str, params: dict[str, Any], query: str) -> dict[str, Any]:
         # Ask Prometheus to give up slightly before we do, so a slow query reports its own timeout.

@@ -168,7 +168,7 @@ def module_result(result: RouterResult, name: str, namespace: str, diff: bool = 
         "attempts": result.attempts,
     }
     if diff:
-        label = "VirtualService %s/%s route %s" % (namespace, name, edit.route)
-        output["diff"] = {"before": edit.before, "after": edit.after,
-                          "before_header": label + " (before)", "after_header": label + " (after)"}
+        route = "#%d" % edit.route if isinstance(edit.route, int) else repr(edit.route)
+        label = "VirtualService %s/%s route %s" % (namespace, name, route)
+        output["diff"] = {"before": edit.before, "after": edit.after, "before_header": label, "after_header": label}
     return output

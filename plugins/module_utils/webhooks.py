@@ -17,7 +17,7 @@ import math
 import re
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -238,6 +238,7 @@ class WebhookSpec:
     on_gate_timeout: str
     max_body: int
     follow_redirects: bool = True
+    rollback_url: str | None = None
 
     @property
     def is_gate(self) -> bool:
@@ -298,7 +299,20 @@ def spec_from_params(params: Mapping[str, Any]) -> WebhookSpec:
         on_gate_timeout=on_gate_timeout,
         max_body=int(max_body),
         follow_redirects=bool(params.get("follow_redirects", True)),
+        rollback_url=_rollback_url(params, hook_type, wait),
     )
+
+
+def _rollback_url(params: Mapping[str, Any], hook_type: str, wait: bool) -> str | None:
+    url = params.get("rollback_url")
+    if not url:
+        return None
+    if hook_type not in CONFIRM_TYPES or not wait:
+        raise WebhookInputError(
+            "rollback_url is asked while a confirm gate waits; it needs type confirm-rollout, confirm-traffic-increase or "
+            "confirm-promotion and wait: true."
+        )
+    return validate_url(url)
 
 
 # ---------------------------------------------------------------- responses
@@ -309,13 +323,17 @@ def is_passing_status(status: int | None) -> bool:
     return status is not None and status in PASSING_STATUSES
 
 
-def summarize_body(raw: bytes, content_type: str | None, max_body: int, total_length: int | None = None) -> tuple[str, bool]:
-    """A short, printable rendering of a response body and whether it was cut."""
-    known_length = total_length if total_length is not None else len(raw)
+def summarize_body(raw: bytes, content_type: str | None, max_body: int, total_length: int | None) -> tuple[str, bool]:
+    """A short, printable rendering of a response body and whether it was cut.
+
+    total_length is the body's full size when known; None means more was sent than was read.
+    """
+    incomplete = total_length is None or total_length > len(raw)
+    size = f"{total_length} bytes in all" if total_length is not None else f"more than {len(raw)} bytes"
     if not raw:
         return "", False
     if b"\x00" in raw[:1024]:
-        return f"<binary body, {known_length} bytes>", False
+        return f"<binary body, {size}>", False
     charset = "utf-8"
     match = re.search(r"charset=([\w.-]+)", content_type or "", re.IGNORECASE)
     if match:
@@ -327,10 +345,9 @@ def summarize_body(raw: bytes, content_type: str | None, max_body: int, total_le
     if "html" in (content_type or "").lower() or _HTML_HINT.match(text):
         text = _html_to_text(text)
     text = _CONTROL.sub("", text).strip()
-    cut = known_length > len(raw) or len(text) > max_body
-    if not cut:
+    if not incomplete and len(text) <= max_body:
         return text, False
-    suffix = f" ... [cut, {known_length} bytes in all]"
+    suffix = f" ... [cut, {size}]"
     return text[: max(max_body - len(suffix), 0)].rstrip() + suffix, True
 
 
@@ -466,19 +483,24 @@ class WebhookClient:
     def _read(self, response: Any, answer: Answer) -> None:
         answer.status = response.status_code
         answer.reason = response.reason or ""
+        # Flagger's timeout bounds the whole call, so a receiver trickling a body does not hold the run either.
+        deadline = time.monotonic() + self.spec.timeout
         chunks: list[bytes] = []
         received = 0
+        complete = True
         for chunk in response.iter_content(chunk_size=8192):
             chunks.append(chunk)
             received += len(chunk)
-            if received >= READ_LIMIT_BYTES:
+            if received >= READ_LIMIT_BYTES or time.monotonic() > deadline:
+                complete = False
                 break
         raw = b"".join(chunks)[:READ_LIMIT_BYTES]
-        declared = response.headers.get("Content-Length")
-        total = int(declared) if declared and declared.isdigit() else (received if received < READ_LIMIT_BYTES else None)
-        if total is None:
-            total = received
-        answer.body, answer.body_truncated = summarize_body(raw, response.headers.get("Content-Type"), self.spec.max_body, max(total, len(raw)))
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit():
+            total: int | None = int(declared)
+        else:
+            total = received if complete else None
+        answer.body, answer.body_truncated = summarize_body(raw, response.headers.get("Content-Type"), self.spec.max_body, total)
 
     def _tls_message(self, exc: Exception) -> str:
         reason = _first_line(exc)
@@ -639,19 +661,32 @@ def _wait_for_gate(
     clock: Callable[[], float],
 ) -> WebhookRun:
     deadline = started + spec.gate_timeout if spec.gate_timeout else None
+    rollback_client = WebhookClient(replace(spec, url=spec.rollback_url, hook_type="rollback"), sleep=sleep) if spec.rollback_url else None
+    # Flagger reports a canary held at a gate as Waiting to its rollback hooks.
+    rollback_payload = dict(payload, phase="Waiting")
     polls = 0
-    while True:
-        answer = client.call(payload)
-        polls += 1
-        now = clock()
-        if answer.passed:
-            break
-        if deadline is not None and now >= deadline:
-            break
-        pause = spec.gate_poll if deadline is None else min(spec.gate_poll, deadline - now)
-        sleep(max(pause, 0.0))
+    try:
+        while True:
+            answer = client.call(payload)
+            polls += 1
+            if answer.passed:
+                break
+            if rollback_client is not None:
+                rollback_answer = rollback_client.call(rollback_payload)
+                if rollback_answer.passed:
+                    return _rolled_back_while_waiting(spec, answer, rollback_answer, result, polls, clock() - started,
+                                                      client.requests_sent + rollback_client.requests_sent)
+            now = clock()
+            if deadline is not None and now >= deadline:
+                break
+            pause = spec.gate_poll if deadline is None else min(spec.gate_poll, deadline - now)
+            sleep(max(pause, 0.0))
+    finally:
+        if rollback_client is not None:
+            rollback_client.close()
     elapsed = clock() - started
-    _record_answer(result, answer, client.requests_sent, elapsed)
+    sent = client.requests_sent + (rollback_client.requests_sent if rollback_client is not None else 0)
+    _record_answer(result, answer, sent, elapsed)
     result.update(polls=polls, gate_waited=round(elapsed, 3))
     if answer.passed:
         if spec.hook_type == "rollback":
@@ -679,6 +714,19 @@ def _wait_for_gate(
         )
     result["outcome"] = "timeout"
     return WebhookRun(result, True, _gate_timeout_message(spec, waited, last))
+
+
+def _rolled_back_while_waiting(
+    spec: WebhookSpec, answer: Answer, rollback_answer: Answer, result: dict[str, Any], polls: int, elapsed: float, sent: int
+) -> WebhookRun:
+    _record_answer(result, answer, sent, elapsed)
+    result.update(polls=polls, gate_waited=round(elapsed, 3), passed=False, rollback_requested=True, outcome="rollback")
+    return WebhookRun(
+        result,
+        False,
+        f"{spec.hook_type} gate for {spec.canary} was still closed when the rollback webhook {redact_url(spec.rollback_url or '')} "
+        f"requested a rollback after {elapsed:.1f}s ({_answer_text(rollback_answer)})",
+    )
 
 
 def _answer_text(answer: Answer) -> str:

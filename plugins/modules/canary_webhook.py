@@ -135,6 +135,13 @@ options:
         requested) or O(gate_timeout) passes.
     type: bool
     default: false
+  rollback_url:
+    description:
+      - While a confirm gate waits (O(wait=true)), also ask this V(rollback) webhook at every poll, with the same
+        payload, phase V(Waiting) and O(headers). A 2xx answer stops the wait with RV(rollback_requested=true) and
+        RV(outcome=rollback), as Flagger checks rollback hooks while a canary waits for approval.
+      - For Flagger's load tester, its C(/rollback/check) address.
+    type: str
   gate_timeout:
     description:
       - How long O(wait) waits, in seconds or as a duration string. V(0) waits without limit, as Flagger does.
@@ -213,6 +220,7 @@ EXAMPLES = r"""
     gate_timeout: 30m
     gate_poll: 10s
     on_gate_timeout: rollback
+    rollback_url: http://flagger-loadtester.test/rollback/check
   register: promotion_gate
 
 - name: Ask whether someone requested a rollback
@@ -387,6 +395,7 @@ def main():
             ca_cert=dict(type="path"),
             follow_redirects=dict(type="bool", default=True),
             wait=dict(type="bool", default=False),
+            rollback_url=dict(type="str"),
             gate_timeout=dict(type="raw", default=0),
             gate_poll=dict(type="raw", default=5),
             on_gate_timeout=dict(type="str", default="fail", choices=list(ON_GATE_TIMEOUT)),

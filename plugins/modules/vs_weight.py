@@ -43,7 +43,7 @@ options:
     required: true
   route:
     description:
-      - Name of the HTTP route to edit.
+      - Name of the HTTP route to edit. An unnamed route can be given by its index in C(spec.http), for example V(0).
       - When omitted, the single route whose destinations include both O(primary) and O(canary) (or, with O(weights),
         every listed destination) is used; none or several such routes is an error that lists the routes found.
     type: str

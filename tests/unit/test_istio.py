@@ -141,6 +141,15 @@ def test_duplicate_route_names_are_refused():
         select_route(http, NS, "a", [])
 
 
+def test_unnamed_route_by_index():
+    http = [{"route": [dest("x", 100)]}, {"name": "b", "route": [dest("y", 100)]}]
+    assert select_route(http, NS, "0", []) == 0
+    with pytest.raises(RouteError, match="no http route named '1'"):
+        select_route(http, NS, "1", [])
+    with pytest.raises(RouteError, match="no http route named '5'"):
+        select_route(http, NS, "5", [])
+
+
 def test_unnamed_routes_are_listed_by_index():
     http = [{"route": [dest("x", 100)]}]
     with pytest.raises(RouteError, match=r"#0 \(unnamed\) -> \[x\]"):
@@ -430,3 +439,19 @@ def test_params_destinations_and_mirror():
 def test_params_refused(bad, message):
     with pytest.raises(RouteError, match=message):
         request_from_params(params(**bad))
+
+
+def test_default_mirror_uses_the_canary_as_the_route_spells_it():
+    edit = edit_virtual_service(user_owned_vs(), request(mirror_enabled=True))
+    assert edit.obj["spec"]["http"][1]["mirror"] == {"host": "backend-canary", "port": {"number": 8080}}
+    disabled = edit_virtual_service(edit.obj, request(mirror_enabled=False))
+    assert "mirror" not in disabled.obj["spec"]["http"][1]
+    assert disabled.obj == user_owned_vs()
+
+
+def test_mirror_next_to_a_mirrors_list_is_refused():
+    vs = flagger_vs()
+    vs["spec"]["http"][0]["mirrors"] = [{"destination": {"host": "recorder"}}]
+    with pytest.raises(RouteError, match="already mirrors with 'mirrors'"):
+        edit_virtual_service(vs, request(mirror_enabled=True))
+    assert not edit_virtual_service(vs, request(mirror_enabled=False)).changed

@@ -136,6 +136,7 @@ def test_check_mode_reads_only_and_reports_the_plan(httpserver, api):
     assert output["diff"]["before"]["route"]["route"][1]["weight"] == 0
     assert output["diff"]["after"]["route"]["route"][1]["weight"] == 30
     assert output["api_version"] == "networking.istio.io/v1"
+    assert output["diff"]["before_header"] == "VirtualService prod/backend route 'main'"
 
 
 def test_conflicts_are_retried_with_backoff(httpserver, api):
@@ -209,4 +210,3 @@ def test_kind_not_served_is_told_apart_from_object_missing():
 def test_retry_delay_grows_and_is_capped():
     assert [retry_delay(n, lambda: 1.0) for n in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
     assert retry_delay(3, lambda: 0.0) == 0.0
-

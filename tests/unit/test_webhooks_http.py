@@ -105,6 +105,18 @@ def test_html_error_pages_do_not_flood_the_result(httpserver):
     assert len(run.msg) < 700
 
 
+def test_a_streamed_body_without_length_is_read_only_so_far(httpserver):
+    def endless(_request):
+        return Response((b"line of log output\n" * 512 for _ in range(200)), status=500, content_type="text/plain")
+
+    httpserver.expect_request("/").respond_with_handler(endless)
+    run = call(httpserver.url_for("/"), max_body=200)
+    assert run.failed
+    assert run.result["body_truncated"] is True
+    assert run.result["body"].endswith("[cut, more than 65536 bytes]")
+    assert len(run.result["body"]) <= 200
+
+
 # ---------------------------------------------------------------- timeouts and retries
 
 
@@ -520,3 +532,31 @@ def test_check_mode_still_asks_gates(httpserver, hook_type):
     assert run.result["skipped"] is False
     assert run.result["passed"] is True
     assert len(httpserver.log) == 1
+
+
+def test_a_rollback_request_ends_a_gate_wait(httpserver):
+    gate = CountingGate(opens_at=0)
+    rollback = CountingGate(opens_at=3)
+    httpserver.expect_request("/gate/check").respond_with_handler(gate)
+    httpserver.expect_request("/rollback/check").respond_with_handler(rollback)
+    run = call(httpserver.url_for("/gate/check"), type="confirm-promotion", wait=True, gate_timeout=30, gate_poll=0.05,
+               rollback_url=httpserver.url_for("/rollback/check"))
+    assert not run.failed, run.msg
+    assert run.result["outcome"] == "rollback"
+    assert run.result["rollback_requested"] is True
+    assert run.result["passed"] is False
+    assert run.result["gate_timed_out"] is False
+    assert gate.calls == 3 and rollback.calls == 3
+    assert run.result["attempts"] == 6
+    rollback_bodies = [json.loads(request.get_data()) for request, _response in httpserver.log if request.path == "/rollback/check"]
+    assert {body["phase"] for body in rollback_bodies} == {"Waiting"}
+    assert rollback_bodies[0]["name"] == "podinfo"
+
+
+def test_an_opening_gate_wins_over_a_quiet_rollback_hook(httpserver):
+    httpserver.expect_request("/gate/check").respond_with_handler(CountingGate(opens_at=2))
+    httpserver.expect_request("/rollback/check").respond_with_handler(CountingGate(opens_at=0))
+    run = call(httpserver.url_for("/gate/check"), type="confirm-rollout", wait=True, gate_timeout=30, gate_poll=0.05,
+               rollback_url=httpserver.url_for("/rollback/check"))
+    assert run.result["outcome"] == "passed"
+    assert run.result["rollback_requested"] is False

@@ -128,22 +128,30 @@ def test_only_200_to_202_pass(status, passes):
 def test_html_bodies_are_reduced_to_their_text():
     page = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{color:red}</style>"
             b"<script>var x = 1;</script></head><body><h1>Upstream &amp; proxy failed</h1><p>nginx</p></body></html>")
-    text, cut = summarize_body(page, "text/html; charset=utf-8", 1024)
+    text, cut = summarize_body(page, "text/html; charset=utf-8", 1024, total_length=len(page))
     assert text == "HTML page '502 Bad Gateway': Upstream & proxy failed nginx"
     assert not cut
     assert "<" not in text and "color" not in text and "var x" not in text
 
 
 def test_html_is_recognised_without_a_content_type():
-    text, _cut = summarize_body(b"<html><body><p>denied</p></body></html>", None, 1024)
+    page = b"<html><body><p>denied</p></body></html>"
+    text, _cut = summarize_body(page, None, 1024, total_length=len(page))
     assert text == "HTML page: denied"
 
 
 def test_huge_bodies_are_bounded_and_say_how_big_they_were():
-    text, cut = summarize_body(b"x" * 50000, "text/plain", 200)
+    text, cut = summarize_body(b"x" * 50000, "text/plain", 200, total_length=50000)
     assert cut
     assert len(text) <= 200
     assert text.endswith("[cut, 50000 bytes in all]")
+
+
+def test_a_body_of_unknown_size_that_was_not_read_to_the_end_says_so():
+    text, cut = summarize_body(b"y" * 300, "text/plain", 100, total_length=None)
+    assert cut
+    assert text.endswith("[cut, more than 300 bytes]")
+    assert len(text) <= 100
 
 
 def test_a_partially_read_body_is_marked_cut_even_when_short_after_reduction():
@@ -153,14 +161,15 @@ def test_a_partially_read_body_is_marked_cut_even_when_short_after_reduction():
 
 
 def test_binary_and_control_characters_do_not_reach_the_log():
-    text, _cut = summarize_body(b"\x00\x01\x02PNG", "application/octet-stream", 100)
-    assert text == "<binary body, 6 bytes>"
-    text, _cut = summarize_body(b"bad\x1b[31m red\x07", "text/plain", 100)
+    text, _cut = summarize_body(b"\x00\x01\x02PNG", "application/octet-stream", 100, total_length=6)
+    assert text == "<binary body, 6 bytes in all>"
+    text, _cut = summarize_body(b"bad\x1b[31m red\x07", "text/plain", 100, total_length=13)
     assert text == "bad[31m red"
 
 
 def test_json_bodies_are_kept_as_sent():
-    text, cut = summarize_body(b'{"error": "smoke test failed", "failed": 3}', "application/json", 1024)
+    body = b'{"error": "smoke test failed", "failed": 3}'
+    text, cut = summarize_body(body, "application/json", 1024, total_length=len(body))
     assert text == '{"error": "smoke test failed", "failed": 3}'
     assert not cut
 
@@ -217,3 +226,14 @@ def test_the_request_description_hides_header_values():
     assert "Authorization: <hidden>" in text
     assert "sekrit" not in text
     assert '"cmd": "hey"' in text
+
+
+@pytest.mark.parametrize("overrides", [{"type": "rollout"}, {"type": "confirm-rollout"}, {"type": "rollback", "wait": True}])
+def test_rollback_url_needs_a_waiting_confirm_gate(overrides):
+    with pytest.raises(WebhookInputError, match="rollback_url"):
+        spec_from_params(params(rollback_url="http://hooks.test/rollback/check", **overrides))
+
+
+def test_rollback_url_is_validated_like_url():
+    with pytest.raises(WebhookInputError, match="url must start with http"):
+        spec_from_params(params(type="confirm-promotion", wait=True, rollback_url="hooks.test/rollback/check"))

@@ -1,0 +1,200 @@
+"""One lab process: API server, workload controller, mesh, hooks server and a supervised Prometheus."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import signal
+import threading
+import time
+from typing import Any
+
+from lab.faults import FaultInjector
+from lab.hooks import HooksServer
+from lab.mesh import Mesh
+from lab.prom import PrometheusError, PrometheusServer
+from lab.store import Store
+
+LOG = logging.getLogger("lab")
+
+STATE_FILE = "lab.json"
+PID_FILE = "lab.pid"
+PROMETHEUS_STOP_PATH = "/lab/prometheus/stop"
+PROMETHEUS_START_PATH = "/lab/prometheus/start"
+PROMETHEUS_STATUS_PATH = "/lab/prometheus"
+
+
+def write_json_atomically(path: pathlib.Path, data: dict[str, Any]) -> None:
+    """Readers never see a half-written file; the mode is 0600 because it holds the tokens."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+class Lab:
+    """Starts the parts in dependency order and stops them in reverse."""
+
+    def __init__(self, state_dir: pathlib.Path, host: str = "127.0.0.1", seed_demo: bool = False,
+                 kube_port: int = 0, mesh_port: int = 0, hooks_port: int = 0, prometheus_port: int = 0,
+                 prometheus: bool = True, controller_delay: float = 1.0):
+        self.state_dir = pathlib.Path(state_dir).resolve()
+        self.host = host
+        self.seed_demo = seed_demo
+        self.ports = {"kube": kube_port, "mesh": mesh_port, "hooks": hooks_port, "prometheus": prometheus_port}
+        self.with_prometheus = prometheus
+        self.controller_delay = controller_delay
+        self.store = Store()
+        self.faults = FaultInjector()
+        self.kube: Any = None
+        self.controller: Any = None
+        self.mesh: Mesh | None = None
+        self.hooks: HooksServer | None = None
+        self.prometheus: PrometheusServer | None = None
+        self._state_lock = threading.Lock()
+        self._started = False
+
+    @property
+    def state_file(self) -> pathlib.Path:
+        return self.state_dir / STATE_FILE
+
+    def start(self) -> None:
+        # Imported here so the mesh, hooks and CLI stay usable on their own.
+        from lab.controller import WorkloadController  # pylint: disable=import-outside-toplevel
+        from lab.kube.server import KubeAPIServer  # pylint: disable=import-outside-toplevel
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.kube = KubeAPIServer(self.store, self.state_dir, host=self.host, port=self.ports["kube"], faults=self.faults)
+            self.kube.start()
+            self.controller = WorkloadController(self.store, delay=self.controller_delay)
+            self.controller.start()
+            if self.seed_demo:
+                from lab.seed import seed_demo  # pylint: disable=import-outside-toplevel
+                seed_demo(self.store)
+            self.mesh = Mesh(self.store, host=self.host, port=self.ports["mesh"])
+            self.mesh.start()
+            self.hooks = HooksServer(host=self.host, port=self.ports["hooks"], send=self.mesh.send)
+            self.hooks.start()
+            mesh_target = self.mesh.url.split("://", 1)[1]
+            self.prometheus = PrometheusServer(self.state_dir, [mesh_target], host=self.host,
+                                               port=self.ports["prometheus"], on_change=self.write_state)
+            self._add_control_routes()
+            if self.with_prometheus:
+                self.prometheus.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        self.write_state()
+
+    def _add_control_routes(self) -> None:
+        assert self.mesh is not None and self.prometheus is not None
+        prometheus = self.prometheus
+
+        def stop(_body: dict) -> tuple[int, dict]:
+            prometheus.stop()
+            return 200, {"running": prometheus.running(), "url": prometheus.url}
+
+        def start(_body: dict) -> tuple[int, dict]:
+            prometheus.start()
+            return 200, {"running": prometheus.running(), "ready": prometheus.ready(), "url": prometheus.url,
+                         "pid": prometheus.pid}
+
+        def status(_body: dict) -> tuple[int, dict]:
+            return 200, {"running": prometheus.running(), "ready": prometheus.ready(), "url": prometheus.url,
+                         "pid": prometheus.pid}
+
+        self.mesh.add_route("POST", PROMETHEUS_STOP_PATH, stop)
+        self.mesh.add_route("POST", PROMETHEUS_START_PATH, start)
+        self.mesh.add_route("GET", PROMETHEUS_STATUS_PATH, status)
+
+    def info(self) -> dict[str, Any]:
+        assert self.kube is not None and self.mesh is not None and self.hooks is not None and self.prometheus is not None
+        return {
+            "state_dir": str(self.state_dir),
+            "kubeconfig": str(self.kube.kubeconfig_path),
+            "readonly_kubeconfig": str(self.kube.readonly_kubeconfig_path),
+            "kube_url": self.kube.url,
+            "token": self.kube.token,
+            "readonly_token": self.kube.readonly_token,
+            "ca_cert": str(self.kube.ca_cert_path),
+            "prometheus_url": self.prometheus.url,
+            "mesh_url": self.mesh.url,
+            "hooks_url": self.hooks.url,
+            "control_url": self.mesh.url,
+            "pids": {"lab": os.getpid(), "prometheus": self.prometheus.pid},
+        }
+
+    def write_state(self) -> None:
+        if not self._started:
+            return
+        with self._state_lock:
+            write_json_atomically(self.state_file, self.info())
+
+    def stop(self) -> None:
+        for name, part in (("prometheus", self.prometheus), ("hooks", self.hooks), ("mesh", self.mesh),
+                           ("controller", self.controller), ("kube", self.kube)):
+            if part is None:
+                continue
+            try:
+                if isinstance(part, PrometheusServer):
+                    part.close()
+                else:
+                    part.stop()
+            except Exception:  # pylint: disable=broad-except
+                # Keep stopping the others: a half-stopped lab would leave processes behind.
+                LOG.exception("stopping the %s failed", name)
+        if self._started:
+            try:
+                self.state_file.unlink()
+            except FileNotFoundError:
+                pass
+        self._started = False
+
+
+def serve(state_dir: pathlib.Path, seed_demo: bool = False, host: str = "127.0.0.1", prometheus: bool = True,
+          ports: dict[str, int] | None = None) -> int:
+    """Run a lab in the foreground until SIGTERM or SIGINT; returns the exit code."""
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        LOG.info("received signal %d, stopping", signum)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    ports = ports or {}
+    lab = Lab(state_dir, host=host, seed_demo=seed_demo, prometheus=prometheus,
+              kube_port=ports.get("kube", 0), mesh_port=ports.get("mesh", 0), hooks_port=ports.get("hooks", 0),
+              prometheus_port=ports.get("prometheus", 0))
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    # Written before anything starts, so `down` can find a lab that is still starting.
+    pid_file = lab.state_dir / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        started = time.monotonic()
+        try:
+            lab.start()
+        except PrometheusError as error:
+            LOG.error("%s", error)
+            return 2
+        LOG.info("lab up in %.2fs: %s", time.monotonic() - started,
+                 json.dumps({k: v for k, v in lab.info().items() if k.endswith("_url")}))
+        try:
+            while not stop_requested.wait(1.0):
+                pass
+        finally:
+            lab.stop()
+        LOG.info("lab stopped")
+        return 0
+    finally:
+        try:
+            if pid_file.read_text(encoding="utf-8").strip() == str(os.getpid()):
+                pid_file.unlink()
+        except OSError:
+            pass

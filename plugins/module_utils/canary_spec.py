@@ -1,0 +1,543 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turn a Flagger ``Canary`` manifest into the validated plan the ``canary`` role runs.
+
+Pure data in, pure data out: no Ansible, no network, no YAML parser (the
+caller hands over already-parsed objects). Every problem is reported with the
+manifest field path it comes from, all of them at once, before anything in the
+cluster changes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+BUILTIN_METRICS = ("request-success-rate", "request-duration")
+WEBHOOK_TYPES = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion",
+                 "post-rollout", "rollback", "event")
+TOTAL_WEIGHT = 100
+DEFAULT_INTERVAL = "1m"
+DEFAULT_METRIC_INTERVAL = "1m"
+DEFAULT_THRESHOLD = 1
+DEFAULT_PROGRESS_DEADLINE = 600
+SUPPORTED_PROVIDERS = ("", "istio")
+
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Prometheus range selectors accept integers with these units only (no decimals, no "us").
+_PROMETHEUS_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class CanarySpecError(ValueError):
+    """The manifest (or an override) cannot be run; ``errors`` lists every problem with its field path."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = list(errors)
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        if len(self.errors) == 1:
+            return "Canary manifest rejected: %s" % self.errors[0]
+        return "Canary manifest rejected (%d problems): %s" % (len(self.errors), "; ".join(self.errors))
+
+
+def parse_go_duration(value: Any) -> float:
+    """Seconds in a Go duration string such as ``1m``, ``30s``, ``1m30s`` or ``1.5h``; ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
+    text = value.strip()
+    if text in ("0", ""):
+        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
+    position = 0
+    seconds = 0.0
+    for match in _GO_DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
+    return seconds
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people and for Prometheus: ``90`` -> ``1m30s``, ``5`` -> ``5s``, ``0.5`` -> ``500ms``."""
+    millis = int(round(seconds * 1000))
+    if millis % 1000:
+        return "%dms" % millis
+    whole = millis // 1000
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = ""
+    if hours:
+        text += "%dh" % hours
+    if minutes:
+        text += "%dm" % minutes
+    if secs or not text:
+        text += "%ds" % secs
+    return text
+
+
+def canary_steps(step_weight: int, max_weight: int, step_weights: list[int]) -> list[int]:
+    """The canary weights of an analysis, as Flagger walks them.
+
+    With ``stepWeight`` the weight grows by that much while it is below
+    ``maxWeight`` (so the last step may pass it, capped at 100: 20/20/50 gives
+    20, 40, 60). Otherwise the ``stepWeights`` list, each capped at 100.
+    """
+    if step_weight > 0:
+        steps: list[int] = []
+        weight = 0
+        while weight < max_weight:
+            weight = min(weight + step_weight, TOTAL_WEIGHT)
+            steps.append(weight)
+            if weight >= TOTAL_WEIGHT:
+                break
+        return steps
+    steps = []
+    for weight in step_weights:
+        capped = min(weight, TOTAL_WEIGHT)
+        if not steps or capped > steps[-1]:
+            steps.append(capped)
+    return steps
+
+
+def promotion_steps(last_weight: int, step_weight_promotion: int) -> list[int]:
+    """Canary weights while traffic moves back to a promoted primary (``stepWeightPromotion``); ends at 0."""
+    if step_weight_promotion <= 0:
+        return [0]
+    weights = []
+    weight = last_weight
+    while weight > 0:
+        weight = max(0, weight - step_weight_promotion)
+        weights.append(weight)
+    return weights or [0]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"%s"' % value
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+class _Checker:
+    """Collects problems with their field paths instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.notes: list[str] = []
+
+    def error(self, path: str, text: str) -> None:
+        self.errors.append("%s: %s" % (path, text))
+
+    def mapping(self, value: Any, path: str, required: bool = False) -> dict[str, Any]:
+        if value is None:
+            if required:
+                self.error(path, "is required")
+            return {}
+        if not isinstance(value, Mapping):
+            self.error(path, "must be a mapping, got %s" % _show(value))
+            return {}
+        return dict(value)
+
+    def integer(self, value: Any, path: str, low: int, high: int | None = None, default: int | None = None) -> int | None:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                self.error(path, "must be an integer %s, got %s" % (_bounds(low, high), _show(value)))
+                return default
+        if value < low or (high is not None and value > high):
+            self.error(path, "must be an integer %s, got %s" % (_bounds(low, high), value))
+            return default
+        return value
+
+    def number(self, value: Any, path: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.error(path, "must be a number, got %s" % _show(value))
+            return None
+        if math.isnan(value) or math.isinf(value):
+            self.error(path, "must be a finite number, got %s" % value)
+            return None
+        return float(value)
+
+    def string(self, value: Any, path: str, required: bool = False) -> str | None:
+        if value is None or value == "":
+            if required:
+                self.error(path, "is required")
+            return None
+        if not isinstance(value, str):
+            self.error(path, "must be a string, got %s" % _show(value))
+            return None
+        return value
+
+    def duration(self, value: Any, path: str) -> float | None:
+        try:
+            return parse_go_duration(value)
+        except ValueError as exc:
+            self.error(path, str(exc))
+            return None
+
+    def boolean(self, value: Any, path: str, default: bool = False) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(path, "must be true or false, got %s" % _show(value))
+            return default
+        return value
+
+
+def _bounds(low: int, high: int | None) -> str:
+    if high is None:
+        return "of at least %d" % low
+    return "between %d and %d" % (low, high)
+
+
+def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interval_override: str | None = None,
+               metric_interval_override: str | None = None, critical_metrics: list[str] | None = None) -> dict[str, Any]:
+    """Validate a Flagger Canary manifest and return the plan the role executes.
+
+    ``interval_override`` replaces ``analysis.interval`` and every metric
+    interval (tests and demos shorten a release without editing the manifest);
+    ``metric_interval_override`` replaces the metric intervals only and wins
+    over ``interval_override`` for them. ``critical_metrics`` names metrics
+    whose breach rolls back at once in the role's fast mode.
+    """
+    check = _Checker()
+    document = check.mapping(manifest, "manifest", required=True)
+    if check.errors:
+        raise CanarySpecError(check.errors)
+    _check_kind(check, document)
+    metadata = check.mapping(document.get("metadata"), "metadata", required=True)
+    name = check.string(metadata.get("name"), "metadata.name", required=True)
+    namespace = check.string(metadata.get("namespace"), "metadata.namespace", required=True)
+    for path, value in (("metadata.name", name), ("metadata.namespace", namespace)):
+        if value and not _DNS_LABEL.match(value):
+            check.error(path, "must be a DNS label (lowercase letters, digits and '-'), got %s" % _show(value))
+    spec = check.mapping(document.get("spec"), "spec", required=True)
+
+    provider = spec.get("provider") or ""
+    if provider not in SUPPORTED_PROVIDERS:
+        check.error("spec.provider", "only istio is supported, got %s" % _show(provider))
+    target = _target(check, spec)
+    service = _service(check, spec, target)
+    if spec.get("ingressRef"):
+        check.error("spec.ingressRef", "not supported: the role drives an Istio VirtualService")
+    autoscaler = None
+    if spec.get("autoscalerRef") is not None:
+        ref = check.mapping(spec.get("autoscalerRef"), "spec.autoscalerRef")
+        kind = ref.get("kind", "HorizontalPodAutoscaler")
+        if kind != "HorizontalPodAutoscaler":
+            check.error("spec.autoscalerRef.kind", "only HorizontalPodAutoscaler is supported, got %s" % _show(kind))
+        autoscaler = check.string(ref.get("name"), "spec.autoscalerRef.name", required=True)
+    deadline = check.integer(spec.get("progressDeadlineSeconds"), "spec.progressDeadlineSeconds", 1,
+                             default=DEFAULT_PROGRESS_DEADLINE)
+    skip_analysis = check.boolean(spec.get("skipAnalysis"), "spec.skipAnalysis")
+    suspended = check.boolean(spec.get("suspend"), "spec.suspend")
+
+    analysis_key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec else "canaryAnalysis"
+    analysis_path = "spec.%s" % analysis_key
+    analysis = check.mapping(spec.get(analysis_key), analysis_path, required=True)
+    _reject_other_strategies(check, analysis, analysis_path)
+
+    interval_path = analysis_path + ".interval"
+    interval_text = analysis.get("interval", DEFAULT_INTERVAL)
+    if interval_override:
+        interval_text, interval_path = interval_override, "interval override"
+    interval_seconds = check.duration(interval_text, interval_path)
+    threshold = check.integer(analysis.get("threshold"), analysis_path + ".threshold", 1, default=DEFAULT_THRESHOLD)
+    weights = _weights(check, analysis, analysis_path)
+    metric_interval = metric_interval_override or interval_override
+    metrics = _metrics(check, analysis, analysis_path, metric_templates or [], namespace, metric_interval,
+                       set(critical_metrics or []))
+    webhooks = _webhooks(check, analysis, analysis_path)
+    if analysis.get("alerts"):
+        check.notes.append("%s.alerts: not sent by the role; use event webhooks or the report instead" % analysis_path)
+    if check.errors:
+        raise CanarySpecError(check.errors)
+
+    assert name and namespace and target and interval_seconds is not None and weights is not None
+    return {
+        "name": name,
+        "namespace": namespace,
+        "target": target,
+        "target_kind": "Deployment",
+        "primary": target + "-primary",
+        "service": service,
+        "service_name": service["name"],
+        "autoscaler": autoscaler,
+        "progress_deadline_seconds": deadline,
+        "skip_analysis": skip_analysis,
+        "suspended": suspended,
+        "strategy": "canary",
+        "interval": format_seconds(interval_seconds),
+        "interval_seconds": interval_seconds,
+        "threshold": threshold,
+        "max_weight": weights["max_weight"],
+        "step_weight": weights["step_weight"],
+        "step_weights": weights["step_weights"],
+        "step_weight_promotion": weights["step_weight_promotion"],
+        "steps": weights["steps"],
+        "promotion_steps": promotion_steps(weights["steps"][-1], weights["step_weight_promotion"]),
+        "metrics": metrics,
+        "thresholds": [{"metric": m["name"], "min": (m.get("thresholdRange") or {}).get("min"),
+                        "max": (m.get("thresholdRange") or {}).get("max")} for m in metrics],
+        "webhooks": webhooks,
+        "notes": check.notes,
+    }
+
+
+def _check_kind(check: _Checker, document: dict[str, Any]) -> None:
+    kind = document.get("kind")
+    if kind != "Canary":
+        check.error("kind", "must be Canary, got %s" % _show(kind))
+    api_version = document.get("apiVersion")
+    if api_version is not None and not str(api_version).startswith("flagger.app/"):
+        check.error("apiVersion", "must be a flagger.app version such as flagger.app/v1beta1, got %s" % _show(api_version))
+
+
+def _target(check: _Checker, spec: dict[str, Any]) -> str | None:
+    ref = check.mapping(spec.get("targetRef"), "spec.targetRef", required=True)
+    kind = ref.get("kind")
+    if kind is None:
+        check.error("spec.targetRef.kind", "is required (Deployment)")
+    elif kind != "Deployment":
+        check.error("spec.targetRef.kind", "not supported yet: only Deployment targets can be released, got %s" % _show(kind))
+    api_version = ref.get("apiVersion")
+    if api_version not in (None, "apps/v1"):
+        check.error("spec.targetRef.apiVersion", "must be apps/v1, got %s" % _show(api_version))
+    name = check.string(ref.get("name"), "spec.targetRef.name", required=True)
+    if name and not _DNS_LABEL.match(name):
+        check.error("spec.targetRef.name", "must be a DNS label, got %s" % _show(name))
+    return name
+
+
+def _service(check: _Checker, spec: dict[str, Any], target: str | None) -> dict[str, Any]:
+    service = check.mapping(spec.get("service"), "spec.service", required=True)
+    check.integer(service.get("port"), "spec.service.port", 1, 65535)
+    if "port" not in service:
+        check.error("spec.service.port", "is required")
+    for key in ("hosts", "gateways"):
+        if key in service:
+            values = service[key]
+            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+                check.error("spec.service.%s" % key, "must be a list of strings, got %s" % _show(values))
+    name = service.get("name")
+    if name is not None:
+        check.string(name, "spec.service.name")
+    if service.get("apex") or service.get("primary") or service.get("canary"):
+        check.notes.append("spec.service.apex/primary/canary metadata is not applied to the generated services")
+    out = dict(service)
+    out["name"] = name or target or ""
+    return out
+
+
+def _reject_other_strategies(check: _Checker, analysis: dict[str, Any], path: str) -> None:
+    iterations = analysis.get("iterations")
+    if analysis.get("match"):
+        check.error(path + ".match", "A/B testing (match with iterations) is not supported yet; only the canary "
+                                     "strategy (stepWeight/stepWeights with maxWeight) runs")
+    elif iterations:
+        check.error(path + ".iterations", "blue/green (iterations without stepWeight) is not supported yet; only the "
+                                          "canary strategy (stepWeight/stepWeights with maxWeight) runs")
+    if analysis.get("mirror"):
+        check.error(path + ".mirror", "traffic mirroring is not supported yet; remove it to run a canary")
+    if analysis.get("sessionAffinity"):
+        check.error(path + ".sessionAffinity", "session affinity is not supported yet")
+
+
+def _weights(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, Any] | None:
+    step_weight = check.integer(analysis.get("stepWeight"), path + ".stepWeight", 1, TOTAL_WEIGHT, default=0)
+    raw_steps = analysis.get("stepWeights")
+    step_weights: list[int] = []
+    if raw_steps is not None:
+        if not isinstance(raw_steps, list) or not raw_steps:
+            check.error(path + ".stepWeights", "must be a non-empty list of integers, got %s" % _show(raw_steps))
+        else:
+            for index, item in enumerate(raw_steps):
+                value = check.integer(item, "%s.stepWeights[%d]" % (path, index), 1, TOTAL_WEIGHT)
+                if value is not None:
+                    if step_weights and value <= step_weights[-1]:
+                        check.error("%s.stepWeights[%d]" % (path, index),
+                                    "must be greater than the previous step (%d), got %d" % (step_weights[-1], value))
+                    step_weights.append(value)
+    max_weight = check.integer(analysis.get("maxWeight"), path + ".maxWeight", 1, TOTAL_WEIGHT)
+    promotion = check.integer(analysis.get("stepWeightPromotion"), path + ".stepWeightPromotion", 1, TOTAL_WEIGHT,
+                              default=0)
+    if not step_weight and not step_weights:
+        if "stepWeight" not in analysis and raw_steps is None:
+            check.error(path, "needs stepWeight (with maxWeight) or stepWeights to run a canary")
+        return None
+    if step_weights and not step_weight:
+        max_weight = min(TOTAL_WEIGHT, step_weights[-1])
+    elif max_weight is None:
+        max_weight = TOTAL_WEIGHT
+    assert step_weight is not None and promotion is not None
+    return {
+        "step_weight": step_weight,
+        "step_weights": step_weights,
+        "max_weight": max_weight,
+        "step_weight_promotion": promotion,
+        "steps": canary_steps(step_weight, max_weight, step_weights),
+    }
+
+
+def _template_key(manifest: Mapping[str, Any]) -> tuple[str, str | None]:
+    metadata = manifest.get("metadata") or {}
+    return str(metadata.get("name") or ""), metadata.get("namespace")
+
+
+def _resolve_template(check: _Checker, ref: Any, path: str, templates: list[Any], namespace: str | None) -> dict[str, Any] | None:
+    if isinstance(ref, str):
+        ref = {"name": ref}
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        check.error(path, "must name a MetricTemplate ({name: ..., namespace: ...}), got %s" % _show(ref))
+        return None
+    wanted = str(ref["name"])
+    wanted_namespace = ref.get("namespace") or namespace
+    usable = [t for t in templates if isinstance(t, Mapping) and t.get("kind", "MetricTemplate") == "MetricTemplate"]
+    found = [t for t in usable if _template_key(t)[0] == wanted and _template_key(t)[1] in (None, wanted_namespace)]
+    if not found:
+        given = ", ".join(sorted("%s/%s" % (_template_key(t)[1] or "-", _template_key(t)[0]) for t in usable)) or "none"
+        check.error(path, "MetricTemplate %s/%s was not given (pass it in canary_metric_templates; given: %s)"
+                    % (wanted_namespace, wanted, given))
+        return None
+    template = dict(found[0])
+    template_spec = template.get("spec") if isinstance(template.get("spec"), Mapping) else {}
+    provider = str((template_spec.get("provider") or {}).get("type") or "prometheus")
+    if provider.lower() != "prometheus":
+        check.error(path, "MetricTemplate %s uses provider %s; only prometheus is supported" % (wanted, _show(provider)))
+        return None
+    if not isinstance(template_spec.get("query"), str) or not template_spec["query"].strip():
+        check.error(path, "MetricTemplate %s has no spec.query" % wanted)
+        return None
+    return template
+
+
+def _threshold_range(check: _Checker, metric: dict[str, Any], path: str, name: str) -> dict[str, float] | None:
+    raw = metric.get("thresholdRange")
+    bounds: dict[str, float] = {}
+    if raw is not None:
+        mapping = check.mapping(raw, path + ".thresholdRange")
+        for key in sorted(set(mapping) - {"min", "max"}):
+            check.error("%s.thresholdRange.%s" % (path, key), "unknown field; thresholdRange has min and max")
+        for key in ("min", "max"):
+            value = check.number(mapping.get(key), "%s.thresholdRange.%s" % (path, key))
+            if value is not None:
+                bounds[key] = value
+        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+            check.error(path + ".thresholdRange", "min (%g) is greater than max (%g): no value could pass"
+                        % (bounds["min"], bounds["max"]))
+    elif metric.get("threshold") is not None:
+        # Flagger's deprecated single threshold: a floor for the success rate, a ceiling for everything else.
+        value = check.number(metric.get("threshold"), path + ".threshold")
+        if value is not None:
+            bounds["min" if name == "request-success-rate" else "max"] = value
+    if not bounds:
+        check.error(path + ".thresholdRange", "needs min and/or max so the metric can pass or fail")
+        return None
+    return bounds
+
+
+def _metrics(check: _Checker, analysis: dict[str, Any], path: str, templates: list[Any], namespace: str | None,
+             interval_override: str | None, critical: set[str]) -> list[dict[str, Any]]:
+    raw_metrics = analysis.get("metrics") or []
+    if not isinstance(raw_metrics, list):
+        check.error(path + ".metrics", "must be a list, got %s" % _show(raw_metrics))
+        return []
+    metrics: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_metrics):
+        metric_path = "%s.metrics[%d]" % (path, index)
+        if not isinstance(raw, Mapping):
+            check.error(metric_path, "must be a mapping, got %s" % _show(raw))
+            continue
+        name = check.string(raw.get("name"), metric_path + ".name", required=True)
+        if not name:
+            continue
+        if name in seen:
+            check.error(metric_path + ".name", "%s is listed twice" % _show(name))
+        seen.add(name)
+        entry: dict[str, Any] = {"name": name}
+        if raw.get("templateRef") is not None:
+            template = _resolve_template(check, raw.get("templateRef"), metric_path + ".templateRef", templates, namespace)
+            if template is not None:
+                entry["template"] = template
+                entry["templateRef"] = _template_key(template)[0]
+        elif raw.get("query"):
+            entry["query"] = check.string(raw.get("query"), metric_path + ".query")
+        elif name not in BUILTIN_METRICS:
+            check.error(metric_path, "%s is not a builtin metric (%s): give it a templateRef"
+                        % (_show(name), ", ".join(BUILTIN_METRICS)))
+        variables = check.mapping(raw.get("templateVariables"), metric_path + ".templateVariables")
+        if variables:
+            for key, value in variables.items():
+                if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                    check.error("%s.templateVariables.%s" % (metric_path, key), "must be a string, got %s" % _show(value))
+            entry["templateVariables"] = {str(k): str(v) for k, v in variables.items()}
+        interval_path = metric_path + ".interval"
+        interval = raw.get("interval", DEFAULT_METRIC_INTERVAL)
+        if interval_override:
+            interval, interval_path = interval_override, "metric interval override"
+        if not isinstance(interval, str) or not _PROMETHEUS_DURATION.match(interval):
+            check.error(interval_path, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % _show(interval))
+        entry["interval"] = interval
+        threshold_range = _threshold_range(check, dict(raw), metric_path, name)
+        if threshold_range is not None:
+            entry["thresholdRange"] = threshold_range
+        entry["critical"] = check.boolean(raw.get("critical"), metric_path + ".critical") or name in critical
+        metrics.append(entry)
+    unknown = critical - seen
+    if unknown:
+        check.error("critical metrics", "%s named but not among the manifest's metrics (%s)"
+                    % (", ".join(sorted(unknown)), ", ".join(sorted(seen)) or "none"))
+    return metrics
+
+
+def _webhooks(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, list[dict[str, Any]]]:
+    by_type: dict[str, list[dict[str, Any]]] = {kind: [] for kind in WEBHOOK_TYPES}
+    raw_hooks = analysis.get("webhooks") or []
+    if not isinstance(raw_hooks, list):
+        check.error(path + ".webhooks", "must be a list, got %s" % _show(raw_hooks))
+        return by_type
+    names: set[str] = set()
+    for index, raw in enumerate(raw_hooks):
+        hook_path = "%s.webhooks[%d]" % (path, index)
+        if not isinstance(raw, Mapping):
+            check.error(hook_path, "must be a mapping, got %s" % _show(raw))
+            continue
+        name = check.string(raw.get("name"), hook_path + ".name", required=True)
+        if name in names:
+            check.error(hook_path + ".name", "%s is used by another webhook" % _show(name))
+        names.add(name or "")
+        url = check.string(raw.get("url"), hook_path + ".url", required=True)
+        if url and not re.match(r"^https?://", url):
+            check.error(hook_path + ".url", "must be an http:// or https:// address, got %s" % _show(url))
+        kind = raw.get("type") or "rollout"
+        if kind not in WEBHOOK_TYPES:
+            check.error(hook_path + ".type", "must be one of %s, got %s" % (", ".join(WEBHOOK_TYPES), _show(kind)))
+            continue
+        hook: dict[str, Any] = {"name": name, "type": kind, "url": url}
+        if raw.get("timeout") is not None:
+            if check.duration(raw.get("timeout"), hook_path + ".timeout") is not None:
+                hook["timeout"] = raw["timeout"]
+        metadata = check.mapping(raw.get("metadata"), hook_path + ".metadata")
+        for key, value in metadata.items():
+            if isinstance(value, (dict, list)):
+                check.error("%s.metadata.%s" % (hook_path, key), "must be a string, got %s" % _show(value))
+        hook["metadata"] = {str(k): str(v) for k, v in metadata.items() if not isinstance(v, (dict, list))}
+        retries = check.integer(raw.get("retries"), hook_path + ".retries", 0)
+        if retries is not None:
+            hook["retries"] = retries
+        by_type[kind].append(hook)
+    return by_type

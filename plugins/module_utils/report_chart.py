@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Draws a release's timeline as inline SVG: the canary weight, then one panel per metric.
+
+All panels share one time axis so a failed check, the weight at that moment
+and the rollback line can be read straight down the page.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+from ansible_collections.progressive.delivery.plugins.module_utils.report_model import (
+    FAIL,
+    PASS,
+    PROMOTION,
+    ROLLBACK,
+    Event,
+    Report,
+    Threshold,
+    format_value,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.report_text import escape
+
+WIDTH = 1100
+LEFT = 64
+RIGHT = 28
+TOP = 30
+LABEL_BASELINE = 16
+PANEL_TITLE = 30
+WEIGHT_HEIGHT = 120
+METRIC_HEIGHT = 140
+AXIS = 30
+MAX_SAMPLE_DOTS = 400
+
+# Matches the page's CSS palette.
+BLUE = "#0969da"
+GREEN = "#1a7f37"
+RED = "#cf222e"
+GREY = "#8c959f"
+AXIS_GREY = "#d0d7de"
+TEXT_GREY = "#57606a"
+PURPLE = "#8250df"
+
+TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
+
+
+@dataclass(frozen=True)
+class Panel:
+    top: float
+    height: float
+    low: float
+    high: float
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    def y(self, value: float) -> float:
+        if self.high == self.low:
+            return self.top + self.height / 2
+        clamped = min(max(value, self.low), self.high)
+        return self.bottom - (clamped - self.low) / (self.high - self.low) * self.height
+
+
+class TimeScale:
+    def __init__(self, span: float) -> None:
+        self.span = span if span > 0 else 1.0
+        self.width = WIDTH - LEFT - RIGHT
+
+    def x(self, offset: float) -> float:
+        return LEFT + min(max(offset, 0.0), self.span) / self.span * self.width
+
+    def ticks(self) -> list[float]:
+        step = next((candidate for candidate in TIME_STEPS if self.span / candidate <= 8), TIME_STEPS[-1])
+        count = int(math.floor(self.span / step + 1e-9))
+        return [index * step for index in range(count + 1)]
+
+
+def format_offset(seconds: float) -> str:
+    """Time since the start as an axis label: 45s, 2m, 1m30s, 1h05m."""
+    total = int(round(seconds))
+    if total < 60:
+        return "%ds" % total
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return "%dh%02dm" % (hours, minutes)
+    return "%dm" % minutes if secs == 0 else "%dm%02ds" % (minutes, secs)
+
+
+def nice_range(values: Iterable[float]) -> tuple[float, float, list[float]]:
+    """(low, high, ticks): every value inside with a little headroom, ticks on round numbers within the range."""
+    numbers = list(values)
+    if not numbers:
+        return 0.0, 1.0, [0.0, 0.25, 0.5, 0.75, 1.0]
+    smallest, largest = min(numbers), max(numbers)
+    spread = largest - smallest
+    padding = spread * 0.08 if spread > 0 else max(abs(largest) * 0.05, 1.0)
+    low, high = smallest - padding, largest + padding
+    # A range of positive values should not show a negative axis only because of the headroom.
+    if smallest >= 0 > low:
+        low = 0.0
+    raw_step = (high - low) / 4
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    step = next(factor * magnitude for factor in (1, 2, 2.5, 5, 10) if factor * magnitude >= raw_step)
+    first = math.ceil(low / step - 1e-9)
+    last = math.floor(high / step + 1e-9)
+    ticks = [round(index * step, 10) for index in range(first, last + 1)]
+    return low, high, ticks
+
+
+def _num(value: float) -> str:
+    return ("%.1f" % value).rstrip("0").rstrip(".")
+
+
+def _title(text: str) -> str:
+    return "<title>%s</title>" % escape(text)
+
+
+def _text(x: float, y: float, content: str, css_class: str, anchor: str = "start") -> str:
+    return '<text x="%s" y="%s" class="%s" text-anchor="%s">%s</text>' % (_num(x), _num(y), css_class, anchor, escape(content))
+
+
+def _frame(panel: Panel, scale: TimeScale, ticks: list[float], labels: list[str]) -> list[str]:
+    parts = ['<rect x="%d" y="%s" width="%s" height="%s" class="panel"/>' % (LEFT, _num(panel.top), _num(scale.width), _num(panel.height))]
+    for tick in scale.ticks():
+        x = _num(scale.x(tick))
+        parts.append('<line x1="%s" x2="%s" y1="%s" y2="%s" class="grid"/>' % (x, x, _num(panel.top), _num(panel.bottom)))
+    for value, label in zip(ticks, labels):
+        y = panel.y(value)
+        parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="grid"/>' % (LEFT, _num(LEFT + scale.width), _num(y), _num(y)))
+        parts.append(_text(LEFT - 8, y + 4, label, "tick", "end"))
+    return parts
+
+
+def _event_label(event: Event) -> str:
+    parts = [format_offset(event.offset or 0.0), event.kind]
+    if event.weight is not None:
+        parts.append("weight %s%%" % format_value(event.weight))
+    if event.message:
+        parts.append(event.message)
+    return " · ".join(parts)
+
+
+def weight_points(report: Report) -> list[tuple[float, float]]:
+    """(offset, weight) in time order; traffic is all on the primary until the first recorded weight."""
+    points: list[tuple[float, float]] = [(0.0, 0.0)]
+    timed: list[tuple[float, float]] = []
+    for event in report.events:
+        if event.offset is None:
+            continue
+        weight = event.weight if event.weight is not None else (0.0 if event.kind == ROLLBACK else None)
+        if weight is not None:
+            timed.append((event.offset, weight))
+    if not timed:
+        # Events are authoritative; samples only tell the weight when no event does.
+        timed.extend((sample.offset, sample.weight) for sample in report.samples if sample.weight is not None)
+    timed.sort(key=lambda point: point[0])
+    points.extend(timed)
+    if report.final_weight is not None and report.finished_at is not None:
+        points.append((report.span, report.final_weight))
+    return points
+
+
+def _weight_panel(report: Report, scale: TimeScale, top: float) -> list[str]:
+    panel = Panel(top=top, height=WEIGHT_HEIGHT, low=0.0, high=100.0)
+    ticks = [0.0, 25.0, 50.0, 75.0, 100.0]
+    parts = [_text(LEFT, top - 10, "Canary weight", "panel-title")]
+    maximum = max(report.steps) if report.steps else None
+    if maximum is not None:
+        parts.append(_text(LEFT + scale.width, top - 10, "steps " + ", ".join(format_value(step) for step in report.steps) + " %",
+                           "panel-note", "end"))
+    parts.extend(_frame(panel, scale, ticks, ["%d%%" % tick for tick in ticks]))
+
+    points = weight_points(report)
+    path = ["M%s %s" % (_num(scale.x(points[0][0])), _num(panel.y(points[0][1])))]
+    for offset, weight in points[1:]:
+        path.append("H%s V%s" % (_num(scale.x(offset)), _num(panel.y(weight))))
+    path.append("H%s" % _num(scale.x(report.span)))
+    line = " ".join(path)
+    parts.append('<path d="%s V%s H%d Z" class="weight-area"/>' % (line, _num(panel.bottom), LEFT))
+    parts.append('<path d="%s" class="weight-line"/>' % line)
+
+    previous = None
+    for offset, weight in points[1:]:
+        if weight != previous:
+            parts.append('<circle cx="%s" cy="%s" r="3" class="weight-dot">%s</circle>' % (
+                _num(scale.x(offset)), _num(panel.y(weight)), _title("%s: weight %s%%" % (format_offset(offset), format_value(weight)))))
+        previous = weight
+
+    for event in report.events:
+        if event.offset is not None and event.failed:
+            x = scale.x(event.offset)
+            parts.append('<path d="M%s %s l-5 -9 h10 Z" class="failed-mark">%s</path>' % (
+                _num(x), _num(panel.top + 10), _title("failed check at " + _event_label(event))))
+    return parts
+
+
+def _metric_values(report: Report, metric: str) -> tuple[list[tuple[float, float]], list[tuple[Event, float | None, str, str]]]:
+    samples = [(sample.offset, sample.value) for sample in report.samples if sample.metric == metric]
+    checks = []
+    for event in report.events:
+        if event.offset is None:
+            continue
+        for check in event.metrics:
+            if check.name == metric:
+                checks.append((event, check.value, check.result, check.reason))
+    return samples, checks
+
+
+def _threshold_lines(threshold: Threshold, panel: Panel, scale: TimeScale) -> list[str]:
+    parts = []
+    right = LEFT + scale.width
+    if threshold.minimum is not None:
+        y = panel.y(threshold.minimum)
+        parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(y), _num(scale.width), _num(panel.bottom - y)))
+        parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
+        parts.append(_text(right - 6, y + 14, "min " + format_value(threshold.minimum), "threshold-label", "end"))
+    if threshold.maximum is not None:
+        y = panel.y(threshold.maximum)
+        parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(panel.top), _num(scale.width), _num(y - panel.top)))
+        parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
+        parts.append(_text(right - 6, y - 6, "max " + format_value(threshold.maximum), "threshold-label", "end"))
+    return parts
+
+
+def _check_marker(x: float, y: float, result: str, label: str) -> str:
+    if result == PASS:
+        return '<circle cx="%s" cy="%s" r="5" class="check-pass">%s</circle>' % (_num(x), _num(y), _title(label))
+    if result == FAIL:
+        return '<path d="M%s %s l6 6 l-6 6 l-6 -6 Z" class="check-fail">%s</path>' % (_num(x), _num(y - 6), _title(label))
+    return '<rect x="%s" y="%s" width="9" height="9" class="check-other">%s</rect>' % (_num(x - 4.5), _num(y - 4.5), _title(label))
+
+
+def _metric_panel(report: Report, metric: str, scale: TimeScale, top: float) -> list[str]:
+    threshold = report.threshold_for(metric)
+    samples, checks = _metric_values(report, metric)
+    values = [value for _, value in samples] + [value for _, value, _, _ in checks if value is not None]
+    bounds = [bound for bound in (threshold.minimum, threshold.maximum) if bound is not None]
+    low, high, ticks = nice_range(values + bounds)
+    panel = Panel(top=top, height=METRIC_HEIGHT, low=low, high=high)
+
+    failed = sum(1 for _, _, result, _ in checks if result == FAIL)
+    note = threshold.describe()
+    last = samples[-1][1] if samples else next((value for _, value, _, _ in reversed(checks) if value is not None), None)
+    if last is not None:
+        note += " · last " + format_value(last)
+    if failed:
+        note += " · %d failed check%s" % (failed, "" if failed == 1 else "s")
+    parts = [_text(LEFT, top - 10, metric, "panel-title"), _text(LEFT + scale.width, top - 10, note, "panel-note", "end")]
+    parts.extend(_frame(panel, scale, ticks, [format_value(tick) for tick in ticks]))
+    parts.extend(_threshold_lines(threshold, panel, scale))
+
+    if len(samples) > 1:
+        points = " ".join("%s,%s" % (_num(scale.x(offset)), _num(panel.y(value))) for offset, value in samples)
+        parts.append('<polyline points="%s" class="sample-line"/>' % points)
+    if len(samples) <= MAX_SAMPLE_DOTS:
+        for offset, value in samples:
+            breach = threshold.breached_by(value)
+            parts.append('<circle cx="%s" cy="%s" r="%s" class="%s">%s</circle>' % (
+                _num(scale.x(offset)), _num(panel.y(value)), "2.5" if breach else "2", "sample-bad" if breach else "sample",
+                _title("%s: %s %s" % (format_offset(offset), metric, format_value(value)))))
+
+    for event, value, result, reason in checks:
+        x = scale.x(event.offset or 0.0)
+        y = panel.y(value) if value is not None else panel.bottom - 8
+        label = "%s: %s %s — %s" % (format_offset(event.offset or 0.0), metric, format_value(value), result.replace("_", " "))
+        if reason:
+            label += " (%s)" % reason
+        parts.append(_check_marker(x, y, result, label))
+
+    if not values:
+        parts.append(_text(LEFT + scale.width / 2, panel.top + panel.height / 2 + 4, "no values recorded", "empty-note", "middle"))
+    return parts
+
+
+def _decisions(report: Report) -> list[tuple[float, str, str]]:
+    """(offset, css class, label) of every promotion and rollback; a failed run without a recorded rollback is marked at its end."""
+    decisions = [(event.offset, event.kind, _event_label(event)) for event in report.events
+                 if event.offset is not None and event.kind in (PROMOTION, ROLLBACK)]
+    if report.result.lower() == "failed" and not any(kind == ROLLBACK for _, kind, _ in decisions):
+        decisions.append((report.span, ROLLBACK, "failed: " + (report.reason or "no rollback step was recorded")))
+    return decisions
+
+
+def _decision_lines(report: Report, scale: TimeScale, bottom: float) -> list[str]:
+    parts = []
+    labelled: list[float] = []
+    for offset, kind, description in _decisions(report):
+        x = scale.x(offset)
+        label = "promoted" if kind == PROMOTION else "rolled back"
+        parts.append('<line x1="%s" x2="%s" y1="%s" y2="%s" class="decision %s">%s</line>' % (
+            _num(x), _num(x), _num(LABEL_BASELINE + 4), _num(bottom), kind, _title(description)))
+        if all(abs(x - other) > 90 for other in labelled):
+            anchor = "end" if x > WIDTH - RIGHT - 80 else "start"
+            parts.append(_text(x + (-5 if anchor == "end" else 5), LABEL_BASELINE, "%s at %s" % (label, format_offset(offset)),
+                               "decision-label " + kind, anchor))
+            labelled.append(x)
+    return parts
+
+
+def timeline_svg(report: Report) -> str:
+    scale = TimeScale(report.span)
+    metrics = report.metric_names
+    top = TOP + PANEL_TITLE
+    panels_bottom = top + WEIGHT_HEIGHT + len(metrics) * (PANEL_TITLE + METRIC_HEIGHT)
+    height = panels_bottom + AXIS
+
+    parts = _weight_panel(report, scale, top)
+    position = top + WEIGHT_HEIGHT
+    for metric in metrics:
+        position += PANEL_TITLE
+        parts.extend(_metric_panel(report, metric, scale, position))
+        position += METRIC_HEIGHT
+
+    for tick in scale.ticks():
+        parts.append(_text(scale.x(tick), panels_bottom + 18, format_offset(tick), "tick", "middle"))
+    parts.extend(_decision_lines(report, scale, panels_bottom))
+
+    description = "Timeline of canary %s: weight%s over %s" % (
+        report.name or "release", "".join(", " + metric for metric in metrics), format_offset(report.span))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 %d %s" role="img" aria-label="%s">%s%s</svg>' % (
+        WIDTH, _num(height), escape(description), _title(description), "".join(parts)))

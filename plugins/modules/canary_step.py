@@ -1,0 +1,450 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: canary_step
+short_description: One step of a canary release's workload lifecycle, with durable state and a lock
+version_added: 0.1.0
+author:
+  - progressive.delivery maintainers (@progressive-delivery)
+description:
+  - Drives the workloads of one canary the way Flagger's canary controller does, one O(action) per task, so that a
+    playbook run can be killed at any point and the next run carries on from what is recorded in the cluster.
+  - C(initialize) creates C(<target>-primary) from the target Deployment (selector and pod labels rewritten to
+    C(<value>-primary), ConfigMaps and Secrets the pods read copied as C(-primary)), the Services C(<svc>),
+    C(<svc>-primary) and C(<svc>-canary), the DestinationRules C(<svc>-primary) and C(<svc>-canary) and the
+    VirtualService C(<svc>) (primary 100, canary 0), or adopts a VirtualService the user owns. It waits for the
+    primary, points the apex Service at it and scales the target to 0. A second call changes nothing.
+  - C(detect) hashes the target's pod template and the data of the ConfigMaps/Secrets it reads and compares it
+    with the recorded revisions; RV(revision) says C(new_revision), C(nothing_to_do) or C(in_progress).
+  - C(start) scales the canary up and waits for it within O(progress_deadline_seconds); a canary that never becomes
+    ready is scaled back to 0 and the release is C(Failed) with the reason.
+  - C(record) stores one analysis result (weight, metric values and verdicts, webhook outcomes, failed checks).
+  - C(promote) copies the target's template and ConfigMaps/Secrets into the primary and waits for its rollout.
+    When the primary does not become ready the task fails and the phase stays C(Promoting), so the caller leaves
+    traffic on the canary. When it is ready the phase is C(Finalising); move all traffic to the primary, then run
+    C(finalize), which scales the canary to 0 and ends in C(Succeeded).
+  - C(rollback) scales the canary to 0 and ends in C(Failed) with O(reason); during a promotion the primary's
+    previous pod template is restored. The same revision is not started again until it changes or C(retry) re-arms it.
+  - C(retry) re-arms a C(Failed) release. C(status) returns the stored state. C(lock) and C(unlock) take and give
+    back the canary's Lease.
+  - State is a ConfigMap C(<name>-canary-state) (key C(state.json)) written with optimistic concurrency. Each phase
+    change emits a Kubernetes Event on the target Deployment.
+  - Every object the module creates carries the label C(app.kubernetes.io/managed-by=progressive.delivery) and the
+    annotation C(progressive.delivery/canary=<namespace>/<name>); an existing object without them is never changed
+    and makes the task fail before anything is written.
+  - The lock is a C(coordination.k8s.io/v1) Lease C(<name>-canary-lock) whose C(holderIdentity) is O(run_id).
+    Every action renews it when this run holds it and refuses to write while another live run does.
+extends_documentation_fragment:
+  - progressive.delivery.k8s_auth
+options:
+  action:
+    description:
+      - What to do. See the description for each action.
+    type: str
+    required: true
+    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock]
+  name:
+    description:
+      - Name of the canary (Flagger's C(metadata.name)); names the state ConfigMap and the Lease.
+    type: str
+    required: true
+  namespace:
+    description:
+      - Namespace of the canary, its target and every object it creates.
+    type: str
+    required: true
+  target:
+    description:
+      - Name of the target Deployment (Flagger's C(spec.targetRef.name)). Defaults to O(name).
+    type: str
+  target_kind:
+    description:
+      - Kind of the target (Flagger's C(spec.targetRef.kind)). Only C(Deployment) is supported; anything else fails
+        with an explanation.
+    type: str
+    default: Deployment
+  service:
+    description:
+      - Flagger's C(spec.service), keys spelled as in the Canary manifest. Needed by C(initialize).
+      - Used keys are C(name) (default O(target)), C(port) (required), C(targetPort) (default C(port)), C(portName)
+        (default C(http)), C(portDiscovery), C(hosts), C(gateways) (default C(mesh)), C(match), C(retries),
+        C(timeout), C(headers), C(corsPolicy), C(rewrite) and C(trafficPolicy). Other keys are ignored.
+    type: dict
+  virtual_service:
+    description:
+      - Drive a VirtualService the user owns instead of generating C(<svc>).
+    type: dict
+    suboptions:
+      adopt:
+        description:
+          - Name of the existing VirtualService. It is only read by this module; its route is changed by
+            M(progressive.delivery.vs_weight).
+        type: str
+      route:
+        description:
+          - Name of the HTTP route (C(spec.http[].name)) whose destinations the canary drives. Required with O(virtual_service.adopt).
+        type: str
+  autoscaler:
+    description:
+      - Name of a HorizontalPodAutoscaler (C(autoscaling/v2)) that scales the target (Flagger's
+        C(spec.autoscalerRef.name)). It gets a C(-primary) copy that scales the primary.
+    type: str
+  progress_deadline_seconds:
+    description:
+      - How long a canary or primary may take to become ready (Flagger's C(spec.progressDeadlineSeconds)).
+    type: int
+    default: 600
+  wait_timeout:
+    description:
+      - Overrides O(progress_deadline_seconds) for the waits of this task.
+      - With O(action=start), C(0) scales the canary up without waiting for it; the caller checks readiness itself.
+        Other actions always check readiness at least once.
+    type: int
+  run_id:
+    description:
+      - Identity of this playbook run, the same for all its tasks; it is the Lease's C(holderIdentity).
+      - Defaults to C(awx-job-<JOB_ID>) under AWX, else to the host, pid and start time of the C(ansible-playbook)
+        process found among this task's parents. Pass it explicitly when the module runs on a remote host.
+    type: str
+  holder:
+    description:
+      - Free text naming this run in lock errors. Defaults to the AWX job id, host and pid.
+    type: str
+  lease_ttl:
+    description:
+      - Seconds after the last renewal when another run may take the lock over. Must outlast the longest gap
+        between two tasks of a run (an analysis interval plus its webhooks).
+    type: int
+    default: 120
+  analysis:
+    description:
+      - One analysis result, for O(action=record).
+    type: dict
+    suboptions:
+      weight:
+        description: Canary weight the analysis ran at.
+        type: int
+      iteration:
+        description:
+          - Number of this analysis. Defaults to the stored count plus one; recording the same iteration, weight,
+            failed checks and phase again changes nothing, so a resumed run can repeat its last task safely.
+        type: int
+      metrics:
+        description: Metric results, each with C(name), C(value), C(result) and C(reason).
+        type: list
+        elements: dict
+      webhooks:
+        description: Webhook outcomes, each with C(name), C(type), C(result) and C(reason).
+        type: list
+        elements: dict
+      failed_checks:
+        description: Failed-check count after this analysis. Defaults to the stored count.
+        type: int
+      phase:
+        description: Phase after this analysis.
+        type: str
+        choices: [Progressing, Waiting, WaitingPromotion]
+      message:
+        description: A sentence for the state and the history.
+        type: str
+  phase:
+    description:
+      - With O(action=record), the phase when O(analysis.phase) is not given.
+      - With O(action=rollback), the resulting phase; only C(Failed) is accepted.
+    type: str
+    choices: [Progressing, Waiting, WaitingPromotion, Failed]
+  reason:
+    description:
+      - Why the release is rolled back, for O(action=rollback); stored in the state and the Event.
+    type: str
+  on_resume:
+    description:
+      - What RV(resume.action) proposes for a release left in progress by a run that died (its lock expired).
+      - C(resume) continues the analysis at the recorded weight, or finishes a promotion that had started.
+      - C(rollback) rolls it back, restoring the primary when a promotion had started.
+    type: str
+    choices: [resume, rollback]
+    default: resume
+  history_limit:
+    description:
+      - How many analysis and transition entries the state keeps.
+    type: int
+    default: 50
+notes:
+  - Traffic is not shifted by this module. M(progressive.delivery.vs_weight) moves the VirtualService weights;
+    O(action=record) stores the weight the analysis ran at.
+  - Check mode is supported for every action; the result is the plan, listed in RV(actions). Diff mode shows the
+    owned parts of each object before and after.
+requirements:
+  - kubernetes >= 24.2.0
+seealso:
+  - module: progressive.delivery.vs_weight
+  - module: progressive.delivery.prometheus_gate
+"""
+
+EXAMPLES = r"""
+- name: Take the canary's lock for this run
+  progressive.delivery.canary_step:
+    action: lock
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+
+- name: Create the primary, services, destination rules and virtual service
+  progressive.delivery.canary_step:
+    action: initialize
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    service:
+      port: 80
+      gateways:
+        - public-gateway.istio-system.svc.cluster.local
+      hosts:
+        - api.example.com
+
+- name: Is there a new revision?
+  progressive.delivery.canary_step:
+    action: detect
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+  register: detected
+
+- name: Scale the canary up
+  progressive.delivery.canary_step:
+    action: start
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    progress_deadline_seconds: 120
+  when: detected.revision == 'new_revision'
+
+- name: Record one analysis
+  progressive.delivery.canary_step:
+    action: record
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    analysis:
+      weight: 10
+      failed_checks: 0
+      metrics:
+        - name: request-success-rate
+          value: 99.9
+          result: pass
+
+- name: Copy the canary into the primary
+  progressive.delivery.canary_step:
+    action: promote
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+
+- name: Give the lock back
+  progressive.delivery.canary_step:
+    action: unlock
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+"""
+
+RETURN = r"""
+phase:
+  description: Phase after the action (Flagger's names), empty before initialization.
+  returned: always
+  type: str
+  sample: Progressing
+state:
+  description:
+    - The whole stored state, as kept in the ConfigMap C(<name>-canary-state).
+    - Keys include C(phase), C(canaryWeight), C(failedChecks), C(iterations), C(lastAppliedSpec),
+      C(lastPromotedSpec), C(failedSpec), C(trackedConfigs), C(runId), C(target), C(service), C(virtualService),
+      C(message), C(reason), C(startedAt), C(lastTransitionTime), C(lastUpdateTime) and C(history).
+  returned: always
+  type: dict
+revision:
+  description: For O(action=detect) and O(action=start), C(new_revision), C(nothing_to_do) or C(in_progress).
+  returned: when computed
+  type: str
+  sample: new_revision
+canary_weight:
+  description: The recorded canary weight.
+  returned: always
+  type: int
+  sample: 10
+failed_checks:
+  description: The recorded failed-check count.
+  returned: always
+  type: int
+  sample: 0
+iterations:
+  description: The recorded number of analyses of the current release.
+  returned: always
+  type: int
+  sample: 3
+checksum:
+  description: Hash of the target's pod template and the data of the ConfigMaps/Secrets it reads.
+  returned: always
+  type: str
+  sample: 5f1c0a4e9b7d2c31
+tracked_configs:
+  description: Hash of each tracked ConfigMap and Secret, keyed C(configmap/<name>) or C(secret/<name>).
+  returned: always
+  type: dict
+lock:
+  description: The canary's Lease.
+  returned: always
+  type: dict
+  contains:
+    held:
+      description: Whether a live run holds it.
+      type: bool
+    ours:
+      description: Whether this run holds it.
+      type: bool
+    run_id:
+      description: The holder's run id.
+      type: str
+    holder:
+      description: The holder's description.
+      type: str
+    acquired:
+      description: When the holder took it.
+      type: str
+    renewed:
+      description: When the holder last renewed it.
+      type: str
+    age_seconds:
+      description: Seconds since it was acquired.
+      type: float
+    lease_duration_seconds:
+      description: The TTL.
+      type: int
+    expires_in_seconds:
+      description: Seconds until another run may take it over.
+      type: float
+resume:
+  description: What this run should do about a release in progress.
+  returned: always
+  type: dict
+  contains:
+    needed:
+      description: True when another run left a release in progress and its lock is free.
+      type: bool
+    action:
+      description: C(none), C(continue), C(wait), C(resume), C(promote), C(finalize) or C(rollback).
+      type: str
+    weight:
+      description: The canary weight to set before going on (the recorded step, or 0 for a rollback).
+      type: int
+    phase:
+      description: The recorded phase.
+      type: str
+    iterations:
+      description: The recorded number of analyses.
+      type: int
+    failed_checks:
+      description: The recorded failed checks.
+      type: int
+    previous_run:
+      description: The run id that last wrote the state.
+      type: str
+run_id:
+  description: The run id this task used.
+  returned: always
+  type: str
+actions:
+  description: The writes done (or planned in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+message:
+  description: A sentence about the outcome.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.canary_manager import (
+    CanaryFailure,
+    CanaryManager,
+    CanaryParams,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
+    K8S_AUTH_ARG_SPEC,
+    client_from_module,
+    ensure_kubernetes,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.lease import run_identity
+from ansible_collections.progressive.delivery.plugins.module_utils.state import ACTIONS, ON_RESUME_CHOICES
+
+
+def argument_spec() -> dict:
+    return dict(
+        K8S_AUTH_ARG_SPEC,
+        action=dict(type="str", required=True, choices=list(ACTIONS)),
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        target=dict(type="str"),
+        target_kind=dict(type="str", default="Deployment"),
+        service=dict(type="dict"),
+        virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
+        autoscaler=dict(type="str"),
+        progress_deadline_seconds=dict(type="int", default=600),
+        wait_timeout=dict(type="int"),
+        run_id=dict(type="str"),
+        holder=dict(type="str"),
+        lease_ttl=dict(type="int", default=120),
+        analysis=dict(type="dict", options=dict(
+            weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
+            webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
+            phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion"]), message=dict(type="str"))),
+        phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion", "Failed"]),
+        reason=dict(type="str"),
+        on_resume=dict(type="str", choices=list(ON_RESUME_CHOICES), default="resume"),
+        history_limit=dict(type="int", default=50),
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    ensure_kubernetes(module)
+    p = module.params
+    for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):
+        if p[option] < 1:
+            module.fail_json(msg="%s must be at least 1, got %s" % (option, p[option]))
+    if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
+        module.fail_json(msg="wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
+    run_id, holder = run_identity(p["run_id"], p["holder"])
+    params = CanaryParams(
+        action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
+        target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
+        autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
+        analysis={k: v for k, v in (p["analysis"] or {}).items() if v is not None} or None, phase=p["phase"],
+        reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"])
+    manager = CanaryManager(client_from_module(module), params, check_mode=module.check_mode)
+    try:
+        result = manager.run()
+    except CanaryFailure as failure:
+        result = dict(failure.result)
+        for warning in result.pop("warnings_list", []):
+            module.warn(warning)
+        if not module._diff:
+            result.pop("diff", None)
+        module.fail_json(msg=failure.message, **result)
+    for warning in result.pop("warnings_list", []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

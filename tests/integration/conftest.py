@@ -1,0 +1,84 @@
+"""Fixtures for tests against the lab.
+
+One lab per test session, started in a temp state dir on free ports (so
+several runs can coexist), or the lab named by $LAB_STATE_DIR when one is
+running there. Tests isolate themselves by namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from typing import Iterator
+
+import pytest
+
+from lab import control
+from lab.testing import LabHandle, Objects, attach, start_lab
+
+
+def _running_lab_from_env() -> LabHandle | None:
+    state_dir = os.environ.get("LAB_STATE_DIR")
+    if not state_dir:
+        return None
+    try:
+        return attach(state_dir)
+    except control.LabError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[LabHandle]:
+    handle = _running_lab_from_env()
+    if handle is not None:
+        yield handle
+        return
+    handle = start_lab()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def k8s_auth(lab: LabHandle) -> dict[str, str]:
+    """Module options that authenticate against the lab as its admin."""
+    return {"kubeconfig": lab.kubeconfig}
+
+
+@pytest.fixture(scope="session")
+def lab_api_client(lab: LabHandle):
+    client = lab.kube_client()
+    yield client
+    client.close()
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-") or "test"
+    return f"{slug}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, lab_api_client) -> Iterator[str]:
+    """A fresh namespace in the lab, deleted (with everything in it) after the test."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+    core = client.CoreV1Api(lab_api_client)
+    name = _namespace_name(request.node.name)
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+@pytest.fixture
+def lab_objects(lab_api_client, namespace: str) -> Objects:
+    """Helpers creating workloads, services and VirtualServices in the test's namespace."""
+    return Objects(lab_api_client, namespace)

@@ -1,0 +1,434 @@
+"""canary_step against the lab: real HTTPS API emulator, workload controller, the module run as Ansible runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.support.modules import MODULE_PACKAGE, _environment, run_module
+
+kubernetes = pytest.importorskip("kubernetes")
+from kubernetes import client  # noqa: E402
+
+NAME = "backend"
+ISTIO = ("networking.istio.io", "v1")
+READY_ANNOTATION = "lab.progressive.delivery/ready"
+
+
+def poll(predicate, timeout=15.0, interval=0.1):
+    """Return the first truthy value of ``predicate``; fail with the last one after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("condition not met within %ss; last value: %r" % (timeout, last))
+
+
+@pytest.fixture
+def kube(lab):
+    api = lab.kube_client()
+
+    class Kube:
+        core = client.CoreV1Api(api)
+        apps = client.AppsV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        coordination = client.CoordinationV1Api(api)
+
+    return Kube
+
+
+def deployment_body(image="backend:1", annotations=None, deadline=30, replicas=2, config="backend-config"):
+    container = {"name": "app", "image": image, "ports": [{"containerPort": 8080}]}
+    if config:
+        container["envFrom"] = [{"configMapRef": {"name": config}}]
+    return {
+        "metadata": {"name": NAME, "labels": {"app": NAME}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": deadline,
+            "selector": {"matchLabels": {"app": NAME}},
+            "template": {"metadata": {"labels": {"app": NAME}, "annotations": dict(annotations or {})},
+                         "spec": {"containers": [container]}},
+        },
+    }
+
+
+@pytest.fixture
+def app(kube, namespace):
+    """A target Deployment reading a ConfigMap, as a user would deploy it."""
+    kube.core.create_namespaced_config_map(namespace, {"metadata": {"name": "backend-config"}, "data": {"greeting": "hello"}})
+    kube.apps.create_namespaced_deployment(namespace, deployment_body())
+    return namespace
+
+
+@pytest.fixture
+def step(k8s_auth, namespace):
+    """Run one canary_step task; ``run`` names the playbook run (its run_id)."""
+
+    def call(action, run="run-a", check_mode=False, diff=False, **args):
+        params = dict(k8s_auth, action=action, name=NAME, namespace=namespace, run_id=run, holder="job of " + run,
+                      progress_deadline_seconds=20)
+        params.update(args)
+        return run_module("canary_step", params, check_mode=check_mode, diff=diff)
+
+    return call
+
+
+SERVICE = {"port": 80, "targetPort": 8080, "hosts": ["api.example.com"],
+           "gateways": ["public-gateway.istio-system.svc.cluster.local"]}
+
+
+def ok(result):
+    assert not result.get("failed"), result.get("msg")
+    return result
+
+
+def stored_state(kube, namespace):
+    configmap = kube.core.read_namespaced_config_map(NAME + "-canary-state", namespace)
+    return json.loads(configmap.data["state.json"])
+
+
+def replicas(kube, namespace, name=NAME):
+    return kube.apps.read_namespaced_deployment(name, namespace).spec.replicas
+
+
+def set_image(kube, namespace, image, annotations=None):
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+    if annotations:
+        patch["spec"]["template"]["metadata"] = {"annotations": annotations}
+    kube.apps.patch_namespaced_deployment(NAME, namespace, patch)
+
+
+def events(kube, namespace):
+    return [e.message for e in kube.core.list_namespaced_event(namespace).items if e.involved_object.name == NAME]
+
+
+def initialized(step):
+    ok(step("lock"))
+    return ok(step("initialize", service=SERVICE))
+
+
+def test_initialize_creates_the_canary_objects_and_is_idempotent(kube, app, step):
+    namespace = app
+    first = initialized(step)
+    assert first["changed"] and first["phase"] == "Initialized"
+
+    primary = kube.apps.read_namespaced_deployment(NAME + "-primary", namespace)
+    assert primary.spec.selector.match_labels == {"app": "backend-primary"}
+    assert primary.spec.template.metadata.labels["app"] == "backend-primary"
+    assert primary.spec.template.spec.containers[0].env_from[0].config_map_ref.name == "backend-config-primary"
+    assert primary.metadata.labels["app.kubernetes.io/managed-by"] == "progressive.delivery"
+    copied = kube.core.read_namespaced_config_map("backend-config-primary", namespace)
+    assert copied.data == {"greeting": "hello"}
+
+    apex = kube.core.read_namespaced_service(NAME, namespace)
+    assert apex.spec.selector == {"app": "backend-primary"}
+    assert kube.core.read_namespaced_service(NAME + "-canary", namespace).spec.selector == {"app": "backend"}
+    assert apex.spec.ports[0].port == 80 and apex.spec.ports[0].target_port == 8080
+    for suffix in ("-primary", "-canary"):
+        rule = kube.custom.get_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "destinationrules", NAME + suffix)
+        assert rule["spec"] == {"host": NAME + suffix}
+    vs = kube.custom.get_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", NAME)
+    assert vs["spec"]["hosts"] == ["api.example.com", NAME]
+    assert vs["spec"]["gateways"] == SERVICE["gateways"]
+    assert [(d["destination"]["host"], d["weight"]) for d in vs["spec"]["http"][0]["route"]] == [
+        ("backend-primary", 100), ("backend-canary", 0)]
+    assert replicas(kube, namespace) == 0
+    state = stored_state(kube, namespace)
+    assert state["phase"] == "Initialized" and state["lastPromotedSpec"] == first["checksum"]
+    assert "configmap/backend-config" in state["trackedConfigs"]
+    assert any("Initialization done!" in message for message in events(kube, namespace))
+
+    second = ok(step("initialize", service=SERVICE))
+    assert second["changed"] is False, second["actions"]
+    assert second["actions"] == []
+    detected = ok(step("detect"))
+    assert detected["revision"] == "nothing_to_do"
+
+
+def test_check_mode_initialize_plans_and_writes_nothing(kube, app, step):
+    namespace = app
+    plan = ok(step("initialize", service=SERVICE, check_mode=True, diff=True))
+    assert plan["changed"] is True
+    assert "create Deployment %s/backend-primary" % namespace in plan["actions"]
+    assert "scale Deployment %s/backend from 2 to 0" % namespace in plan["actions"]
+    assert plan["diff"]["after"]["Deployment/backend-primary"]["spec"]["selector"] == {"matchLabels": {"app": "backend-primary"}}
+    assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(namespace).items] == [NAME]
+    assert [s.metadata.name for s in kube.core.list_namespaced_service(namespace).items] == []
+    assert replicas(kube, namespace) == 2
+    assert sorted(c.metadata.name for c in kube.core.list_namespaced_config_map(namespace).items) == ["backend-config"]
+
+
+def test_release_end_to_end_promotes_template_and_config(kube, app, step):
+    namespace = app
+    initialized(step)
+    set_image(kube, namespace, "backend:2")
+    kube.core.patch_namespaced_config_map("backend-config", namespace, {"data": {"greeting": "bonjour"}})
+    detected = ok(step("detect"))
+    assert detected["revision"] == "new_revision"
+
+    started = ok(step("start"))
+    assert started["phase"] == "Progressing" and started["revision"] == "new_revision"
+    assert replicas(kube, namespace) == 2
+    assert kube.apps.read_namespaced_deployment(NAME, namespace).status.available_replicas == 2
+    assert ok(step("start"))["changed"] is False  # a repeated start resumes, it does not restart
+
+    for iteration, weight in enumerate((10, 20), start=1):
+        recorded = ok(step("record", analysis={"weight": weight, "iteration": iteration, "failed_checks": 0, "metrics": [
+            {"name": "request-success-rate", "value": 99.9, "result": "pass"}]}))
+        assert recorded["canary_weight"] == weight and recorded["iterations"] == iteration
+    repeated = ok(step("record", analysis={"weight": 20, "iteration": 2, "failed_checks": 0}))
+    assert repeated["changed"] is False
+    assert ok(step("detect"))["revision"] == "in_progress"
+
+    promoted = ok(step("promote"))
+    assert promoted["phase"] == "Finalising"
+    primary = kube.apps.read_namespaced_deployment(NAME + "-primary", namespace)
+    assert primary.spec.template.spec.containers[0].image == "backend:2"
+    assert kube.core.read_namespaced_config_map("backend-config-primary", namespace).data == {"greeting": "bonjour"}
+    assert replicas(kube, namespace) == 2  # traffic may still be on the canary until it is routed to the primary
+
+    finalized = ok(step("finalize"))
+    assert finalized["phase"] == "Succeeded" and finalized["canary_weight"] == 0
+    assert replicas(kube, namespace) == 0
+    assert ok(step("detect"))["revision"] == "nothing_to_do"
+    assert ok(step("promote"))["changed"] is False
+    state = ok(step("status"))["state"]
+    assert state["lastPromotedSpec"] == state["lastAppliedSpec"] == promoted["checksum"]
+    assert [entry.get("action") or entry["weight"] for entry in state["history"]] == [
+        "initialize", "start", 10, 20, "promote", "promote", "finalize"]
+    story = events(kube, namespace)
+    for fragment in ("New revision detected! Scaling up", "Advance backend.%s canary weight 20" % namespace,
+                     "Copying backend.%s template spec" % namespace, "Promotion completed!"):
+        assert any(fragment in message for message in story), (fragment, story)
+
+
+def test_rollback_is_not_retried_until_retry_rearms_it(kube, app, step):
+    namespace = app
+    initialized(step)
+    set_image(kube, namespace, "backend:bad")
+    ok(step("start"))
+    ok(step("record", analysis={"weight": 10, "failed_checks": 1, "metrics": [
+        {"name": "request-success-rate", "value": 80.0, "result": "fail", "reason": "below 99"}]}))
+    rolled = ok(step("rollback", reason="failed checks threshold reached 1"))
+    assert rolled["phase"] == "Failed" and rolled["state"]["reason"] == "failed checks threshold reached 1"
+    assert replicas(kube, namespace) == 0
+    assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:1"
+
+    detected = ok(step("detect"))
+    assert detected["revision"] == "nothing_to_do" and "retry" in detected["message"]
+    refused = step("start")
+    assert refused["failed"] and "retry" in refused["msg"]
+    assert ok(step("rollback"))["changed"] is False
+
+    assert ok(step("retry"))["phase"] == "Initialized"
+    assert ok(step("detect"))["revision"] == "new_revision"
+
+
+def test_canary_that_never_becomes_ready_fails_with_the_reason(kube, app, step):
+    namespace = app
+    initialized(step)
+    kube.apps.patch_namespaced_deployment(NAME, namespace, {"spec": {"progressDeadlineSeconds": 2, "template": {
+        "metadata": {"annotations": {READY_ANNOTATION: "false"}}}}})
+    started = time.monotonic()
+    result = step("start", progress_deadline_seconds=15)
+    elapsed = time.monotonic() - started
+    assert result["failed"]
+    assert "never became ready" in result["msg"] and "progress deadline" in result["msg"], result["msg"]
+    assert elapsed < 15, "the ProgressDeadlineExceeded condition should end the wait before our own deadline"
+    assert result["phase"] == "Failed"
+    assert replicas(kube, namespace) == 0
+    assert stored_state(kube, namespace)["failedSpec"] == result["checksum"]
+
+
+def test_promote_with_a_primary_that_never_becomes_ready_keeps_traffic_and_rolls_back(kube, app, step):
+    namespace = app
+    initialized(step)
+    kube.apps.patch_namespaced_deployment(NAME, namespace, {"spec": {"progressDeadlineSeconds": 2, "template": {
+        "metadata": {"annotations": {READY_ANNOTATION: "false"}}}}})
+    ok(step("start", wait_timeout=0))
+    ok(step("record", analysis={"weight": 50, "failed_checks": 0}))
+
+    result = step("promote", wait_timeout=10)
+    assert result["failed"]
+    assert "is not ready after the promotion" in result["msg"] and "Traffic stays on the canary" in result["msg"]
+    assert result["phase"] == "Promoting"
+    assert replicas(kube, namespace) > 0, "the canary keeps serving while the primary is broken"
+    assert stored_state(kube, namespace)["phase"] == "Promoting"
+    assert step("finalize")["failed"]
+
+    rolled = ok(step("rollback", reason="primary not ready"))
+    assert rolled["phase"] == "Failed"
+    primary = kube.apps.read_namespaced_deployment(NAME + "-primary", namespace)
+    assert READY_ANNOTATION not in (primary.spec.template.metadata.annotations or {})
+    poll(lambda: (kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).status.available_replicas or 0) >= 2)
+    assert replicas(kube, namespace) == 0
+
+
+def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
+    namespace = app
+    ok(step("lock", run="run-a", lease_ttl=3))
+    refused = step("lock", run="run-b")
+    assert refused["failed"]
+    assert "locked by another run: job of run-a (run id run-a)" in refused["msg"]
+    writing = step("initialize", run="run-b", service=SERVICE)
+    assert writing["failed"] and "job of run-a" in writing["msg"]
+    assert kube.apps.list_namespaced_deployment(namespace).items[0].metadata.name == NAME
+    assert len(kube.apps.list_namespaced_deployment(namespace).items) == 1
+    assert ok(step("status", run="run-b"))["lock"]["holder"] == "job of run-a"
+
+    # run-a stops renewing: once its TTL passes, run-b takes over.
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    assert taken["lock"]["ours"] and taken["message"].startswith("lock taken over")
+    lease = kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace)
+    assert lease.spec.holder_identity == "run-b" and lease.spec.lease_transitions == 1
+    assert ok(step("unlock", run="run-a"))["changed"] is False
+    assert ok(step("unlock", run="run-b"))["changed"] is True
+    assert kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace).spec.holder_identity is None
+
+
+def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app, step):
+    namespace = app
+    ok(step("lock", lease_ttl=2))
+    ok(step("initialize", service=SERVICE))
+    set_image(kube, namespace, "backend:2")
+    ok(step("start"))
+    ok(step("record", analysis={"weight": 20, "iteration": 1, "failed_checks": 0}))
+    # run-a dies here: no unlock, no more renewals.
+
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    assert taken["resume"] == {"needed": True, "action": "resume", "phase": "Progressing", "weight": 20,
+                               "iterations": 1, "failed_checks": 0, "previous_run": "run-a"}
+    detected = ok(step("detect", run="run-b"))
+    assert detected["revision"] == "in_progress" and detected["resume"]["action"] == "resume"
+    assert ok(step("start", run="run-b"))["phase"] == "Progressing"
+    recorded = ok(step("record", run="run-b", analysis={"weight": 30, "iteration": 2, "failed_checks": 0}))
+    assert recorded["iterations"] == 2 and recorded["state"]["runId"] == "run-b"
+    ok(step("promote", run="run-b"))
+    assert ok(step("finalize", run="run-b"))["phase"] == "Succeeded"
+    assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:2"
+
+
+def test_run_killed_during_analysis_can_be_rolled_back_instead(kube, app, step):
+    namespace = app
+    ok(step("lock", lease_ttl=2))
+    ok(step("initialize", service=SERVICE))
+    set_image(kube, namespace, "backend:2")
+    ok(step("start"))
+    ok(step("record", analysis={"weight": 40, "failed_checks": 1}))
+
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(
+        step("lock", run="run-b", on_resume="rollback")), timeout=10, interval=0.5)
+    assert taken["resume"]["action"] == "rollback" and taken["resume"]["weight"] == 0
+    rolled = ok(step("rollback", run="run-b", reason="the previous run died"))
+    assert rolled["phase"] == "Failed" and replicas(kube, namespace) == 0
+    assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:1"
+
+
+def test_run_killed_during_promote_is_finished_by_the_next_run(kube, app, step, lab, k8s_auth):
+    namespace = app
+    ok(step("lock", lease_ttl=2))
+    ok(step("initialize", service=SERVICE))
+    set_image(kube, namespace, "backend:2")
+    ok(step("start"))
+    ok(step("record", analysis={"weight": 50, "failed_checks": 0}))
+
+    # Hold the primary's update in the API server so the run can be killed in the middle of the promotion.
+    lab.inject_fault("PUT", r"/namespaces/%s/deployments/backend-primary$" % namespace, delay=20)
+    args = dict(k8s_auth, action="promote", name=NAME, namespace=namespace, run_id="run-a", holder="job of run-a")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    process = subprocess.Popen([sys.executable, "-m", MODULE_PACKAGE + ".canary_step", handle.name],
+                               env=_environment(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll(lambda: stored_state(kube, namespace)["phase"] == "Promoting", timeout=15, interval=0.05)
+        time.sleep(0.3)  # let the run reach its PUT of the primary, which the API server holds
+    finally:
+        process.kill()
+        process.wait()
+        os.unlink(handle.name)
+    lab.clear_faults()
+
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    assert taken["resume"]["action"] == "promote" and taken["resume"]["phase"] == "Promoting"
+    assert step("start", run="run-b")["failed"], "a half-done promotion is never started over"
+    promoted = ok(step("promote", run="run-b"))
+    assert promoted["phase"] == "Finalising"
+    assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:2"
+    finished = ok(step("finalize", run="run-b"))
+    assert finished["phase"] == "Succeeded" and replicas(kube, namespace) == 0
+    history = [entry.get("action") for entry in finished["state"]["history"] if entry.get("action")]
+    assert history == ["initialize", "start", "promote", "promote", "finalize"]
+
+
+def test_bad_input_fails_clearly_and_creates_nothing(kube, namespace, step, lab, k8s_auth):
+    missing = step("initialize", service=SERVICE)
+    assert missing["failed"] and "Deployment %s/backend (the target of canary backend) was not found" % namespace in missing["msg"]
+
+    body = deployment_body(config=None)
+    body["spec"]["selector"]["matchLabels"] = {"tier": "web"}
+    body["spec"]["template"]["metadata"]["labels"] = {"tier": "web"}
+    kube.apps.create_namespaced_deployment(namespace, body)
+    unusable = step("initialize", service=SERVICE)
+    assert unusable["failed"] and "no usable selector label" in unusable["msg"] and "app, name, app.kubernetes.io/name" in unusable["msg"]
+    kube.apps.delete_namespaced_deployment(NAME, namespace)
+
+    kube.apps.create_namespaced_deployment(namespace, deployment_body(config=None))
+    not_a_deployment = step("initialize", service=SERVICE, target_kind="DaemonSet")
+    assert not_a_deployment["failed"] and "only Deployments are supported" in not_a_deployment["msg"]
+
+    no_port = step("initialize", service={"hosts": ["x"]})
+    assert no_port["failed"] and "service.port is required" in no_port["msg"]
+
+    foreign = deployment_body(config=None)
+    foreign["metadata"]["name"] = NAME + "-primary"
+    kube.apps.create_namespaced_deployment(namespace, foreign)
+    kube.core.create_namespaced_service(namespace, {"metadata": {"name": NAME}, "spec": {"ports": [{"port": 80}]}})
+    owned = step("initialize", service=SERVICE)
+    assert owned["failed"], owned
+    assert "Deployment %s/backend-primary exists but was not created by progressive.delivery" % namespace in owned["msg"]
+    assert "Service %s/backend exists but was not created by progressive.delivery" % namespace in owned["msg"]
+    assert "delete it or adopt it" in owned["msg"]
+    kube.apps.delete_namespaced_deployment(NAME + "-primary", namespace)
+    kube.core.delete_namespaced_service(NAME, namespace)
+
+    kube.custom.create_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "edge"},
+        "spec": {"hosts": ["edge"], "http": [{"name": "web", "route": [{"destination": {"host": "backend-primary"}}]}]}})
+    no_route = step("initialize", service=SERVICE, virtual_service={"adopt": "edge", "route": "api"})
+    assert no_route["failed"] and "VirtualService %s/edge has no HTTP route named 'api' (routes: web)" % namespace in no_route["msg"]
+
+    readonly = run_module("canary_step", dict(kubeconfig=lab.readonly_kubeconfig, action="initialize", name=NAME,
+                                              namespace=namespace, run_id="ro", service=SERVICE))
+    assert readonly["failed"] and "403" in readonly["msg"] and "docs/rbac.yml" in readonly["msg"], readonly["msg"]
+
+    assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(namespace).items] == [NAME]
+    assert [s.metadata.name for s in kube.core.list_namespaced_service(namespace).items] == []
+    assert kube.core.list_namespaced_config_map(namespace).items == []
+    assert replicas(kube, namespace) == 2
+
+
+def test_adopted_virtual_service_is_recorded_and_left_alone(kube, app, step):
+    namespace = app
+    spec = {"hosts": ["edge.example.com"], "http": [
+        {"name": "health", "route": [{"destination": {"host": "health"}}]},
+        {"name": "api", "route": [{"destination": {"host": "backend-primary"}, "weight": 100},
+                                  {"destination": {"host": "backend-canary"}, "weight": 0}]}]}
+    kube.custom.create_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "edge"}, "spec": spec})
+    result = ok(step("initialize", service=SERVICE, virtual_service={"adopt": "edge", "route": "api"}))
+    assert result["state"]["virtualService"] == {"name": "edge", "route": "api", "adopted": True,
+                                                 "apiVersion": "networking.istio.io/v1"}
+    names = [vs["metadata"]["name"] for vs in kube.custom.list_namespaced_custom_object(
+        ISTIO[0], ISTIO[1], namespace, "virtualservices")["items"]]
+    assert names == ["edge"]
+    assert kube.custom.get_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", "edge")["spec"] == spec
