@@ -47,7 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"could not stop the previous lab in {state_dir}: {', '.join(leftovers)}", file=sys.stderr)
         return 1
     started = time.monotonic()
-    process = control.spawn_serve(state_dir, seed=not args.no_seed, prometheus=True, detach=True)
+    process = control.spawn_serve(state_dir, seed=args.seed, prometheus=True, detach=True)
     try:
         info = control.wait_until_up(state_dir, process, args.timeout)
     except control.LabError as error:
@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", parents=[common], help="start the lab in the background (idempotent)")
-    up.add_argument("--no-seed", action="store_true", help="do not create the demo objects (namespace prod, backend-service)")
+    up.add_argument("--seed", action=argparse.BooleanOptionalAction, default=True,
+                    help="create the demo objects: namespace prod, Deployment backend-service (default: yes)")
     up.add_argument("--timeout", type=float, default=control.DEFAULT_UP_TIMEOUT, help="seconds to wait for every endpoint")
     up.set_defaults(func=cmd_up)
 

@@ -275,7 +275,6 @@ class WorkloadController:
         return max(min(waits), 0.0) if waits else None
 
     def _settle_pods(self, deployment: dict, pods: list[dict], new_hash: str) -> list[dict]:
-        meta = deployment["metadata"]
         spec = deployment.get("spec") or {}
         desired = int(spec.get("replicas", 1))
         ready = template_ready(spec.get("template") or {})

@@ -64,6 +64,25 @@ def demo_deployment(namespace: str = DEMO_NAMESPACE, name: str = DEMO_DEPLOYMENT
     }
 
 
+# Namespaces every real cluster (with Istio) has from the start; clients and
+# tests may rely on `default` existing.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "istio-system")
+
+
+def seed_system(store: Store) -> None:
+    """Create the namespaces a fresh cluster has, unless they already exist."""
+    for name in SYSTEM_NAMESPACES:
+        if store.get("namespaces", None, name) is not None:
+            continue
+        namespace = _namespace(name)
+        if name != "default":
+            del namespace["metadata"]["labels"]["istio-injection"]
+        try:
+            store.create("namespaces", namespace)
+        except AlreadyExists:
+            continue
+
+
 def seed_demo(store: Store) -> None:
     """Create namespace prod and Deployment backend-service unless they already exist."""
     for resource, obj in (("namespaces", _namespace(DEMO_NAMESPACE)), ("deployments", demo_deployment())):

@@ -99,7 +99,7 @@ class KubeAPI:
 
     def _discovery(self, request: Request, target: DiscoveryRoute) -> Response:
         if request.method != "GET":
-            raise st.method_not_allowed(f"the server does not allow this method on the requested resource")
+            raise st.method_not_allowed("the server does not allow this method on the requested resource")
         if target.document == "health":
             return Response(200, "ok")
         if target.document == "version":
@@ -413,9 +413,10 @@ class KubeAPI:
         except store_module.Conflict as error:
             if preconditions.get("uid") and "UID" in str(error):
                 raise st.conflict(rtype, name, str(error)) from None
+            current = (self.store.get(rtype.plural, target.namespace, name) or {}).get("metadata", {})
             raise st.conflict(rtype, name, f"Precondition failed: ResourceVersion in precondition: "
                                            f"{preconditions.get('resourceVersion')}, ResourceVersion in object meta: "
-                                           f"{(self.store.get(rtype.plural, target.namespace, name) or {}).get('metadata', {}).get('resourceVersion')}") from None
+                                           f"{current.get('resourceVersion')}") from None
         if rtype.plural == "namespaces":
             if not dry_run:
                 self.store.delete_namespace_contents(name)

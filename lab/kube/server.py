@@ -13,6 +13,8 @@ from lab.faults import FaultInjector
 from lab.kube import kubeconfig, status as st, tls
 from lab.kube.api import KubeAPI, Request, Response
 from lab.kube.auth import ADMIN_USER, TokenAuthenticator
+from lab.kube.routing import ResourceRoute, UnknownPath, route
+from lab.seed import seed_system
 from lab.store import Store
 
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
@@ -47,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "lab-kube-apiserver"
     sys_version = ""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base class
+    def log_message(self, format: str, *args: object) -> None:  # pylint: disable=redefined-builtin
         pass
 
     def handle(self) -> None:
@@ -179,7 +181,6 @@ def _fault_status(code: int, path: str) -> dict:
 
 
 def _details_from_path(path: str) -> dict:
-    from lab.kube.routing import ResourceRoute, UnknownPath, route
     try:
         target = route(path)
     except UnknownPath:
@@ -221,6 +222,7 @@ class KubeAPIServer:
         return self.authenticator.readonly_token
 
     def start(self) -> None:
+        seed_system(self.store)
         ca_path, cert_path, key_path = tls.generate(self.state_dir / "pki", (self.host, "localhost"))
         self.ca_cert_path = ca_path
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -18,7 +18,7 @@ options:
     aliases: [url]
   prometheus_token:
     description:
-      - Bearer token sent as C(Authorization: Bearer <token>). Falls back to E(PROMETHEUS_TOKEN).
+      - "Bearer token sent as C(Authorization: Bearer <token>). Falls back to E(PROMETHEUS_TOKEN)."
       - Mutually exclusive with O(prometheus_username).
     type: str
   prometheus_username:

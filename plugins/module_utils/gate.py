@@ -391,9 +391,6 @@ def _sample(taken: float, start: float, results: list[dict[str, Any]]) -> dict[s
     }
 
 
-
-
-
 MODES = ("once", "watch", "compare", "at", "range")
 
 

@@ -30,7 +30,7 @@ LEFT = 64
 RIGHT = 28
 TOP = 30
 LABEL_BASELINE = 16
-PANEL_TITLE = 30
+PANEL_TITLE = 42
 WEIGHT_HEIGHT = 120
 METRIC_HEIGHT = 140
 AXIS = 30
@@ -200,31 +200,42 @@ def _weight_panel(report: Report, scale: TimeScale, top: float) -> list[str]:
     return parts
 
 
-def _metric_values(report: Report, metric: str) -> tuple[list[tuple[float, float]], list[tuple[Event, float | None, str, str]]]:
+@dataclass(frozen=True)
+class PlottedCheck:
+    event: Event
+    offset: float
+    value: float | None
+    result: str
+    reason: str
+
+
+def _metric_values(report: Report, metric: str) -> tuple[list[tuple[float, float]], list[PlottedCheck]]:
     samples = [(sample.offset, sample.value) for sample in report.samples if sample.metric == metric]
-    checks = []
-    for event in report.events:
-        if event.offset is None:
-            continue
-        for check in event.metrics:
-            if check.name == metric:
-                checks.append((event, check.value, check.result, check.reason))
+    checks = [
+        PlottedCheck(event, event.offset, check.value, check.result, check.reason)
+        for event in report.events if event.offset is not None
+        for check in event.metrics if check.name == metric
+    ]
     return samples, checks
 
 
 def _threshold_lines(threshold: Threshold, panel: Panel, scale: TimeScale) -> list[str]:
+    # Labels sit at the left edge: the right edge is where promotion and rollback lines usually fall.
     parts = []
     right = LEFT + scale.width
+    label_x = LEFT + 6
     if threshold.minimum is not None:
         y = panel.y(threshold.minimum)
         parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(y), _num(scale.width), _num(panel.bottom - y)))
         parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
-        parts.append(_text(right - 6, y + 14, "min " + format_value(threshold.minimum), "threshold-label", "end"))
+        label_y = y + 14 if panel.bottom - y >= 18 else y - 5
+        parts.append(_text(label_x, label_y, "min " + format_value(threshold.minimum), "threshold-label"))
     if threshold.maximum is not None:
         y = panel.y(threshold.maximum)
         parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(panel.top), _num(scale.width), _num(y - panel.top)))
         parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
-        parts.append(_text(right - 6, y - 6, "max " + format_value(threshold.maximum), "threshold-label", "end"))
+        label_y = y - 5 if y - panel.top >= 18 else y + 14
+        parts.append(_text(label_x, label_y, "max " + format_value(threshold.maximum), "threshold-label"))
     return parts
 
 
@@ -239,14 +250,14 @@ def _check_marker(x: float, y: float, result: str, label: str) -> str:
 def _metric_panel(report: Report, metric: str, scale: TimeScale, top: float) -> list[str]:
     threshold = report.threshold_for(metric)
     samples, checks = _metric_values(report, metric)
-    values = [value for _, value in samples] + [value for _, value, _, _ in checks if value is not None]
+    values = [sample[1] for sample in samples] + [check.value for check in checks if check.value is not None]
     bounds = [bound for bound in (threshold.minimum, threshold.maximum) if bound is not None]
     low, high, ticks = nice_range(values + bounds)
     panel = Panel(top=top, height=METRIC_HEIGHT, low=low, high=high)
 
-    failed = sum(1 for _, _, result, _ in checks if result == FAIL)
+    failed = sum(1 for check in checks if check.result == FAIL)
     note = threshold.describe()
-    last = samples[-1][1] if samples else next((value for _, value, _, _ in reversed(checks) if value is not None), None)
+    last = samples[-1][1] if samples else next((check.value for check in reversed(checks) if check.value is not None), None)
     if last is not None:
         note += " · last " + format_value(last)
     if failed:
@@ -265,13 +276,14 @@ def _metric_panel(report: Report, metric: str, scale: TimeScale, top: float) -> 
                 _num(scale.x(offset)), _num(panel.y(value)), "2.5" if breach else "2", "sample-bad" if breach else "sample",
                 _title("%s: %s %s" % (format_offset(offset), metric, format_value(value)))))
 
-    for event, value, result, reason in checks:
-        x = scale.x(event.offset or 0.0)
-        y = panel.y(value) if value is not None else panel.bottom - 8
-        label = "%s: %s %s — %s" % (format_offset(event.offset or 0.0), metric, format_value(value), result.replace("_", " "))
-        if reason:
-            label += " (%s)" % reason
-        parts.append(_check_marker(x, y, result, label))
+    for check in checks:
+        y = panel.y(check.value) if check.value is not None else panel.bottom - 8
+        label = "%s: %s %s — %s" % (format_offset(check.offset), metric, format_value(check.value), check.result.replace("_", " "))
+        if check.reason:
+            label += " (%s)" % check.reason
+        if check.event.message:
+            label += "; " + check.event.message
+        parts.append(_check_marker(scale.x(check.offset), y, check.result, label))
 
     if not values:
         parts.append(_text(LEFT + scale.width / 2, panel.top + panel.height / 2 + 4, "no values recorded", "empty-note", "middle"))
@@ -282,7 +294,7 @@ def _decisions(report: Report) -> list[tuple[float, str, str]]:
     """(offset, css class, label) of every promotion and rollback; a failed run without a recorded rollback is marked at its end."""
     decisions = [(event.offset, event.kind, _event_label(event)) for event in report.events
                  if event.offset is not None and event.kind in (PROMOTION, ROLLBACK)]
-    if report.result.lower() == "failed" and not any(kind == ROLLBACK for _, kind, _ in decisions):
+    if report.result.lower() == "failed" and not any(decision[1] == ROLLBACK for decision in decisions):
         decisions.append((report.span, ROLLBACK, "failed: " + (report.reason or "no rollback step was recorded")))
     return decisions
 

@@ -191,10 +191,13 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Only reads from Prometheus.
+    details: Only reads from Prometheus, so check mode evaluates the gate exactly as a normal run does.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+    details: The module never changes anything.
 notes:
   - Flagger's provider turns NaN and empty results into "no values found", which halts the analysis like a failed
     check. This module does the same with O(metrics[].on_no_data=fail) and adds the reason.

@@ -19,6 +19,8 @@ from kubernetes import client  # noqa: E402
 NAME = "backend"
 ISTIO = ("networking.istio.io", "v1")
 READY_ANNOTATION = "lab.progressive.delivery/ready"
+# Short, so a "dead" run's lock expires quickly; long enough for a few module calls in a row.
+LEASE_TTL = 4
 
 
 def poll(predicate, timeout=15.0, interval=0.1):
@@ -76,7 +78,7 @@ def step(k8s_auth, namespace):
 
     def call(action, run="run-a", check_mode=False, diff=False, **args):
         params = dict(k8s_auth, action=action, name=NAME, namespace=namespace, run_id=run, holder="job of " + run,
-                      progress_deadline_seconds=20)
+                      progress_deadline_seconds=20, lease_ttl=LEASE_TTL)
         params.update(args)
         return run_module("canary_step", params, check_mode=check_mode, diff=diff)
 
@@ -276,7 +278,7 @@ def test_promote_with_a_primary_that_never_becomes_ready_keeps_traffic_and_rolls
 
 def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     namespace = app
-    ok(step("lock", run="run-a", lease_ttl=3))
+    ok(step("lock", run="run-a"))
     refused = step("lock", run="run-b")
     assert refused["failed"]
     assert "locked by another run: job of run-a (run id run-a)" in refused["msg"]
@@ -287,7 +289,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     assert ok(step("status", run="run-b"))["lock"]["holder"] == "job of run-a"
 
     # run-a stops renewing: once its TTL passes, run-b takes over.
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["lock"]["ours"] and taken["message"].startswith("lock taken over")
     lease = kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace)
     assert lease.spec.holder_identity == "run-b" and lease.spec.lease_transitions == 1
@@ -298,14 +300,14 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
 
 def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app, step):
     namespace = app
-    ok(step("lock", lease_ttl=2))
+    ok(step("lock"))
     ok(step("initialize", service=SERVICE))
     set_image(kube, namespace, "backend:2")
     ok(step("start"))
     ok(step("record", analysis={"weight": 20, "iteration": 1, "failed_checks": 0}))
     # run-a dies here: no unlock, no more renewals.
 
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"] == {"needed": True, "action": "resume", "phase": "Progressing", "weight": 20,
                                "iterations": 1, "failed_checks": 0, "previous_run": "run-a"}
     detected = ok(step("detect", run="run-b"))
@@ -320,14 +322,14 @@ def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app,
 
 def test_run_killed_during_analysis_can_be_rolled_back_instead(kube, app, step):
     namespace = app
-    ok(step("lock", lease_ttl=2))
+    ok(step("lock"))
     ok(step("initialize", service=SERVICE))
     set_image(kube, namespace, "backend:2")
     ok(step("start"))
     ok(step("record", analysis={"weight": 40, "failed_checks": 1}))
 
     taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(
-        step("lock", run="run-b", on_resume="rollback")), timeout=10, interval=0.5)
+        step("lock", run="run-b", on_resume="rollback")), timeout=15, interval=0.5)
     assert taken["resume"]["action"] == "rollback" and taken["resume"]["weight"] == 0
     rolled = ok(step("rollback", run="run-b", reason="the previous run died"))
     assert rolled["phase"] == "Failed" and replicas(kube, namespace) == 0
@@ -336,29 +338,31 @@ def test_run_killed_during_analysis_can_be_rolled_back_instead(kube, app, step):
 
 def test_run_killed_during_promote_is_finished_by_the_next_run(kube, app, step, lab, k8s_auth):
     namespace = app
-    ok(step("lock", lease_ttl=2))
+    ok(step("lock"))
     ok(step("initialize", service=SERVICE))
     set_image(kube, namespace, "backend:2")
     ok(step("start"))
     ok(step("record", analysis={"weight": 50, "failed_checks": 0}))
 
     # Hold the primary's update in the API server so the run can be killed in the middle of the promotion.
-    lab.inject_fault("PUT", r"/namespaces/%s/deployments/backend-primary$" % namespace, delay=20)
-    args = dict(k8s_auth, action="promote", name=NAME, namespace=namespace, run_id="run-a", holder="job of run-a")
+    fault = lab.inject_fault("PUT", r"/namespaces/%s/deployments/backend-primary$" % namespace, delay=20)
+    args = dict(k8s_auth, action="promote", name=NAME, namespace=namespace, run_id="run-a", holder="job of run-a",
+                lease_ttl=LEASE_TTL)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     process = subprocess.Popen([sys.executable, "-m", MODULE_PACKAGE + ".canary_step", handle.name],
                                env=_environment(None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        poll(lambda: stored_state(kube, namespace)["phase"] == "Promoting", timeout=15, interval=0.05)
-        time.sleep(0.3)  # let the run reach its PUT of the primary, which the API server holds
+        # Killed once its PUT of the primary is held by the API server: the state already says Promoting.
+        poll(lambda: [f for f in lab.faults() if f["id"] == fault and f["matched"]], timeout=15, interval=0.05)
+        assert stored_state(kube, namespace)["phase"] == "Promoting"
     finally:
         process.kill()
         process.wait()
         os.unlink(handle.name)
     lab.clear_faults()
 
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=10, interval=0.5)
+    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"]["action"] == "promote" and taken["resume"]["phase"] == "Promoting"
     assert step("start", run="run-b")["failed"], "a half-done promotion is never started over"
     promoted = ok(step("promote", run="run-b"))
@@ -380,7 +384,7 @@ def test_bad_input_fails_clearly_and_creates_nothing(kube, namespace, step, lab,
     kube.apps.create_namespaced_deployment(namespace, body)
     unusable = step("initialize", service=SERVICE)
     assert unusable["failed"] and "no usable selector label" in unusable["msg"] and "app, name, app.kubernetes.io/name" in unusable["msg"]
-    kube.apps.delete_namespaced_deployment(NAME, namespace)
+    kube.apps.delete_namespaced_deployment(NAME, namespace, _preload_content=False)
 
     kube.apps.create_namespaced_deployment(namespace, deployment_body(config=None))
     not_a_deployment = step("initialize", service=SERVICE, target_kind="DaemonSet")
@@ -398,8 +402,8 @@ def test_bad_input_fails_clearly_and_creates_nothing(kube, namespace, step, lab,
     assert "Deployment %s/backend-primary exists but was not created by progressive.delivery" % namespace in owned["msg"]
     assert "Service %s/backend exists but was not created by progressive.delivery" % namespace in owned["msg"]
     assert "delete it or adopt it" in owned["msg"]
-    kube.apps.delete_namespaced_deployment(NAME + "-primary", namespace)
-    kube.core.delete_namespaced_service(NAME, namespace)
+    kube.apps.delete_namespaced_deployment(NAME + "-primary", namespace, _preload_content=False)
+    kube.core.delete_namespaced_service(NAME, namespace, _preload_content=False)
 
     kube.custom.create_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", {
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "edge"},

@@ -107,10 +107,14 @@ def test_workload_whose_traffic_stopped_gets_the_no_traffic_diagnosis(lab, names
 def test_names_cannot_inject_query_text(lab, namespace, lab_objects):
     canary_release(lab, lab_objects)
     wait_for_requests(lab, namespace, "podinfo", 50)
-    hostile = 'podinfo"} or vector(100) or up{job="'
-    result = gate(lab, namespace, [SUCCESS], target=hostile)
-    # Unescaped, this would be a valid query answering 100; escaped it looks for a workload by that odd name.
+    template = 'sum(istio_requests_total{destination_workload_namespace="%s",destination_workload="{{ target }}"})' % namespace
+    hostile = 'nobody"} or vector(100) or up{job="'
+    # Pasted in as plain text, the name turns the query into one that answers 100 ...
+    assert lab.query_value(template.replace("{{ target }}", hostile)) == 100
+    # ... escaped, it is only an odd workload name that has no data.
+    result = gate(lab, namespace, [{"name": "requests", "query": template, "thresholdRange": {"min": 1}}], target=hostile)
     assert result["metrics"][0]["result"] == "no_data", result["metrics"][0]
+    assert result["metrics"][0]["value"] is None
 
 
 def test_bad_query_fails_the_task_as_configuration_error(lab, namespace):

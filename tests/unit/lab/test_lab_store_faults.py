@@ -81,4 +81,3 @@ def test_faults_match_method_path_ratio_and_count():
 def test_fault_arguments_are_checked(kwargs):
     with pytest.raises(ValueError):
         FaultInjector().add("GET", "/x", **kwargs)
-

@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side filters of the canary role: the release plan, the verdict of a check, timeline and report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.progressive.delivery.plugins.module_utils.canary_run import (
+    build_report,
+    judge,
+    timeline_event,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.canary_spec import CanarySpecError, build_plan
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - ansible-core itself needs PyYAML
+    yaml = None
+
+
+def _load_documents(value: Any, what: str) -> list[Any]:
+    """A manifest given as text may hold several YAML documents (a Canary and its MetricTemplates)."""
+    if isinstance(value, (bytes, str)):
+        if yaml is None:
+            raise AnsibleFilterError("%s is YAML text but PyYAML is not available" % what)
+        try:
+            return [doc for doc in yaml.safe_load_all(to_text(value)) if doc is not None]
+        except yaml.YAMLError as exc:
+            raise AnsibleFilterError("%s is not valid YAML: %s" % (what, exc)) from None
+    if isinstance(value, list):
+        return list(value)
+    return [value]
+
+
+def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | None = None,
+                metric_interval: str | None = None, critical_metrics: list[str] | None = None) -> dict[str, Any]:
+    documents = _load_documents(manifest, "the Canary manifest")
+    canaries = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Canary"]
+    templates = [d for d in documents if isinstance(d, dict) and d.get("kind") == "MetricTemplate"]
+    for item in metric_templates or []:
+        templates.extend(_load_documents(item, "a MetricTemplate"))
+    if len(canaries) > 1:
+        raise AnsibleFilterError("the manifest holds %d Canary documents; give one per run" % len(canaries))
+    chosen = canaries[0] if canaries else (documents[0] if len(documents) == 1 else None)
+    try:
+        return build_plan(chosen, templates, interval_override=interval or None,
+                          metric_interval_override=metric_interval or None, critical_metrics=critical_metrics)
+    except CanarySpecError as exc:
+        raise AnsibleFilterError(exc.describe()) from None
+
+
+def canary_judge(plan: dict[str, Any], weight: int, step_index: int, failed_checks: int, gate: Any = None,
+                 webhooks: Any = None, compare: Any = None, mode: str = "fast", hard_breach_margin: float = 0.2,
+                 time: str | None = None, kind: str = "check") -> dict[str, Any]:
+    try:
+        return judge(plan, int(weight), int(step_index), int(failed_checks), gate=gate or None, webhooks=webhooks or [],
+                     compare=compare or None, mode=mode, hard_breach_margin=float(hard_breach_margin), time=time, kind=kind)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise AnsibleFilterError("canary_judge: %s" % exc) from None
+
+
+def canary_event(kind: str, message: str, weight: int | None = None, time: str | None = None, webhooks: Any = None,
+                 failed_checks: int | None = None) -> dict[str, Any]:
+    return timeline_event(kind, message, weight=weight, time=time, webhooks=webhooks or [], failed_checks=failed_checks)
+
+
+def canary_report(plan: dict[str, Any], run_id: str, mode: str, result: str, reason: str, started_at: str,
+                  final_weight: int = 0, failed_checks: int = 0, timeline: Any = None, samples: Any = None,
+                  finished_at: str | None = None, extra: Any = None) -> dict[str, Any]:
+    return build_report(plan, run_id, mode, result, reason, started_at, finished_at, int(final_weight), int(failed_checks),
+                        timeline or [], samples or [], extra or None)
+
+
+class FilterModule:
+    """The canary role's controller-side logic."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "canary_plan": canary_plan,
+            "canary_judge": canary_judge,
+            "canary_event": canary_event,
+            "canary_report": canary_report,
+        }
