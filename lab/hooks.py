@@ -9,7 +9,7 @@ Endpoints (payload `{name, namespace, phase, checksum, metadata}` as Flagger sen
   /gate/open|close        202 (gates are per canary "name.namespace")
   /rollback/check         200 when a rollback was requested, else 403
   /rollback/open|close    202
-  POST /smoke             send metadata.count requests to metadata.host through the mesh; 500 with a
+  POST /smoke             send metadata.count requests to metadata.host (or metadata.url) through the mesh; 500 with a
                           summary when any answer is an error, 200 otherwise
   GET /calls              every request received (DELETE /calls forgets them); GET /tasks: cmd runs
 """
@@ -23,6 +23,7 @@ import shlex
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -269,9 +270,14 @@ class HooksServer:
         if not isinstance(payload, dict):
             return 400, b"decoding the request body failed"
         metadata = payload.get("metadata") or {}
-        host = metadata.get("host") or metadata.get("url")
+        host = metadata.get("host")
+        path = str(metadata.get("path") or "/")
+        if not host and metadata.get("url"):
+            parsed = urllib.parse.urlsplit(str(metadata["url"]))
+            host = parsed.netloc
+            path = parsed.path or "/"
         if not host:
-            return 400, b"metadata.host is required: the service to send smoke requests to"
+            return 400, b"metadata.host (or metadata.url) is required: the service to send smoke requests to"
         namespace = str(metadata.get("namespace") or payload.get("namespace") or "default")
         try:
             count = int(metadata.get("count") or 10)
@@ -281,7 +287,7 @@ class HooksServer:
         if not 1 <= count <= 10000:
             return 400, f"metadata.count must be between 1 and 10000, got {count}".encode()
         summary = self.send(host=str(host), namespace=namespace, count=count, headers=headers,
-                            path=str(metadata.get("path") or "/"), gateway=str(metadata.get("gateway") or "mesh"),
+                            path=path, gateway=str(metadata.get("gateway") or "mesh"),
                             source_workload=SMOKE_SOURCE_WORKLOAD)
         return (500 if summary["failed"] else 200), summary
 

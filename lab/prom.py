@@ -62,12 +62,17 @@ def render_config(targets: list[str], scrape_interval: str = "1s") -> str:
     )
 
 
+try:
+    # Loaded in the parent: loading a library between fork and exec could deadlock.
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+
+
 def _die_with_parent() -> None:
     # Prometheus must not outlive a lab that was killed without a chance to clean up.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PrometheusServer:
@@ -139,7 +144,8 @@ class PrometheusServer:
                 "--log.level=warn",
             ]
             with open(self.log_path, "ab") as log:
-                self._process = subprocess.Popen(  # pylint: disable=consider-using-with
+                # preexec_fn only calls prctl(2), which is safe between fork and exec.
+                self._process = subprocess.Popen(  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
                     command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     preexec_fn=_die_with_parent, close_fds=True)
             deadline = time.monotonic() + timeout

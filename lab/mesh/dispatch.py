@@ -130,7 +130,7 @@ def dispatch(topology: Topology, vs: Mapping[str, Any] | None, request: Request,
 
     timeout = duration_ms(route.get("timeout"))
     total = upstream.latency_ms + added_delay
-    if timeout is not None and timeout > 0 and total > timeout:
+    if timeout is not None and 0 < timeout < total:
         upstream = Upstream(upstream.service_fqdn, upstream.service_name, upstream.service_namespace,
                             upstream.workload, 504, timeout, "UT")
     elif delay_flag:

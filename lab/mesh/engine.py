@@ -23,7 +23,7 @@ from lab.mesh.topology import Topology
 
 LOG = logging.getLogger("lab.mesh")
 
-ROUTED_RESOURCES = ("virtualservices", "services", "deployments", "destinationrules")
+ROUTED_RESOURCES = ("virtualservices", "services", "deployments", "destinationrules", "pods")
 LOADGEN_WORKLOAD = "lab-loadgen"
 MAX_SEND = 100000
 # A generation pass never makes up for more than this much lost time (a paused
@@ -185,20 +185,21 @@ class Mesh:
         rng = self._rng()
         last = time.monotonic()
         while not self._stop.is_set():
-            topology = self.topology()
-            if not self._sources:
-                # Nothing to route: sleep until the store changes, so an idle lab costs no CPU.
-                self._store.wait_for_change(self._seen_revision, IDLE_WAIT_SECONDS)
-                last = time.monotonic()
-                continue
             now = time.monotonic()
-            elapsed = min(now - last, MAX_CATCH_UP_SECONDS)
-            last = now
             try:
+                topology = self.topology()
+                if not self._sources:
+                    # Nothing to route: sleep until the store changes, so an idle lab costs no CPU.
+                    self._store.wait_for_change(self._seen_revision, IDLE_WAIT_SECONDS)
+                    last = time.monotonic()
+                    continue
+                elapsed = min(now - last, MAX_CATCH_UP_SECONDS)
+                last = now
                 self._generate(topology, self._sources, elapsed, rng)
             except Exception:  # pylint: disable=broad-except
-                # One malformed object must not stop traffic for every other VirtualService.
+                # A malformed object must not stop the traffic for good; the next tick tries again.
                 LOG.exception("traffic generation failed")
+                last = time.monotonic()
             self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
 
     def _generate(self, topology: Topology, sources: list[TrafficSource], elapsed: float, rng: random.Random) -> None:

@@ -42,7 +42,11 @@ def resolve_host(host: str, default_namespace: str) -> tuple[str, str] | None:
     client; `svc.ns`, `svc.ns.svc` and the FQDN name the namespace. Anything
     else (an external name such as api.example.com) is not a Service.
     """
-    host = host.strip().rstrip(".").lower()
+    host = host.strip().lower()
+    if ":" in host and not host.startswith("["):
+        # An authority may carry the port (podinfo.test:9898); the service is named without it.
+        host = host.rsplit(":", 1)[0]
+    host = host.rstrip(".")
     if not host or host == "*":
         return None
     parts = host.split(".")

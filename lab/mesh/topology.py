@@ -1,4 +1,4 @@
-"""A read-only snapshot of what the mesh routes to: services, ready workloads, subsets.
+"""A read-only snapshot of what the mesh routes to: services, serving pods by workload, subsets.
 
 Built from the objects in the store (plain dicts), so it is rebuilt cheaply
 whenever the store changes and tested with hand-written objects.
@@ -63,6 +63,46 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
 
+def pod_is_serving(pod: Mapping[str, Any]) -> bool:
+    """Ready and not terminating: what an EndpointSlice lists as ready."""
+    if _meta(pod).get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def pod_workload_name(pod: Mapping[str, Any]) -> str:
+    """The workload Istio reports for a pod: a ReplicaSet owner minus its pod-template-hash, else the owner or pod."""
+    meta = _meta(pod)
+    owners = meta.get("ownerReferences") or []
+    if not owners:
+        return meta.get("name", "")
+    owner = owners[0].get("name", "")
+    pod_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if owners[0].get("kind") == "ReplicaSet" and pod_hash and owner.endswith("-" + pod_hash):
+        return owner[: -len(pod_hash) - 1]
+    return owner
+
+
+def workloads_from_pods(pods: Iterable[Mapping[str, Any]]) -> list[Workload]:
+    """Serving pods grouped by workload and template: old and new pods of a rollout answer differently."""
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        if not pod_is_serving(pod):
+            continue
+        meta = _meta(pod)
+        template = (meta.get("labels") or {}).get("pod-template-hash", meta.get("name", ""))
+        groups.setdefault((meta.get("namespace", ""), pod_workload_name(pod), template), []).append(pod)
+    workloads = []
+    for (namespace, name, _template), members in groups.items():
+        meta = _meta(members[0])
+        workloads.append(Workload(
+            name=name, namespace=namespace, ready_replicas=len(members), labels=dict(meta.get("labels") or {}),
+            behaviour=behaviour_from_annotations(meta.get("annotations")),
+            service_account=(members[0].get("spec") or {}).get("serviceAccountName") or "default"))
+    return workloads
+
+
 def workload_from_deployment(deployment: Mapping[str, Any]) -> Workload:
     spec = deployment.get("spec") or {}
     template = spec.get("template") or {}
@@ -82,7 +122,8 @@ class Topology:
     """Index of services, workloads, DestinationRule subsets and VirtualServices by host."""
 
     def __init__(self, virtualservices: Iterable[Mapping[str, Any]] = (), services: Iterable[Mapping[str, Any]] = (),
-                 deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = ()):
+                 deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = (),
+                 pods: Iterable[Mapping[str, Any]] = ()):
         self.virtualservices = list(virtualservices)
         self._services: dict[tuple[str, str], Service] = {}
         for svc in services:
@@ -90,8 +131,17 @@ class Topology:
             selector = (svc.get("spec") or {}).get("selector") or {}
             self._services[(meta.get("namespace", ""), meta.get("name", ""))] = Service(
                 meta.get("name", ""), meta.get("namespace", ""), dict(selector))
+        # Endpoints are the serving pods, as in a real mesh. A Deployment without any pod
+        # object (objects written without the workload controller) is read from its
+        # template and readyReplicas instead.
+        pods = list(pods)
+        owned = {(_meta(p).get("namespace", ""), pod_workload_name(p)) for p in pods}
         self._workloads: dict[str, list[Workload]] = {}
+        for workload in workloads_from_pods(pods):
+            self._workloads.setdefault(workload.namespace, []).append(workload)
         for deployment in deployments:
+            if (_meta(deployment).get("namespace", ""), _meta(deployment).get("name", "")) in owned:
+                continue
             workload = workload_from_deployment(deployment)
             self._workloads.setdefault(workload.namespace, []).append(workload)
         self._subsets: dict[tuple[str, str], dict[str, Mapping[str, str]]] = {}

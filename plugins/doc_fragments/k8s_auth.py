@@ -101,3 +101,72 @@ notes:
   - Options can be set once for every module of the collection with
     C(module_defaults) on C(group/progressive.delivery.delivery).
 """
+
+    # The same options as accepted by the group's modules that do not talk to
+    # Kubernetes, so module_defaults on the action group can set them once.
+    GROUP_ONLY = r"""
+options:
+  kubeconfig:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: raw
+  context:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  host:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  api_key:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  username:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  password:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  validate_certs:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: bool
+    aliases: [verify_ssl]
+  ca_cert:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+    aliases: [ssl_ca_cert]
+  client_cert:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+    aliases: [key_file]
+  proxy:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  no_proxy:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  proxy_headers:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description: Unused here.
+        type: str
+      basic_auth:
+        description: Unused here.
+        type: str
+      user_agent:
+        description: Unused here.
+        type: str
+  persist_config:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: bool
+  impersonate_user:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  impersonate_groups:
+    description: Kubernetes connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: list
+    elements: str
+"""

@@ -15,7 +15,6 @@ options:
       - Falls back to E(PROMETHEUS_URL). One of the two is required.
       - Any Prometheus-compatible query API (Thanos, Cortex, Mimir, VictoriaMetrics) that serves C(/api/v1/query) works.
     type: str
-    aliases: [url]
   prometheus_token:
     description:
       - "Bearer token sent as C(Authorization: Bearer <token>). Falls back to E(PROMETHEUS_TOKEN)."
@@ -51,7 +50,6 @@ options:
       - Whether to verify the Prometheus server's TLS certificate. Only turn this off for a lab.
     type: bool
     default: true
-    aliases: [validate_certs]
   prometheus_timeout:
     description:
       - Seconds to wait for one query. Prometheus is asked to give up slightly earlier, so a slow query reports its own
@@ -61,4 +59,42 @@ options:
     default: 10
 requirements:
   - requests
+"""
+
+    # The same options as accepted by the group's modules that do not query
+    # Prometheus, so module_defaults on the action group can set them once.
+    GROUP_ONLY = r"""
+options:
+  prometheus_url:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  prometheus_token:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  prometheus_username:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  prometheus_password:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: str
+  prometheus_headers:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: dict
+  prometheus_ca_cert:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+  prometheus_client_cert:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+  prometheus_client_key:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: path
+  prometheus_validate_certs:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: bool
+    default: true
+  prometheus_timeout:
+    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
+    type: float
+    default: 10
 """

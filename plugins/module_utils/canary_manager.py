@@ -66,6 +66,9 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     on_resume: str = "resume"
     wait_timeout: int | None = None
     history_limit: int = st.HISTORY_LIMIT
+    image: str | None = None
+    container: str | None = None
+    pod_annotations: dict[str, str] | None = None
     poll_interval: float = 0.5
 
     @property
@@ -446,8 +449,8 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         except LockHeld as exc:
             raise self.fail(str(exc)) from None
         if decision != "renew":
-            self.plan.add("%s Lease %s/%s for %s" % (decision.replace("_", " "), self.ns, self.lock.name,
-                                                       self.params.holder))
+            verb = decision.replace("_", " ")
+            self.plan.add("%s Lease %s/%s for %s" % (verb, self.ns, self.lock.name, self.params.holder))
         self.message = {"acquire": "lock acquired", "renew": "lock renewed",
                         "take_over": "lock taken over from a run that stopped renewing it"}[decision]
 
@@ -803,6 +806,44 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                                             primary_template_before_promotion=None))
         self._event(message, warning=True)
         self.message = message
+
+    def do_update_target(self, _rule: st.Rule) -> None:
+        """Roll a new image or pod annotations into the target: the next detect sees a new revision."""
+        params = self.params
+        if not params.image and not params.pod_annotations:
+            raise self.fail("action=update_target needs 'image' and/or 'pod_annotations'")
+        self._read_target()
+
+        def compute(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            if current is None:
+                raise self.fail("Deployment %s/%s disappeared: recreate it and re-run" % (self.ns, params.target_name))
+            try:
+                return wl.updated_target(current, params.image, params.container, params.pod_annotations)
+            except wl.WorkloadError as exc:
+                raise self.fail(str(exc)) from None
+
+        # The target is the user's object: only its image and pod annotations are changed, nothing is marked.
+        for _attempt in range(CONFLICT_RETRIES):
+            current = self._get(DEPLOYMENTS, "Deployment", params.target_name)
+            desired = compute(current)
+            if desired is None:
+                self.message = "Deployment %s/%s already runs this image and these annotations" % (self.ns, params.target_name)
+                return
+            self.plan.add("update Deployment %s/%s" % (self.ns, params.target_name), "Deployment/%s" % params.target_name,
+                          _owned_view(current), _owned_view(desired))
+            if self.check_mode:
+                return
+            try:
+                with self.api("update", "Deployment", params.target_name):
+                    self.target = self.client.replace(DEPLOYMENTS[0], DEPLOYMENTS[1], params.target_name, desired, self.ns)
+                self.message = "Deployment %s/%s updated" % (self.ns, params.target_name)
+                return
+            except CanaryFailure:
+                if not self._conflicted(DEPLOYMENTS, params.target_name, current):
+                    raise
+                self.plan.changes.pop()
+                self.plan.writes -= 1
+        raise self.fail("Deployment %s/%s kept changing under us: re-run" % (self.ns, params.target_name))
 
     def do_retry(self, rule: st.Rule) -> None:
         params = self.params

@@ -173,10 +173,15 @@ def judge(plan: Mapping[str, Any], weight: int, step_index: int, failed_checks: 
             elif is_hard_breach(metric["value"], {"min": metric["min"], "max": metric["max"]}, hard_breach_margin):
                 hard.append("%s is far outside its range" % metric["name"])
     steps = list(plan.get("steps") or [])
-    prefix = "step %d/%d weight %d%%" % (step_index + 1, len(steps), weight) if steps else "weight %d%%" % weight
+    if step_index < 0:
+        prefix = "pre-rollout checks"
+    elif steps:
+        prefix = "step %d/%d weight %d%%" % (step_index + 1, len(steps), weight)
+    else:
+        prefix = "weight %d%%" % weight
     details = [describe_metric(m) for m in metrics]
     details += ["webhook %s %s" % (h["name"], "ok" if h["passed"] else "FAILED (%s)" % h["reason"]) for h in hooks]
-    line = "%s: %s" % (prefix, ", ".join(details) if details else "no metrics")
+    line = "%s: %s" % (prefix, ", ".join(details) if details else "nothing to check")
     if failed:
         line += "; failed checks %d/%d" % (count, threshold)
     reason = ""

@@ -37,36 +37,13 @@ try:
 except ImportError:
     HAS_URLLIB3 = False
 
+from ansible_collections.progressive.delivery.plugins.module_utils.kube_options import (  # noqa: F401 pylint: disable=unused-import
+    K8S_AUTH_ARG_SPEC,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import (  # noqa: F401  (re-exported)
     KubeApiError,
     error_from_status,
 )
-
-K8S_AUTH_ARG_SPEC: dict[str, dict[str, Any]] = {
-    "kubeconfig": {"type": "raw"},
-    "context": {"type": "str"},
-    "host": {"type": "str"},
-    "api_key": {"type": "str", "no_log": True},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"]},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"]},
-    "client_cert": {"type": "path", "aliases": ["cert_file"]},
-    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
-    "proxy": {"type": "str"},
-    "no_proxy": {"type": "str"},
-    "proxy_headers": {
-        "type": "dict",
-        "options": {
-            "proxy_basic_auth": {"type": "str", "no_log": True},
-            "basic_auth": {"type": "str", "no_log": True},
-            "user_agent": {"type": "str"},
-        },
-    },
-    "persist_config": {"type": "bool"},
-    "impersonate_user": {"type": "str"},
-    "impersonate_groups": {"type": "list", "elements": "str"},
-}
 
 # Same variable names as kubernetes.core, so AWX credentials and CI settings
 # written for it work unchanged.

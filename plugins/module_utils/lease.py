@@ -255,25 +255,32 @@ def _time() -> float:
     return time.time()
 
 
-def ansible_playbook_ancestor(proc_root: str = "/proc", start_pid: int | None = None, depth: int = 8) -> tuple[int, str] | None:
-    """(pid, start time) of the ansible-playbook process this module runs under, when it is on this host."""
+def ansible_playbook_ancestor(proc_root: str = "/proc", start_pid: int | None = None, depth: int = 12) -> tuple[int, str] | None:
+    """(pid, start time) of the ansible-playbook process this module runs under, when it is on this host.
+
+    Ansible forks a worker per task with the same command line, so the outermost
+    matching ancestor is the one that lives as long as the playbook run.
+    """
     pid = start_pid if start_pid is not None else os.getppid()
+    found = None
     for _level in range(depth):
         if pid <= 1:
-            return None
+            break
         try:
             with open(os.path.join(proc_root, str(pid), "cmdline"), "rb") as handle:
                 cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
             with open(os.path.join(proc_root, str(pid), "stat"), "r", encoding="utf-8") as handle:
                 stat = handle.read()
         except OSError:
-            return None
+            break
         # Fields after the command name (which may hold spaces) start after the last ')'.
         fields = stat[stat.rfind(")") + 2:].split()
         if "ansible-playbook" in cmdline or "ansible-runner" in cmdline:
-            return pid, fields[19] if len(fields) > 19 else "0"
+            found = (pid, fields[19] if len(fields) > 19 else "0")
+        elif found:
+            break
         pid = int(fields[1]) if len(fields) > 1 else 1
-    return None
+    return found
 
 
 def default_run_id(environ: Mapping[str, str], hostname: str, ancestor: tuple[int, str] | None) -> str:

@@ -12,6 +12,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import (  # noqa: F401 pylint: disable=unused-import
+    PROMETHEUS_ARG_SPEC,
+)
+
 try:
     import requests
 
@@ -21,19 +25,6 @@ except ImportError:
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
 
-
-PROMETHEUS_ARG_SPEC: dict[str, dict[str, Any]] = {
-    "prometheus_url": {"type": "str", "aliases": ["url"]},
-    "prometheus_token": {"type": "str", "no_log": True},
-    "prometheus_username": {"type": "str"},
-    "prometheus_password": {"type": "str", "no_log": True},
-    "prometheus_headers": {"type": "dict", "no_log": True},
-    "prometheus_ca_cert": {"type": "path"},
-    "prometheus_client_cert": {"type": "path"},
-    "prometheus_client_key": {"type": "path", "no_log": False},
-    "prometheus_validate_certs": {"type": "bool", "default": True, "aliases": ["validate_certs"]},
-    "prometheus_timeout": {"type": "float", "default": 10.0},
-}
 
 # Resolved here rather than with an argument-spec fallback so the same rule applies to
 # every caller (modules, benchmarks, tests) without importing AnsibleModule machinery.

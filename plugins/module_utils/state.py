@@ -40,7 +40,7 @@ ANALYSING = frozenset([WAITING, PROGRESSING, WAITING_PROMOTION])
 RECORDABLE_PHASES = (WAITING, PROGRESSING, WAITING_PROMOTION)
 
 ACTIONS = ("initialize", "detect", "start", "record", "promote", "finalize", "rollback", "retry", "status",
-           "lock", "unlock")
+           "lock", "unlock", "update_target")
 READ_ONLY_ACTIONS = frozenset(["detect", "status"])
 
 NEW_REVISION = "new_revision"
@@ -67,6 +67,11 @@ def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-retu
     if action == "detect":
         if phase in (NONE, INITIALIZING):
             return Rule("refuse", reason="the canary is not initialized yet: run action=initialize first")
+        return Rule("apply")
+    if action == "update_target":
+        if phase in (PROMOTING, FINALISING):
+            return Rule("refuse", reason="the release is being promoted (phase %s): change the target after it "
+                                         "finished (promote/finalize) or was rolled back" % phase)
         return Rule("apply")
     if action == "initialize":
         if phase in (NONE, INITIALIZING):

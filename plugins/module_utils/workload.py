@@ -72,8 +72,7 @@ class ConfigRefs:
 
 def _containers(pod_spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for key in ("initContainers", "containers"):
-        for container in pod_spec.get(key) or []:
-            yield container
+        yield from pod_spec.get(key) or []
 
 
 def collect_config_refs(pod_spec: dict[str, Any]) -> ConfigRefs:
@@ -243,6 +242,28 @@ def _template_view(template: dict[str, Any]) -> dict[str, Any]:
     metadata = template.get("metadata") or {}
     return {"labels": metadata.get("labels") or {}, "annotations": metadata.get("annotations") or {},
             "spec": template.get("spec") or {}}
+
+
+def updated_target(target: dict[str, Any], image: str | None, container: str | None,
+                   pod_annotations: dict[str, str] | None) -> dict[str, Any] | None:
+    """The target with a new image and/or pod template annotations; None when it already has them."""
+    updated = copy.deepcopy(target)
+    template = updated.setdefault("spec", {}).setdefault("template", {})
+    containers = template.setdefault("spec", {}).get("containers") or []
+    if image:
+        chosen = [c for c in containers if c.get("name") == container] if container else containers[:1]
+        if not chosen:
+            names = ", ".join(c.get("name", "?") for c in containers) or "none"
+            raise WorkloadError("Deployment %s/%s has no container named '%s' (containers: %s): set 'container' to one "
+                                "of them" % ((target.get("metadata") or {}).get("namespace"),
+                                             (target.get("metadata") or {}).get("name"), container, names))
+        chosen[0]["image"] = image
+    if pod_annotations:
+        metadata = template.setdefault("metadata", {})
+        annotations = dict(metadata.get("annotations") or {})
+        annotations.update({key: str(value) for key, value in pod_annotations.items()})
+        metadata["annotations"] = annotations
+    return None if updated == target else updated
 
 
 def primary_config_copy(obj: dict[str, Any], kind: str, namespace: str, canary: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ description:
     C(finalize), which scales the canary to 0 and ends in C(Succeeded).
   - C(rollback) scales the canary to 0 and ends in C(Failed) with O(reason); during a promotion the primary's
     previous pod template is restored. The same revision is not started again until it changes or C(retry) re-arms it.
+  - C(update_target) sets O(image) and/or O(pod_annotations) on the target Deployment (not during a promotion), so
+    a run can deploy the revision it then releases. Nothing else in the target changes.
   - C(retry) re-arms a C(Failed) release. C(status) returns the stored state. C(lock) and C(unlock) take and give
     back the canary's Lease.
   - State is a ConfigMap C(<name>-canary-state) (key C(state.json)) written with optimistic concurrency. Each phase
@@ -48,7 +50,7 @@ options:
       - What to do. See the description for each action.
     type: str
     required: true
-    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock]
+    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target]
   name:
     description:
       - Name of the canary (Flagger's C(metadata.name)); names the state ConfigMap and the Lease.
@@ -150,8 +152,8 @@ options:
         description: Phase after this analysis.
         type: str
         choices: [Progressing, Waiting, WaitingPromotion]
-      message:
-        description: A sentence for the state and the history.
+      summary:
+        description: A sentence for the state, the history and the Event.
         type: str
   phase:
     description:
@@ -171,6 +173,18 @@ options:
     type: str
     choices: [resume, rollback]
     default: resume
+  image:
+    description:
+      - New container image for O(action=update_target).
+    type: str
+  container:
+    description:
+      - Container that gets O(image). Defaults to the first container of the pod template.
+    type: str
+  pod_annotations:
+    description:
+      - Pod template annotations to set with O(action=update_target); other annotations are kept.
+    type: dict
   history_limit:
     description:
       - How many analysis and transition entries the state keeps.
@@ -405,11 +419,14 @@ def argument_spec() -> dict:
         analysis=dict(type="dict", options=dict(
             weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
             webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
-            phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion"]), message=dict(type="str"))),
+            phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion"]), summary=dict(type="str"))),
         phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion", "Failed"]),
         reason=dict(type="str"),
         on_resume=dict(type="str", choices=list(ON_RESUME_CHOICES), default="resume"),
         history_limit=dict(type="int", default=50),
+        image=dict(type="str"),
+        container=dict(type="str"),
+        pod_annotations=dict(type="dict"),
     )
 
 
@@ -423,12 +440,16 @@ def main() -> None:
     if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
         module.fail_json(msg="wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
     run_id, holder = run_identity(p["run_id"], p["holder"])
+    analysis = {key: value for key, value in (p["analysis"] or {}).items() if value is not None}
+    if "summary" in analysis:
+        analysis["message"] = analysis.pop("summary")
     params = CanaryParams(
         action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
         target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
-        analysis={k: v for k, v in (p["analysis"] or {}).items() if v is not None} or None, phase=p["phase"],
-        reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"])
+        analysis=analysis or None, phase=p["phase"],
+        reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
+        image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"])
     manager = CanaryManager(client_from_module(module), params, check_mode=module.check_mode)
     try:
         result = manager.run()

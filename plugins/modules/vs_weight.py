@@ -27,6 +27,7 @@ description:
   - With none of O(weight), O(weights), O(mirror) and O(match) the module only reads and returns the current state.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
+  - progressive.delivery.prometheus.group_only
 options:
   name:
     description:
@@ -384,6 +385,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.vs_router imp
     VirtualServiceRouter,
     module_result,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import PROMETHEUS_ARG_SPEC
 
 DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=dict(type="int"))
 
@@ -391,6 +393,7 @@ DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
+        **PROMETHEUS_ARG_SPEC,
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
         route=dict(type="str"),

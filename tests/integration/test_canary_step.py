@@ -214,6 +214,22 @@ def test_release_end_to_end_promotes_template_and_config(kube, app, step):
         assert any(fragment in message for message in story), (fragment, story)
 
 
+def test_update_target_changes_only_image_and_annotations(kube, app, step):
+    namespace = app
+    initialized(step)
+    planned = ok(step("update_target", image="backend:3", check_mode=True))
+    assert planned["changed"] and kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:1"
+    updated = ok(step("update_target", image="backend:3", pod_annotations={"lab.progressive.delivery/error-rate": "0.2"}))
+    assert updated["changed"]
+    target = kube.apps.read_namespaced_deployment(NAME, namespace)
+    assert target.spec.template.spec.containers[0].image == "backend:3"
+    assert target.spec.template.metadata.annotations == {"lab.progressive.delivery/error-rate": "0.2"}
+    assert target.spec.template.spec.containers[0].env_from[0].config_map_ref.name == "backend-config"
+    assert target.spec.replicas == 0
+    assert ok(step("update_target", image="backend:3"))["changed"] is False
+    assert ok(step("detect"))["revision"] == "new_revision"
+
+
 def test_rollback_is_not_retried_until_retry_rearms_it(kube, app, step):
     namespace = app
     initialized(step)

@@ -111,12 +111,15 @@ def test_default_run_id_prefers_awx_job_then_playbook_process():
     assert ls.default_holder({}, "h", (10, "99")) == "host h pid 10"
 
 
-def test_playbook_ancestor_is_found_through_proc(tmp_path):
-    # A fake /proc: 300 (module) -> 200 (worker) -> 100 (ansible-playbook).
-    for pid, parent, cmd in ((300, 200, "python module"), (200, 100, "ansible-playbook worker"), (100, 1, "bash")):
+def test_playbook_ancestor_is_the_outermost_ansible_playbook_process(tmp_path):
+    # A fake /proc: 300 (module) -> 200 (per-task worker) -> 100 (ansible-playbook) -> 50 (bash).
+    tree = ((300, 200, "python module"), (200, 100, "python ansible-playbook site.yml"),
+            (100, 50, "python ansible-playbook site.yml"), (50, 1, "bash"))
+    for pid, parent, cmd in tree:
         (tmp_path / str(pid)).mkdir()
         (tmp_path / str(pid) / "cmdline").write_bytes(cmd.replace(" ", "\0").encode())
         fields = ["S", str(parent)] + ["0"] * 17 + ["%d777" % pid]
         (tmp_path / str(pid) / "stat").write_text("%d (py thon) %s" % (pid, " ".join(fields)))
-    assert ls.ansible_playbook_ancestor(str(tmp_path), start_pid=300) == (200, "200777")
+    assert ls.ansible_playbook_ancestor(str(tmp_path), start_pid=300) == (100, "100777")
+    assert ls.ansible_playbook_ancestor(str(tmp_path), start_pid=50) is None
     assert ls.ansible_playbook_ancestor(str(tmp_path), start_pid=999) is None

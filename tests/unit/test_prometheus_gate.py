@@ -198,15 +198,29 @@ def test_range_reports_first_breach(prom):
     assert [s["passed"] for s in result["samples"]] == [True, True, False, False]
 
 
-def test_run_mode_at_passes_time_to_prometheus(prom, httpserver):
-    seen = []
-    prom.on("istio_requests_total", answer=lambda: vector(99.9))
-    httpserver.expect_request("/never").respond_with_data("")
-    g = gate(prom, SUCCESS)
-    original = g.client.query
-    g.client.query = lambda q, t=None: (seen.append(t), original(q, t))[1]
-    result = run_mode(g, {"mode": "at", "time": "2024-05-07T14:00:00Z"})
-    assert seen == [parse_time("2024-05-07T14:00:00Z", 0)] and result["evaluated_at"] == "2024-05-07T14:00:00.000Z"
+def test_run_mode_at_sends_the_time_to_prometheus(prom, httpserver):
+    prom.on("istio_requests_total", answer=vector(99.9))
+    result = run_mode(gate(prom, SUCCESS), {"mode": "at", "time": "2024-05-07T14:00:00Z"})
+    assert result["evaluated_at"] == "2024-05-07T14:00:00.000Z"
+    assert httpserver.log[-1][0].args["time"] == "%.3f" % parse_time("2024-05-07T14:00:00Z", 0)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"mode": "at"}, "needs the option 'time'"),
+        ({"mode": "range"}, "needs the option 'start'"),
+        ({"mode": "range", "start": "-1m", "end": "-2m"}, "end after start"),
+        ({"mode": "range", "start": "-1d", "step": "1s"}, "Prometheus allows 11000"),
+        ({"mode": "compare", "confidence": 1.5}, "confidence"),
+        ({"mode": "compare", "latency_tolerance": 0.8}, "latency_tolerance"),
+        ({"mode": "watch", "poll": "soon"}, "not a number of seconds"),
+    ],
+)
+def test_run_mode_rejects_bad_options_before_querying(prom, options, message):
+    with pytest.raises(GateConfigError, match=message):
+        run_mode(gate(prom, SUCCESS), options)
+    assert prom.queries == []
 
 
 def test_parse_time_forms():

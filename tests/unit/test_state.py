@@ -17,6 +17,7 @@ EXPECTED = {
     "status": {p: (APPLY, None) for p in st.PHASES},
     "lock": {p: (APPLY, None) for p in st.PHASES},
     "unlock": {p: (APPLY, None) for p in st.PHASES},
+    "update_target": {p: (REFUSE, None) if p in (st.PROMOTING, st.FINALISING) else (APPLY, None) for p in st.PHASES},
     "detect": {p: (REFUSE, None) if p in (st.NONE, st.INITIALIZING) else (APPLY, None) for p in st.PHASES},
     "start": {
         st.NONE: (REFUSE, None), st.INITIALIZING: (REFUSE, None), st.INITIALIZED: (APPLY, st.PROGRESSING),

@@ -245,3 +245,17 @@ def test_readiness_failed_on_progress_deadline():
 
 def test_readiness_of_zero_replicas_is_ready():
     assert wl.evaluate_readiness(status(desired=0, replicas=0, updated=0, current=0, available=0)).ready
+
+
+def test_updated_target_sets_image_and_annotations_only():
+    target = deployment(pod_spec={"containers": [{"name": "app", "image": "backend:1"}, {"name": "side", "image": "s:1"}]})
+    updated = wl.updated_target(target, "backend:2", None, {"lab.progressive.delivery/error-rate": 0.5})
+    assert updated["spec"]["template"]["spec"]["containers"][0]["image"] == "backend:2"
+    assert updated["spec"]["template"]["spec"]["containers"][1]["image"] == "s:1"
+    assert updated["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true", "lab.progressive.delivery/error-rate": "0.5"}
+    assert target["spec"]["template"]["spec"]["containers"][0]["image"] == "backend:1"
+    assert wl.updated_target(updated, "backend:2", "app", {"lab.progressive.delivery/error-rate": "0.5"}) is None
+    assert wl.updated_target(target, "s:2", "side", None)["spec"]["template"]["spec"]["containers"][1]["image"] == "s:2"
+    with pytest.raises(wl.WorkloadError, match="no container named 'web' \\(containers: app, side\\)"):
+        wl.updated_target(target, "x", "web", None)

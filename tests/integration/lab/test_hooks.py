@@ -108,6 +108,10 @@ def test_smoke_endpoint_sends_through_the_mesh(lab, namespace, lab_objects):
     failing = post(lab, "/smoke", dict(payload, metadata={"host": f"bad.{namespace}", "count": "5"}))
     assert failing.status_code == 500
     assert failing.json()["failed"] == 5
+    by_url = post(lab, "/smoke", dict(payload, metadata={"url": f"http://good.{namespace}:9898/healthz", "count": "3"}))
+    assert by_url.status_code == 200
+    assert by_url.json()["workloads"] == {"good": 3}
+    assert post(lab, "/smoke", dict(payload, metadata={"count": "3"})).status_code == 400
 
 
 def test_calls_record_every_payload_without_secrets(lab, canary):

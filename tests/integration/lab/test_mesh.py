@@ -74,8 +74,8 @@ def test_generated_traffic_carries_match_headers_for_a_share_of_requests(lab, na
     http = [{"match": [{"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}],
              "route": [{"destination": {"host": "podinfo-canary"}}]},
             {"route": [{"destination": {"host": "podinfo-primary"}}]}]
-    lab_objects.virtualservice("podinfo", ["podinfo"], http, annotations={"lab.progressive.delivery/rps": "400",
-                                                                           "lab.progressive.delivery/match-share": "0.3"})
+    lab_objects.virtualservice("podinfo", ["podinfo"], http,
+                               annotations={"lab.progressive.delivery/rps": "400", "lab.progressive.delivery/match-share": "0.3"})
 
     def served(workload):
         return requests_total(lab, reporter="destination", destination_workload=workload,

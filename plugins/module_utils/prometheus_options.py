@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prometheus connection options, apart from the HTTP client so modules that only
+accept them (for group module defaults) do not pay for importing requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every name carries the prometheus_ prefix: the modules of the action group
+# also take the Kubernetes options, whose validate_certs/ca_cert mean the cluster.
+PROMETHEUS_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "prometheus_url": {"type": "str"},
+    "prometheus_token": {"type": "str", "no_log": True},
+    "prometheus_username": {"type": "str"},
+    "prometheus_password": {"type": "str", "no_log": True},
+    "prometheus_headers": {"type": "dict", "no_log": True},
+    "prometheus_ca_cert": {"type": "path"},
+    "prometheus_client_cert": {"type": "path"},
+    "prometheus_client_key": {"type": "path", "no_log": False},
+    "prometheus_validate_certs": {"type": "bool", "default": True},
+    "prometheus_timeout": {"type": "float", "default": 10.0},
+}
