@@ -12,6 +12,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/progressive/delivery
 export PYTHONPATH := $(CURDIR)/$(COLLECTIONS):$(CURDIR)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
 export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(BIN)/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))

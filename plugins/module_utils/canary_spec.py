@@ -444,7 +444,9 @@ def _threshold_range(check: _Checker, metric: dict[str, Any], path: str, name: s
         if value is not None:
             bounds["min" if name == "request-success-rate" else "max"] = value
     if not bounds:
-        check.error(path + ".thresholdRange", "needs min and/or max so the metric can pass or fail")
+        given = raw if isinstance(raw, Mapping) else {}
+        if given.get("min") is None and given.get("max") is None and metric.get("threshold") is None:
+            check.error(path + ".thresholdRange", "needs min and/or max so the metric can pass or fail")
         return None
     return bounds
 

@@ -44,6 +44,7 @@ description:
     Every action renews it when this run holds it and refuses to write while another live run does.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
+  - progressive.delivery.prometheus.group_only
 options:
   action:
     description:
@@ -396,6 +397,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
     client_from_module,
     ensure_kubernetes,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.state import ACTIONS, ON_RESUME_CHOICES
 
@@ -403,6 +405,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.state import 
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
+        **PROMETHEUS_ARG_SPEC,
         action=dict(type="str", required=True, choices=list(ACTIONS)),
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),

@@ -128,14 +128,29 @@ def test_without_a_virtualservice_the_service_balances_over_ready_pods(lab, name
     assert low < result["workloads"]["backend-a"] / 4000 < high
 
 
-def test_an_error_rate_change_takes_effect_within_about_a_second(lab, namespace, lab_objects):
+def test_an_error_rate_change_takes_effect_once_the_new_pods_serve(lab, namespace, lab_objects):
     canary_pair(lab_objects)
     lab_objects.virtualservice("podinfo", ["podinfo"], weighted_route(0, 100), annotations=QUIET)
     assert lab.send("podinfo", namespace, 200)["failed"] == 0
     lab_objects.set_template_annotations("podinfo-canary", {"lab.progressive.delivery/error-rate": "1"})
-    # Bounded poll: the mesh re-reads the store on change, so this returns on the first or second try.
-    wait_for(lambda: lab.send("podinfo", namespace, 50)["failed"] == 50, timeout=2.0, interval=0.1,
+    # The new pods replace the old ones after the controller's delay (1 s); the mesh sees them on its next tick.
+    wait_for(lambda: lab.send("podinfo", namespace, 50)["failed"] == 50, timeout=5.0, interval=0.1,
              message="the new error rate to apply")
+
+
+def test_a_stalled_rollout_keeps_the_old_pods_serving(lab, namespace, lab_objects):
+    canary_pair(lab_objects)
+    lab_objects.virtualservice("podinfo", ["podinfo"], weighted_route(0, 100), annotations=QUIET)
+    lab_objects.set_template_annotations("podinfo-canary", {"lab.progressive.delivery/error-rate": "1",
+                                                            "lab.progressive.delivery/ready": "false"})
+
+    def new_pods_created():
+        pods = lab_objects.core.list_namespaced_pod(namespace, label_selector="app=podinfo-canary").items
+        return len({p.metadata.labels["pod-template-hash"] for p in pods}) == 2
+
+    wait_for(new_pods_created, timeout=5.0, message="the new, never ready, pods")
+    result = lab.send("podinfo", namespace, 200)
+    assert result["codes"] == {"200": 200}
 
 
 def test_latency_annotation_sets_the_median_with_a_realistic_tail(lab, namespace, lab_objects):

@@ -166,3 +166,37 @@ def test_poisson_has_the_expected_mean_for_small_and_large_rates():
         # Mean of 4000 Poisson draws: standard error sqrt(expected / 4000).
         assert abs(mean - expected) < 5 * math.sqrt(expected / 4000)
     assert poisson(0, rng) == 0
+
+
+def pod(name, workload, template_hash, ready=True, annotations=None, labels=None, terminating=False):
+    meta = {"name": name, "namespace": "test",
+            "labels": dict(labels or {"app": workload}, **{"pod-template-hash": template_hash}),
+            "ownerReferences": [{"kind": "ReplicaSet", "name": f"{workload}-{template_hash}"}],
+            "annotations": annotations or {}}
+    if terminating:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta, "spec": {"serviceAccountName": "podinfo"},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_endpoints_are_serving_pods_and_a_rollout_mixes_old_and_new_behaviour():
+    rng = random.Random(11)
+    failing = {"lab.progressive.delivery/error-rate": "1"}
+    topology = Topology(
+        services=[service("podinfo", {"app": "podinfo"})],
+        # The Deployment's template already says "fail", but only one new pod serves yet.
+        deployments=[deployment("podinfo", 2, {"app": "podinfo"}, failing)],
+        pods=[pod("podinfo-old-a", "podinfo", "old"), pod("podinfo-new-a", "podinfo", "new", annotations=failing),
+              pod("podinfo-new-b", "podinfo", "new", ready=False, annotations=failing),
+              pod("podinfo-old-b", "podinfo", "old", terminating=True)])
+    upstreams = [serve(topology, "podinfo", "test", rng) for _ in range(4000)]
+    assert {u.workload.name for u in upstreams} == {"podinfo"}
+    failed = sum(1 for u in upstreams if u.code >= 500) / 4000
+    # One serving pod of each template: half the requests reach the failing one.
+    assert 0.45 < failed < 0.55
+    assert {u.workload.principal for u in upstreams} == {"spiffe://cluster.local/ns/test/sa/podinfo"}
+
+
+def test_a_deployment_without_pod_objects_is_read_from_its_status():
+    topology = Topology(services=[service("podinfo")], deployments=[deployment("podinfo", 0)])
+    assert serve(topology, "podinfo", "test", random.Random(12)).flags == "UH"

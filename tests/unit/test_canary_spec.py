@@ -1,0 +1,194 @@
+"""The Flagger Canary manifest parser: plans, defaults, and errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+
+import pytest
+import yaml
+
+from ansible_collections.progressive.delivery.plugins.module_utils.canary_spec import (
+    CanarySpecError,
+    build_plan,
+    canary_steps,
+    format_seconds,
+    parse_go_duration,
+    promotion_steps,
+)
+
+SEED = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "examples" / "backend-service-canary.yaml").read_text())
+
+
+def manifest(**analysis):
+    document = copy.deepcopy(SEED)
+    document["spec"]["analysis"].update(analysis)
+    return document
+
+
+def errors_of(document, **kwargs) -> list[str]:
+    with pytest.raises(CanarySpecError) as caught:
+        build_plan(document, **kwargs)
+    return caught.value.errors
+
+
+def test_seed_manifest_plan():
+    plan = build_plan(SEED)
+    assert plan["name"] == "backend-service" and plan["namespace"] == "prod" and plan["target"] == "backend-service"
+    assert plan["primary"] == "backend-service-primary"
+    assert plan["steps"] == [10, 20, 30, 40, 50]
+    assert plan["threshold"] == 5 and plan["interval_seconds"] == 60 and plan["interval"] == "1m"
+    assert plan["service"]["port"] == 80 and plan["service"]["hosts"] == ["api.example.com"]
+    assert plan["service"]["gateways"] == ["public-gateway.istio-system.svc.cluster.local"]
+    assert plan["thresholds"] == [{"metric": "request-success-rate", "min": 99.0, "max": None},
+                                  {"metric": "request-duration", "min": None, "max": 500.0}]
+    assert [m["interval"] for m in plan["metrics"]] == ["1m", "1m"]
+    assert plan["promotion_steps"] == [0]
+    assert plan["progress_deadline_seconds"] == 600 and not plan["skip_analysis"]
+    assert all(hooks == [] for hooks in plan["webhooks"].values())
+
+
+def test_overrides_shorten_intervals_without_editing_the_manifest():
+    original = copy.deepcopy(SEED)
+    plan = build_plan(SEED, interval_override="5s", metric_interval_override="10s")
+    assert plan["interval_seconds"] == 5 and [m["interval"] for m in plan["metrics"]] == ["10s", "10s"]
+    assert SEED == original
+    only_interval = build_plan(SEED, interval_override="5s")
+    assert [m["interval"] for m in only_interval["metrics"]] == ["5s", "5s"]
+
+
+@pytest.mark.parametrize("step, maximum, weights, expected", [
+    (10, 50, [], [10, 20, 30, 40, 50]),
+    (20, 50, [], [20, 40, 60]),
+    (30, 100, [], [30, 60, 90, 100]),
+    (0, 0, [1, 2, 10, 80], [1, 2, 10, 80]),
+    (0, 0, [5, 150], [5, 100]),
+])
+def test_canary_steps_follow_flagger(step, maximum, weights, expected):
+    assert canary_steps(step, maximum, weights) == expected
+
+
+def test_step_weights_and_promotion_steps():
+    document = copy.deepcopy(SEED)
+    analysis = document["spec"]["analysis"]
+    del analysis["stepWeight"], analysis["maxWeight"]
+    analysis["stepWeights"] = [1, 5, 25, 60]
+    analysis["stepWeightPromotion"] = 25
+    plan = build_plan(document)
+    assert plan["steps"] == [1, 5, 25, 60] and plan["max_weight"] == 60
+    assert plan["promotion_steps"] == [35, 10, 0]
+    assert promotion_steps(50, 0) == [0]
+
+
+@pytest.mark.parametrize("text, seconds", [("1m", 60), ("30s", 30), ("1m30s", 90), ("1.5h", 5400), ("500ms", 0.5)])
+def test_go_durations(text, seconds):
+    assert parse_go_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["1 m", "1x", "", "m", 60, None, "1m30"])
+def test_bad_go_durations(text):
+    with pytest.raises(ValueError):
+        parse_go_duration(text)
+
+
+def test_format_seconds():
+    assert [format_seconds(s) for s in (5, 60, 90, 3600, 0.5)] == ["5s", "1m", "1m30s", "1h", "500ms"]
+
+
+def test_error_names_the_field_and_the_value():
+    assert errors_of(manifest(stepWeight="ten")) == [
+        'spec.analysis.stepWeight: must be an integer between 1 and 100, got "ten"']
+    assert errors_of(manifest(interval="soon")) == [
+        'spec.analysis.interval: must be a duration string such as 30s, 1m or 1m30s, got "soon"']
+    assert errors_of(manifest(threshold=0)) == ["spec.analysis.threshold: must be an integer of at least 1, got 0"]
+
+
+def test_all_problems_are_reported_at_once():
+    document = manifest(maxWeight=500)
+    document["spec"]["targetRef"]["kind"] = "DaemonSet"
+    del document["spec"]["service"]["port"]
+    document["spec"]["analysis"]["metrics"][0]["thresholdRange"] = {"min": "high"}
+    problems = errors_of(document)
+    assert len(problems) == 4
+    assert any(p.startswith("spec.targetRef.kind: not supported yet") for p in problems)
+    assert "spec.service.port: is required" in problems
+    assert "spec.analysis.maxWeight: must be an integer between 1 and 100, got 500" in problems
+    assert 'spec.analysis.metrics[0].thresholdRange.min: must be a number, got "high"' in problems
+
+
+@pytest.mark.parametrize("extra, field, words", [
+    ({"match": [{"headers": {"x-canary": {"exact": "insider"}}}], "iterations": 10}, "spec.analysis.match", "A/B testing"),
+    ({"iterations": 10}, "spec.analysis.iterations", "blue/green"),
+    ({"mirror": True}, "spec.analysis.mirror", "mirroring"),
+])
+def test_other_strategies_are_refused_not_run_as_canary(extra, field, words):
+    problems = errors_of(manifest(**extra))
+    assert any(p.startswith(field + ":") and words in p and "not supported yet" in p for p in problems), problems
+
+
+def test_template_ref_resolves_against_given_templates():
+    document = manifest(metrics=[{"name": "error-budget", "templateRef": {"name": "budget"},
+                                  "templateVariables": {"limit": 3}, "thresholdRange": {"max": 1}, "interval": "2m"}])
+    template = {"apiVersion": "flagger.app/v1beta1", "kind": "MetricTemplate", "metadata": {"name": "budget", "namespace": "prod"},
+                "spec": {"provider": {"type": "prometheus", "address": "http://prometheus:9090"},
+                         "query": "sum(rate(x{namespace='{{ namespace }}'}[{{ interval }}])) > {{ variables.limit }}"}}
+    plan = build_plan(document, [template])
+    metric = plan["metrics"][0]
+    assert metric["template"] == template and metric["templateVariables"] == {"limit": "3"} and metric["interval"] == "2m"
+    other_namespace = dict(template, metadata={"name": "budget", "namespace": "staging"})
+    problems = errors_of(document, metric_templates=[other_namespace])
+    assert problems == ["spec.analysis.metrics[0].templateRef: MetricTemplate prod/budget was not given "
+                        "(pass it in canary_metric_templates; given: staging/budget)"]
+    datadog = dict(template, spec={"provider": {"type": "datadog"}, "query": "avg:x"})
+    assert "only prometheus is supported" in errors_of(document, metric_templates=[datadog])[0]
+
+
+def test_unknown_metric_without_template_is_an_error():
+    problems = errors_of(manifest(metrics=[{"name": "cpu", "thresholdRange": {"max": 1}}]))
+    assert problems == ['spec.analysis.metrics[0]: "cpu" is not a builtin metric (request-success-rate, request-duration): '
+                        "give it a templateRef"]
+
+
+def test_deprecated_threshold_field_keeps_flaggers_meaning():
+    plan = build_plan(manifest(metrics=[{"name": "request-success-rate", "threshold": 99},
+                                        {"name": "request-duration", "threshold": 500}]))
+    assert [m["thresholdRange"] for m in plan["metrics"]] == [{"min": 99.0}, {"max": 500.0}]
+
+
+def test_webhooks_grouped_by_type_with_rollout_default():
+    hooks = [{"name": "smoke", "type": "pre-rollout", "url": "http://hooks/", "timeout": "30s",
+              "metadata": {"type": "bash", "cmd": "curl -sf http://x"}},
+             {"name": "load", "url": "http://hooks/", "metadata": {"type": "cmd", "cmd": "hey"}},
+             {"name": "gate", "type": "confirm-promotion", "url": "http://hooks/gate/check"}]
+    plan = build_plan(manifest(webhooks=hooks))
+    assert [h["name"] for h in plan["webhooks"]["pre-rollout"]] == ["smoke"]
+    assert plan["webhooks"]["rollout"][0]["type"] == "rollout"
+    assert plan["webhooks"]["confirm-promotion"][0]["metadata"] == {}
+    assert plan["webhooks"]["pre-rollout"][0]["timeout"] == "30s"
+
+
+def test_webhook_errors_name_the_entry():
+    problems = errors_of(manifest(webhooks=[{"name": "x", "type": "pre-deploy", "url": "http://h/"},
+                                            {"name": "y", "url": "ftp://h/"}]))
+    assert problems[0].startswith("spec.analysis.webhooks[0].type: must be one of confirm-rollout")
+    assert problems[1] == 'spec.analysis.webhooks[1].url: must be an http:// or https:// address, got "ftp://h/"'
+
+
+def test_critical_metrics_must_exist():
+    plan = build_plan(SEED, critical_metrics=["request-success-rate"])
+    assert [m["critical"] for m in plan["metrics"]] == [True, False]
+    assert errors_of(SEED, critical_metrics=["latency"])[0].startswith("critical metrics: latency named but not among")
+
+
+def test_not_a_canary():
+    assert errors_of({"kind": "Deployment", "metadata": {"name": "a", "namespace": "b"}, "spec": {}})[0] == (
+        'kind: must be Canary, got "Deployment"')
+    assert errors_of("text") == ['manifest: must be a mapping, got "text"']
+
+
+def test_legacy_canary_analysis_key_and_provider():
+    document = copy.deepcopy(SEED)
+    document["spec"]["canaryAnalysis"] = document["spec"].pop("analysis")
+    assert build_plan(document)["steps"] == [10, 20, 30, 40, 50]
+    document["spec"]["provider"] = "linkerd"
+    assert errors_of(document) == ['spec.provider: only istio is supported, got "linkerd"']
