@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv collection prometheus test unit integration lint ansible-lint sanity docs-check \
+.PHONY: help setup venv collection prometheus test unit integration molecule lint ansible-lint sanity docs-check \
         changelog-lint build demo lab-up lab-down lab-status clean
 
 help: ## List the targets
@@ -53,9 +53,10 @@ prometheus: ## Install Prometheus from the OS packages when it is missing
 
 setup: venv collection prometheus ## Everything the tests and the demo need
 
-test: setup ## Unit tests, integration tests (lab) and lint
+test: setup ## Unit tests, integration tests (lab), Molecule on the lab, and lint
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory lint
 
 unit: venv collection ## Unit tests only
@@ -63,6 +64,9 @@ unit: venv collection ## Unit tests only
 
 integration: setup ## Integration tests against the lab (starts its own)
 	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+molecule: setup ## The role's Molecule scenario on the lab (good and bad release)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s default
 
 lint: ansible-lint sanity docs-check changelog-lint ## ansible-lint (production), ansible-test sanity, docs render
 
@@ -87,12 +91,12 @@ build: venv ## Build the collection tarball into build/
 demo: setup ## Run the main job on the local lab
 	@if [ ! -f playbooks/demo.yml ]; then \
 	  echo "The demo needs the canary role, which is not in this version yet." >&2; exit 1; fi
-	$(BIN)/python -m lab up --seed
+	$(BIN)/python -m lab up
 	$(BIN)/ansible-playbook -i localhost, -c local playbooks/demo.yml; status=$$?; \
 	  $(BIN)/python -m lab down; exit $$status
 
 lab-up: setup ## Start the lab in the background (idempotent)
-	$(BIN)/python -m lab up --seed
+	$(BIN)/python -m lab up
 
 lab-down: venv ## Stop the lab, leaving no process behind
 	$(BIN)/python -m lab down

@@ -182,7 +182,14 @@ class Store:
 
     def delete(self, resource: str, namespace: str | None, name: str,
                expected_resource_version: str | None = None, expected_uid: str | None = None,
-               dry_run: bool = False) -> dict:
+               dry_run: bool = False, force: bool = False) -> dict:
+        """Delete an object, or, while it has metadata.finalizers, mark it as being deleted.
+
+        A marked object keeps living with metadata.deletionTimestamp set until an
+        update removes its last finalizer, as in Kubernetes. The returned object
+        still has its finalizers exactly when the deletion is pending. `force`
+        ignores finalizers (namespace teardown).
+        """
         with self._changed:
             key = (namespace or "", name)
             current = self._objects[resource].get(key)
@@ -193,14 +200,16 @@ class Store:
                 raise Conflict(resource, namespace, name,
                                f"Precondition failed: UID in precondition: {expected_uid}, "
                                f"UID in object meta: {current['metadata'].get('uid')}")
+            if current["metadata"].get("finalizers") and not force:
+                if current["metadata"].get("deletionTimestamp"):
+                    return copy.deepcopy(current)
+                marked = copy.deepcopy(current)
+                marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                return marked if dry_run else self._commit(resource, "MODIFIED", marked)
             if dry_run:
                 return copy.deepcopy(current)
-            del self._objects[resource][key]
-            self._revision += 1
-            gone = copy.deepcopy(current)
-            gone["metadata"]["resourceVersion"] = str(self._revision)
-            self._record("DELETED", resource, gone)
-            return copy.deepcopy(gone)
+            return self._remove(resource, key)
 
     def delete_namespace_contents(self, namespace: str) -> int:
         """Delete every namespaced object in `namespace`; returns how many were deleted."""
@@ -208,7 +217,7 @@ class Store:
             deleted = 0
             for resource, objects in self._objects.items():
                 for key in [key for key in objects if key[0] == namespace]:
-                    self.delete(resource, namespace, key[1])
+                    self.delete(resource, namespace, key[1], force=True)
                     deleted += 1
             return deleted
 
@@ -234,9 +243,28 @@ class Store:
         elif "spec" in new:
             meta["generation"] = 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
+        # Only a delete sets deletionTimestamp, and nothing clears it.
+        for deleting in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            if deleting in old_meta:
+                meta[deleting] = old_meta[deleting]
+            else:
+                meta.pop(deleting, None)
         if new == current or dry_run:
             return copy.deepcopy(new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            # The last finalizer is gone: the pending deletion completes with this write.
+            key = (meta.get("namespace") or "", meta["name"])
+            self._objects[resource][key] = new
+            return self._remove(resource, key)
         return self._commit(resource, "MODIFIED", new)
+
+    def _remove(self, resource: str, key: ObjectKey) -> dict:
+        current = self._objects[resource].pop(key)
+        self._revision += 1
+        gone = copy.deepcopy(current)
+        gone["metadata"]["resourceVersion"] = str(self._revision)
+        self._record("DELETED", resource, gone)
+        return copy.deepcopy(gone)
 
     def _commit(self, resource: str, change_type: str, obj: dict) -> dict:
         self._revision += 1

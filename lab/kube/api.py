@@ -13,7 +13,7 @@ import yaml
 from lab import store as store_module
 from lab.kube import discovery, patch as patching, status as st, validation
 from lab.kube.auth import User
-from lab.kube.resources import ResourceType
+from lab.kube.resources import DEFAULT_SERVED, ResourceType, ServedVersions
 from lab.kube.routing import DiscoveryRoute, ResourceRoute, UnknownPath, route
 from lab.kube.selectors import (SelectorError, fields_match, labels_match, parse_field_selector,
                                 parse_label_selector, selector_from_match_labels)
@@ -73,9 +73,11 @@ def generated_name(prefix: str) -> str:
 
 
 class KubeAPI:
-    def __init__(self, store: Store, server_address: str = "127.0.0.1:6443") -> None:
+    def __init__(self, store: Store, server_address: str = "127.0.0.1:6443",
+                 served: ServedVersions = DEFAULT_SERVED) -> None:
         self.store = store
         self.server_address = server_address
+        self.served = served
         self.allocator = validation.ClusterIPAllocator()
 
     # ------------------------------------------------------------ entry point
@@ -89,10 +91,9 @@ class KubeAPI:
 
     def _dispatch(self, request: Request) -> Response:
         try:
-            target = route(request.path)
+            target = route(request.path, self.served)
         except UnknownPath:
-            return Response(404, st.status_body(404, "NotFound", "the server could not find the requested resource",
-                                                {}))
+            return Response(404, st.unknown_path().body())
         if isinstance(target, DiscoveryRoute):
             return self._discovery(request, target)
         return self._resource(request, target)
@@ -107,10 +108,10 @@ class KubeAPI:
         if target.document == "api":
             return Response(200, discovery.api_versions(self.server_address))
         if target.document == "apis":
-            return Response(200, discovery.api_group_list())
+            return Response(200, discovery.api_group_list(self.served))
         if target.document == "group":
-            return Response(200, discovery.api_group(target.group) or {})
-        return Response(200, discovery.resource_list(target.group, target.version) or {})
+            return Response(200, discovery.api_group(target.group, self.served) or {})
+        return Response(200, discovery.resource_list(target.group, target.version, self.served) or {})
 
     # ---------------------------------------------------------------- routing
     def _resource(self, request: Request, target: ResourceRoute) -> Response:
@@ -288,7 +289,7 @@ class KubeAPI:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = generated_name(meta["generateName"])
         for server_owned in ("uid", "resourceVersion", "creationTimestamp", "generation", "deletionTimestamp",
-                             "selfLink", "managedFields"):
+                             "deletionGracePeriodSeconds", "selfLink", "managedFields"):
             meta.pop(server_owned, None)
         if rtype.status_subresource and rtype.plural not in ("namespaces",):
             obj.pop("status", None)
@@ -407,7 +408,8 @@ class KubeAPI:
         try:
             deleted = self.store.delete(rtype.plural, target.namespace, name,
                                         expected_resource_version=preconditions.get("resourceVersion"),
-                                        expected_uid=preconditions.get("uid"), dry_run=dry_run)
+                                        expected_uid=preconditions.get("uid"), dry_run=dry_run,
+                                        force=rtype.plural == "namespaces")
         except store_module.NotFound:
             raise st.not_found(rtype, name) from None
         except store_module.Conflict as error:
@@ -423,7 +425,10 @@ class KubeAPI:
             deleted.setdefault("status", {})["phase"] = "Terminating"
             deleted["metadata"]["deletionTimestamp"] = store_module.now_rfc3339()
             return Response(200, self.present(rtype, deleted, target.version))
-        if not rtype.builtin or rtype.plural == "pods":
+        # An object its finalizers keep alive is answered as it now is, marked with deletionTimestamp, whatever the
+        # resource; otherwise the resource's storage decides between the deleted object and a Status Success.
+        pending = bool(deleted["metadata"].get("finalizers"))
+        if pending or rtype.returns_deleted_object:
             return Response(200, self.present(rtype, deleted, target.version))
         return Response(200, st.success(rtype, name, deleted["metadata"].get("uid")))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-from lab.kube.resources import GROUPS, ResourceType, types_in
+from lab.kube.resources import DEFAULT_SERVED, ResourceType, ServedVersions
 
 VERSION_INFO = {
     "major": "1", "minor": "31", "gitVersion": "v1.31.0-lab", "gitCommit": "0" * 40, "gitTreeState": "clean",
@@ -36,8 +36,8 @@ def _entries(rtype: ResourceType) -> list[dict]:
     return entries
 
 
-def resource_list(group: str, version: str) -> dict | None:
-    types = types_in(group, version)
+def resource_list(group: str, version: str, served: ServedVersions = DEFAULT_SERVED) -> dict | None:
+    types = served.types_in(group, version)
     if not types:
         return None
     resources = [entry for rtype in types for entry in _entries(rtype)]
@@ -50,18 +50,18 @@ def api_versions(server_address: str) -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
 
 
-def api_group(group: str) -> dict | None:
-    versions = GROUPS.get(group)
+def api_group(group: str, served: ServedVersions = DEFAULT_SERVED) -> dict | None:
+    versions = served.of_group(group)
     if not versions:
         return None
     entries = [{"groupVersion": f"{group}/{version}", "version": version} for version in versions]
     return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": entries, "preferredVersion": entries[0]}
 
 
-def api_group_list() -> dict:
+def api_group_list(served: ServedVersions = DEFAULT_SERVED) -> dict:
     groups = []
-    for group in GROUPS:
-        document = api_group(group)
+    for group in served.groups():
+        document = api_group(group, served)
         if document:
             del document["kind"], document["apiVersion"]
             groups.append(document)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.kube import resources
-from lab.kube.resources import ResourceType
+from lab.kube.resources import DEFAULT_SERVED, ResourceType, ServedVersions
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class UnknownPath(Exception):
     """The server could not find the requested resource."""
 
 
-def route(path: str) -> ResourceRoute | DiscoveryRoute:
+def route(path: str, served: ServedVersions = DEFAULT_SERVED) -> ResourceRoute | DiscoveryRoute:
     segments = [segment for segment in path.split("/") if segment]
     if path in ("/version", "/version/"):
         return DiscoveryRoute("version")
@@ -44,44 +43,45 @@ def route(path: str) -> ResourceRoute | DiscoveryRoute:
             raise UnknownPath(path)
         if len(segments) == 2:
             return DiscoveryRoute("resources", "", "v1")
-        return _resource_route("", "v1", segments[2:], path)
+        return _resource_route(served, "", "v1", segments[2:], path)
     if segments[:1] == ["apis"]:
         if len(segments) == 1:
             return DiscoveryRoute("apis")
         group = segments[1]
-        if group not in resources.GROUPS:
+        versions = served.of_group(group)
+        if not versions:
             raise UnknownPath(path)
         if len(segments) == 2:
             return DiscoveryRoute("group", group)
         version = segments[2]
-        if version not in resources.GROUPS[group]:
+        if version not in versions:
             raise UnknownPath(path)
         if len(segments) == 3:
             return DiscoveryRoute("resources", group, version)
-        return _resource_route(group, version, segments[3:], path)
+        return _resource_route(served, group, version, segments[3:], path)
     raise UnknownPath(path)
 
 
-def _lookup(group: str, version: str, plural: str, path: str) -> ResourceType:
-    rtype = resources.lookup(group, version, plural)
+def _lookup(served: ServedVersions, group: str, version: str, plural: str, path: str) -> ResourceType:
+    rtype = served.lookup(group, version, plural)
     if rtype is None:
         raise UnknownPath(path)
     return rtype
 
 
-def _resource_route(group: str, version: str, rest: list[str], path: str) -> ResourceRoute:
+def _resource_route(served: ServedVersions, group: str, version: str, rest: list[str], path: str) -> ResourceRoute:
     if rest[0] == "namespaces" and len(rest) >= 3 and group == "" and rest[2] != "status" and rest[2] != "finalize":
         rest_in_ns = rest[2:]
-        rtype = _lookup(group, version, rest_in_ns[0], path)
+        rtype = _lookup(served, group, version, rest_in_ns[0], path)
         if not rtype.namespaced or len(rest_in_ns) > 3:
             raise UnknownPath(path)
         return _with_name(rtype, version, rest[1], rest_in_ns[1:], path)
     if rest[0] == "namespaces" and len(rest) >= 3 and group != "":
-        rtype = _lookup(group, version, rest[2], path)
+        rtype = _lookup(served, group, version, rest[2], path)
         if not rtype.namespaced or len(rest) > 5:
             raise UnknownPath(path)
         return _with_name(rtype, version, rest[1], rest[3:], path)
-    rtype = _lookup(group, version, rest[0], path)
+    rtype = _lookup(served, group, version, rest[0], path)
     if len(rest) > 3 or (rtype.namespaced and len(rest) > 1):
         raise UnknownPath(path)
     return _with_name(rtype, version, None, rest[1:], path)

@@ -13,12 +13,14 @@ from lab.faults import FaultInjector
 from lab.kube import kubeconfig, status as st, tls
 from lab.kube.api import KubeAPI, Request, Response
 from lab.kube.auth import ADMIN_USER, TokenAuthenticator
+from lab.kube.resources import ISTIO_VERSIONS, ServedVersions
 from lab.kube.routing import ResourceRoute, UnknownPath, route
 from lab.seed import seed_system
 from lab.store import Store
 
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 FAULTS_PATH = "/lab/v1/faults"
+ISTIO_VERSIONS_PATH = "/lab/v1/istio-versions"
 
 
 class _TLSServer(ThreadingHTTPServer):
@@ -125,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
             if decision.delay:
                 time.sleep(decision.delay)
             if decision.status is not None:
-                self._send_json(decision.status, _fault_status(decision.status, path))
+                self._send_json(decision.status, _fault_status(decision.status, path, owner.served))
                 return
         user = owner.authenticator.authenticate(self.headers.get("Authorization"))
         if user is None and path not in PUBLIC_PATHS:
@@ -142,13 +144,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(response.code, response.body)
 
     def _serve_lab(self, method: str, path: str, body: bytes, user: str) -> None:
-        faults = self.server.owner.faults
-        if path.rstrip("/") != FAULTS_PATH:
-            self._send_json(404, st.status_body(404, "NotFound", "the server could not find the requested resource"))
+        endpoints = {FAULTS_PATH: self._serve_faults, ISTIO_VERSIONS_PATH: self._serve_istio_versions}
+        endpoint = endpoints.get(path.rstrip("/"))
+        if endpoint is None:
+            self._send_json(404, st.unknown_path().body())
             return
         if user != ADMIN_USER:
-            self._send_json(403, st.status_body(403, "Forbidden", f'User "{user}" cannot manage lab faults'))
+            self._send_json(403, st.status_body(403, "Forbidden", f'User "{user}" cannot manage the lab'))
             return
+        endpoint(method, body)
+
+    def _serve_faults(self, method: str, body: bytes) -> None:
+        faults = self.server.owner.faults
         if method == "GET":
             self._send_json(200, {"faults": faults.list()})
         elif method == "DELETE":
@@ -167,22 +174,41 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(405, st.status_body(405, "MethodNotAllowed", f"{method} is not allowed on {FAULTS_PATH}"))
 
+    def _serve_istio_versions(self, method: str, body: bytes) -> None:
+        owner = self.server.owner
+        if method == "GET":
+            self._send_json(200, {"versions": list(owner.istio_versions)})
+        elif method == "PUT":
+            try:
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or "versions" not in spec:
+                    raise ValueError('the body must be {"versions": [...]}')
+                versions = owner.set_istio_versions(spec["versions"])
+            except ValueError as error:
+                self._send_json(400, st.status_body(400, "BadRequest", f"invalid Istio versions: {error}"))
+                return
+            self._send_json(200, {"versions": list(versions)})
+        else:
+            self._send_json(405, st.status_body(405, "MethodNotAllowed",
+                                                f"{method} is not allowed on {ISTIO_VERSIONS_PATH}"))
 
-def _fault_status(code: int, path: str) -> dict:
+
+def _fault_status(code: int, path: str, served: ServedVersions) -> dict:
+    details = _details_from_path(path, served) or None
     if code == 409:
         return st.status_body(409, "Conflict", "Operation cannot be fulfilled on the requested object: the object "
                               "has been modified; please apply your changes to the latest version and try again",
-                              _details_from_path(path))
+                              details)
     if code == 500:
         return st.status_body(500, "InternalError", "Internal error occurred: injected fault",
                               {"causes": [{"message": "injected fault"}]})
     reason = st.REASON_BY_CODE.get(code, "Unknown" if code >= 400 else "")
-    return st.status_body(code, reason, f"injected fault answering {code}", _details_from_path(path))
+    return st.status_body(code, reason, f"injected fault answering {code}", details)
 
 
-def _details_from_path(path: str) -> dict:
+def _details_from_path(path: str, served: ServedVersions) -> dict:
     try:
-        target = route(path)
+        target = route(path, served)
     except UnknownPath:
         return {}
     if isinstance(target, ResourceRoute):
@@ -198,14 +224,16 @@ def _details_from_path(path: str) -> dict:
 class KubeAPIServer:
     def __init__(self, store: Store, state_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0,
                  faults: FaultInjector | None = None, token: str | None = None,
-                 readonly_token: str | None = None) -> None:
+                 readonly_token: str | None = None, istio_versions: tuple[str, ...] = ISTIO_VERSIONS) -> None:
         self.store = store
         self.state_dir = pathlib.Path(state_dir)
         self.host = host
         self.port = port
         self.faults = faults or FaultInjector()
         self.authenticator = TokenAuthenticator(token, readonly_token)
-        self.api = KubeAPI(store)
+        # Narrowing Istio's versions to ("v1beta1",) makes the lab look like an Istio older than 1.22.
+        self.served = ServedVersions(istio_versions)
+        self.api = KubeAPI(store, served=self.served)
         self.ca_cert_path = self.state_dir / "pki" / "ca.crt"
         self.kubeconfig_path = self.state_dir / "kubeconfig"
         self.readonly_kubeconfig_path = self.state_dir / "kubeconfig-readonly"
@@ -220,6 +248,14 @@ class KubeAPIServer:
     @property
     def readonly_token(self) -> str:
         return self.authenticator.readonly_token
+
+    @property
+    def istio_versions(self) -> tuple[str, ...]:
+        return self.served.istio
+
+    def set_istio_versions(self, versions: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """Serve networking.istio.io at these versions (preferred first) from now on; raises ValueError."""
+        return self.served.set_istio(versions)
 
     def start(self) -> None:
         seed_system(self.store)

@@ -29,7 +29,7 @@ def status_body(code: int, reason: str, message: str, details: dict | None = Non
         body["message"] = message
     if reason:
         body["reason"] = reason
-    if details:
+    if details is not None:
         body["details"] = details
     body["code"] = code
     return body
@@ -72,6 +72,12 @@ def conflict(rtype: ResourceType, name: str, why: str | None = None) -> ApiError
     why = why or "the object has been modified; please apply your changes to the latest version and try again"
     return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {rtype.qualified} "{name}": {why}',
                     _details(rtype, name))
+
+
+def unknown_path() -> ApiError:
+    # A path no served resource matches (an unknown group, version or resource) names no object: details is empty,
+    # which is how clients tell it from a missing object.
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
 def bad_request(message: str) -> ApiError:

@@ -147,20 +147,23 @@ def _event_label(event: Event) -> str:
 
 
 def weight_points(report: Report) -> list[tuple[float, float]]:
-    """(offset, weight) in time order; traffic is all on the primary until the first recorded weight."""
+    """(offset, weight) in time order; traffic is all on the primary until the first recorded weight.
+
+    Samples carry the weight they were taken at, so they show a step's start even when the
+    report records the step only when it is judged. At the same moment an event wins over a
+    sample, because events record changes and samples only observe.
+    """
     points: list[tuple[float, float]] = [(0.0, 0.0)]
-    timed: list[tuple[float, float]] = []
+    timed: list[tuple[float, int, float]] = []
     for event in report.events:
         if event.offset is None:
             continue
         weight = event.weight if event.weight is not None else (0.0 if event.kind == ROLLBACK else None)
         if weight is not None:
-            timed.append((event.offset, weight))
-    if not timed:
-        # Events are authoritative; samples only tell the weight when no event does.
-        timed.extend((sample.offset, sample.weight) for sample in report.samples if sample.weight is not None)
-    timed.sort(key=lambda point: point[0])
-    points.extend(timed)
+            timed.append((event.offset, 1, weight))
+    timed.extend((sample.offset, 0, sample.weight) for sample in report.samples if sample.weight is not None)
+    timed.sort(key=lambda point: (point[0], point[1]))
+    points.extend((offset, weight) for offset, _priority, weight in timed)
     if report.final_weight is not None and report.finished_at is not None:
         points.append((report.span, report.final_weight))
     return points

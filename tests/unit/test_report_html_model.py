@@ -122,10 +122,26 @@ def test_weight_points_follow_the_recorded_steps_and_end_at_the_final_weight():
     assert offsets == sorted(offsets)
 
 
-def test_weight_points_take_sample_weights_only_when_events_carry_none():
+def test_weight_points_use_sample_weights_between_events():
     data = {"started_at": iso(0), "samples": [{"time": iso(2), "metric": "m", "value": 1, "weight": 20},
                                                {"time": iso(4), "metric": "m", "value": 1, "weight": 40}]}
     assert weight_points(load_report(data)) == [(0.0, 0.0), (2.0, 20.0), (4.0, 40.0)]
+
+
+def test_a_step_starts_at_its_first_sample_when_only_its_check_is_recorded():
+    data = {"started_at": iso(0),
+            "timeline": [{"time": iso(11), "kind": "check", "weight": 10}, {"time": iso(16), "kind": "check", "weight": 20}],
+            "samples": [{"time": iso(t), "metric": "m", "value": 1, "weight": 10} for t in (7, 8, 9, 10)]
+            + [{"time": iso(t), "metric": "m", "value": 1, "weight": 20} for t in (12, 13, 14, 15)]}
+    steps = [(offset, weight) for (offset, weight), previous in zip(weight_points(load_report(data))[1:], weight_points(load_report(data)))
+             if weight != previous[1]]
+    assert steps == [(7.0, 10.0), (12.0, 20.0)]
+
+
+def test_an_event_wins_over_a_sample_at_the_same_moment():
+    data = {"started_at": iso(0), "timeline": [{"time": iso(5), "kind": "weight", "weight": 20}],
+            "samples": [{"time": iso(5), "metric": "m", "value": 1, "weight": 10}]}
+    assert weight_points(load_report(data))[-1] == (5.0, 20.0)
 
 
 def test_rollback_without_weight_returns_traffic_to_the_primary():

@@ -1,0 +1,326 @@
+"""The canary role end to end on the lab, through the real ansible-playbook (playbooks/canary.yml)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from lab.seed import demo_deployment
+from lab.testing import deployment, wait_for
+from tests.support.modules import REPO_ROOT, run_module, run_playbook
+
+pytestmark = pytest.mark.slow
+
+PLAYBOOK = REPO_ROOT / "playbooks" / "canary.yml"
+SEED = REPO_ROOT / "examples" / "backend-service-canary.yaml"
+FAST = {"canary_interval_override": "2s", "canary_metric_interval_override": "10s", "canary_poll": 1}
+
+
+def short_manifest(namespace: str, name: str = "app", **analysis) -> dict:
+    """A Canary like the seed's, with two steps so a run takes seconds."""
+    spec_analysis = {"interval": "1m", "threshold": 2, "stepWeights": [30, 60], "metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
+        {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"}]}
+    spec_analysis.update(analysis)
+    return {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                     "progressDeadlineSeconds": 60,
+                     "service": {"port": 9898, "gateways": ["public-gateway.istio-system.svc.cluster.local"],
+                                 "hosts": ["app.example.com"]},
+                     "analysis": spec_analysis}}
+
+
+class Release:
+    """One canary in a lab namespace: its manifest on disk, its objects, and playbook runs."""
+
+    def __init__(self, lab, namespace: str, tmp_path: pathlib.Path, manifest: dict | None = None,
+                 manifest_path: pathlib.Path | None = None, target: dict | None = None):
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        self.lab = lab
+        self.namespace = namespace
+        self.tmp_path = tmp_path
+        self.api = lab.kube_client()
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        if manifest_path is None:
+            manifest_path = tmp_path / "canary.yaml"
+            manifest_path.write_text(yaml.safe_dump(manifest))
+        self.manifest_path = manifest_path
+        self.manifest = yaml.safe_load(manifest_path.read_text())
+        self.name = self.manifest["metadata"]["name"]
+        self.apps.create_namespaced_deployment(namespace, target or deployment(self.name))
+
+    def extra_vars(self, **overrides) -> dict:
+        values = {"canary_kubeconfig": self.lab.kubeconfig, "canary_prometheus_url": self.lab.prometheus_url,
+                  "canary_manifest": str(self.manifest_path), "canary_report_dir": str(self.tmp_path / "reports"),
+                  "ansible_python_interpreter": sys.executable}
+        values.update(FAST)
+        values.update(overrides)
+        return values
+
+    def run(self, **overrides) -> subprocess.CompletedProcess:
+        return run_playbook(PLAYBOOK, self.extra_vars(**overrides), timeout=300)
+
+    def popen(self, **overrides) -> subprocess.Popen:
+        from tests.support.modules import _environment  # pylint: disable=import-outside-toplevel
+
+        env = _environment(None)
+        env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+        command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                   str(PLAYBOOK), "-e", json.dumps(self.extra_vars(**overrides))]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                cwd=str(REPO_ROOT))
+
+    def template(self, name: str | None = None) -> dict:
+        return self.apps.read_namespaced_deployment(name or self.name, self.namespace).to_dict()["spec"]["template"]
+
+    def set_template(self, image: str | None = None, annotations: dict | None = None) -> None:
+        patch: dict = {"spec": {"template": {}}}
+        if image:
+            container = self.template()["spec"]["containers"][0]["name"]
+            patch["spec"]["template"]["spec"] = {"containers": [{"name": container, "image": image}]}
+        if annotations:
+            patch["spec"]["template"]["metadata"] = {"annotations": annotations}
+        self.apps.patch_namespaced_deployment(self.name, self.namespace, patch)
+
+    def weights(self) -> dict[str, int]:
+        vs = self.custom.get_namespaced_custom_object("networking.istio.io", "v1", self.namespace, "virtualservices",
+                                                      self.manifest["spec"]["service"].get("name", self.name))
+        return {d["destination"]["host"]: d.get("weight", 0) for d in vs["spec"]["http"][0]["route"]}
+
+    def replicas(self) -> int:
+        return self.apps.read_namespaced_deployment(self.name, self.namespace).spec.replicas or 0
+
+    def state(self) -> dict:
+        config_map = self.core.read_namespaced_config_map(self.name + "-canary-state", self.namespace)
+        return json.loads(config_map.data["state.json"])
+
+    def report(self) -> dict:
+        reports = sorted((self.tmp_path / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return json.loads(reports[-1].read_text())
+
+
+def assert_safe(release: Release) -> None:
+    """Traffic entirely on the primary, canary at 0 replicas."""
+    service = release.manifest["spec"]["service"].get("name", release.name)
+    assert release.weights() == {service + "-primary": 100, service + "-canary": 0}
+    assert release.replicas() == 0
+
+
+@pytest.fixture
+def release(lab, namespace, tmp_path) -> Release:
+    return Release(lab, namespace, tmp_path, manifest=short_manifest(namespace))
+
+
+@pytest.fixture
+def initialized(release: Release) -> Release:
+    first = release.run()
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "nothing changes" in first.stdout
+    return release
+
+
+def test_seed_manifest_unchanged_good_then_bad(lab, tmp_path):
+    """Flagger's guide manifest as written (namespace prod): a good release is promoted, a 30 % error one rolled back."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    api = lab.kube_client()
+    core = client.CoreV1Api(api)
+    if not core.list_namespace(field_selector="metadata.name=prod").items:
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})
+    try:
+        seed = Release(lab, "prod", tmp_path, manifest_path=SEED, target=demo_deployment())
+        assert seed.run(canary_interval_override="3s").returncode == 0
+        seed.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+        good = seed.run(canary_interval_override="3s")
+        assert good.returncode == 0, good.stdout[-4000:]
+        for step in range(1, 6):
+            assert "step %d/5 weight %d%%: request-success-rate" % (step, step * 10) in good.stdout
+        assert seed.template("backend-service-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
+        assert_safe(seed)
+        assert seed.state()["phase"] == "Succeeded" and seed.report()["result"] == "Succeeded"
+
+        seed.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.2",
+                          annotations={"lab.progressive.delivery/error-rate": "0.3"})
+        bad = seed.run(canary_interval_override="3s")
+        assert bad.returncode != 0 and "request-success-rate" in bad.stdout and "rolling back" in bad.stdout
+        assert seed.template("backend-service-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
+        assert_safe(seed)
+        report = seed.report()
+        assert report["result"] == "Failed" and seed.state()["phase"] == "Failed"
+        assert any(entry["kind"] == "rollback" for entry in report["timeline"])
+        assert (tmp_path / "reports" / (pathlib.Path(sorted((tmp_path / "reports").glob("*.json"))[-1]).stem + ".html")).exists()
+    finally:
+        core.delete_namespace("prod")
+
+
+def test_wrong_manifest_fails_before_anything_changes(lab, namespace, tmp_path):
+    manifest = short_manifest(namespace)
+    manifest["spec"]["analysis"]["stepWeight"] = "ten"
+    broken = Release(lab, namespace, tmp_path, manifest=manifest)
+    result = broken.run()
+    assert result.returncode != 0
+    assert 'spec.analysis.stepWeight: must be an integer between 1 and 100, got \\"ten\\"' in result.stdout or \
+        'spec.analysis.stepWeight: must be an integer between 1 and 100, got "ten"' in result.stdout
+    assert [d.metadata.name for d in broken.apps.list_namespaced_deployment(namespace).items] == ["app"]
+    assert broken.core.list_namespaced_config_map(namespace).items == []
+
+
+def test_ab_testing_manifest_is_not_run_as_canary(lab, namespace, tmp_path):
+    manifest = short_manifest(namespace, iterations=5, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
+    result = Release(lab, namespace, tmp_path, manifest=manifest).run()
+    assert result.returncode != 0 and "A/B testing" in result.stdout and "not supported yet" in result.stdout
+
+
+def test_latency_regression_fails(initialized: Release):
+    initialized.set_template(annotations={"lab.progressive.delivery/latency-ms": "900"})
+    result = initialized.run()
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "request-duration" in result.stdout and initialized.report()["result"] == "Failed"
+    assert_safe(initialized)
+
+
+def test_never_ready_canary_fails_on_progress_deadline(lab, namespace, tmp_path):
+    manifest = short_manifest(namespace)
+    manifest["spec"]["progressDeadlineSeconds"] = 3
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    assert release.run().returncode == 0
+    release.set_template(annotations={"lab.progressive.delivery/ready": "false"})
+    result = release.run()
+    assert result.returncode != 0
+    assert "never became ready" in result.stdout
+    assert release.report()["result"] == "Failed" and release.state()["phase"] == "Failed"
+    assert_safe(release)
+
+
+def test_second_concurrent_run_is_refused_naming_the_holder(initialized: Release, k8s_auth):
+    held = run_module("canary_step", dict(k8s_auth, action="lock", name="app", namespace=initialized.namespace,
+                                          run_id="other-run", holder="awx job 42 on host ctl", lease_ttl=300))
+    assert not held.get("failed"), held
+    initialized.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    result = initialized.run()
+    assert result.returncode != 0
+    assert "locked by another run" in result.stdout and "awx job 42 on host ctl" in result.stdout
+    assert initialized.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.0")
+
+
+def test_failing_rollout_webhook_counts_as_failed_checks(lab, namespace, tmp_path):
+    hooks = [{"name": "load-test", "type": "rollout", "url": lab.hooks_url + "/",
+              "metadata": {"type": "bash", "cmd": "exit 3"}}]
+    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
+    assert release.run().returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    result = release.run()
+    assert result.returncode != 0
+    report = release.report()
+    assert report["result"] == "Failed" and "webhook load-test failed" in report["reason"]
+    assert report["failed_checks"] == 2
+    assert_safe(release)
+
+
+def _post(url: str, payload: dict) -> int:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"},
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_path):
+    hooks = [{"name": "approval", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"}]
+    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
+    canary = {"name": "app", "namespace": namespace}
+    _post(lab.hooks_url + "/gate/close", canary)
+    assert release.run().returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    process = release.popen()
+    try:
+        wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=90, message="phase WaitingPromotion")
+        time.sleep(0)  # the run keeps analysing at max weight while the gate is closed
+        held_at = release.weights()
+        assert held_at["app-canary"] == 60 and release.state()["phase"] == "WaitingPromotion"
+        assert _post(lab.hooks_url + "/gate/open", canary) in (200, 202)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output[-3000:]
+    assert "waiting for confirm-promotion" in output
+    assert release.state()["phase"] == "Succeeded"
+    assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
+    assert_safe(release)
+
+
+def test_prometheus_stopped_during_analysis_never_promotes(lab, initialized: Release):
+    initialized.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    process = initialized.popen()
+    try:
+        wait_for(lambda: initialized.state().get("canaryWeight", 0) > 0, timeout=60, message="analysis at a weight > 0")
+        lab.stop_prometheus()
+        output, _ = process.communicate(timeout=120)
+    finally:
+        lab.start_prometheus()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0, output[-3000:]
+    assert "Prometheus" in initialized.report()["reason"] or "error" in initialized.report()["reason"]
+    assert initialized.state()["phase"] == "Failed"
+    assert initialized.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.0")
+    assert_safe(initialized)
+
+
+@pytest.mark.parametrize("on_resume", ["resume", "rollback"])
+def test_killed_run_is_resumed_or_rolled_back(lab, namespace, tmp_path, on_resume):
+    manifest = short_manifest(namespace, stepWeights=[20, 40, 60])
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    assert release.run(canary_lease_ttl=5).returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def watch_weights() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(release.weights()["app-canary"])
+            except Exception:  # pylint: disable=broad-except
+                pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_weights, daemon=True)
+    watcher.start()
+    try:
+        process = release.popen(canary_lease_ttl=5)
+        wait_for(lambda: release.state().get("phase") == "Progressing" and release.state().get("canaryWeight", 0) > 0,
+                 timeout=60, message="analysis at a weight > 0")
+        process.kill()
+        process.wait(timeout=10)
+        recorded = release.state()["canaryWeight"]
+        again = release.run(canary_lease_ttl=5, canary_lock_wait=20, canary_on_resume=on_resume)
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert seen <= {0, 20, 40, 60}, seen
+    if on_resume == "resume":
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert "Resuming the release left by run" in again.stdout and "at weight %d%%" % recorded in again.stdout
+        assert release.state()["phase"] == "Succeeded"
+        assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
+    else:
+        assert again.returncode != 0
+        assert "Rolling back the release left by run" in again.stdout
+        assert release.state()["phase"] == "Failed"
+        assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.0")
+    assert_safe(release)
