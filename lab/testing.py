@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import pathlib
+import shutil
 import tempfile
 import time
 import urllib.parse
@@ -118,7 +119,7 @@ class LabHandle:
 
     # ------------------------------------------------------------ lifecycle
     def stop(self) -> None:
-        """Stop a lab this handle started; labs attached to are left running."""
+        """Stop a lab this handle started (and remove its temp state dir); labs attached to are left running."""
         if self._process is None:
             return
         leftovers = control.stop_lab(self.state_dir)
@@ -129,6 +130,8 @@ class LabHandle:
         self._process = None
         if leftovers:
             raise control.LabError(f"lab processes left running: {', '.join(leftovers)}")
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 def start_lab(state_dir: pathlib.Path | str | None = None, seed: bool = False,

@@ -283,18 +283,6 @@ def test_list_by_field_selector_and_list_shape(kube_lab, core, ns):
 
 
 # ------------------------------------------------------------------ delete
-def test_delete_answers_status_for_builtins_and_object_for_custom_resources(core, custom, ns):
-    created = core.create_namespaced_config_map(ns, configmap("gone"))
-    answer = core.delete_namespaced_config_map("gone", ns)
-    assert answer["kind"] == "Status" and answer["status"] == "Success"
-    assert answer["details"] == {"name": "gone", "kind": "configmaps", "uid": created.metadata.uid}
-    code, body = api_error(core.delete_namespaced_config_map, "gone", ns)
-    assert code == 404 and body["reason"] == "NotFound"
-    custom.create_namespaced_custom_object(ISTIO, "v1", ns, "virtualservices", virtual_service("api"))
-    deleted = custom.delete_namespaced_custom_object(ISTIO, "v1", ns, "virtualservices", "api")
-    assert deleted["kind"] == "VirtualService" and deleted["metadata"]["name"] == "api"
-
-
 def test_delete_with_stale_precondition_conflicts(core, ns):
     created = core.create_namespaced_config_map(ns, configmap("cm"))
     core.patch_namespaced_config_map("cm", ns, {"data": {"k": "changed"}})
