@@ -24,8 +24,8 @@ def deployment(name: str) -> dict:
     labels = {"app": name}
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "app", "image": "ghcr.io/stefanprodan/podinfo:6.7.0"}]}}}}
+                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [
+                         {"name": "app", "image": "ghcr.io/stefanprodan/podinfo:6.7.0"}]}}}}
 
 
 # (typed API class, create method, delete method, body, group of the Status details, resource plural)
