@@ -263,10 +263,11 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     webhooks = _webhooks(check, analysis, analysis_path)
     if analysis.get("alerts"):
         check.notes.append("%s.alerts: not sent by the role; use event webhooks or the report instead" % analysis_path)
-    if check.errors:
+    if not check.errors and not (name and namespace and target and interval_seconds is not None and weights):
+        # Every missing piece records its own error above; this only guards against a path that forgot to.
+        check.error("spec", "incomplete: metadata.name, metadata.namespace, spec.targetRef and the analysis weights are required")
+    if check.errors or not (name and namespace and target and interval_seconds is not None and weights):
         raise CanarySpecError(check.errors)
-
-    assert name and namespace and target and interval_seconds is not None and weights is not None
     return {
         "name": name,
         "namespace": namespace,
@@ -382,7 +383,8 @@ def _weights(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, 
         max_weight = min(TOTAL_WEIGHT, step_weights[-1])
     elif max_weight is None:
         max_weight = TOTAL_WEIGHT
-    assert step_weight is not None and promotion is not None
+    if step_weight is None or promotion is None:
+        return None
     return {
         "step_weight": step_weight,
         "step_weights": step_weights,
