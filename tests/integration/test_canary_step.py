@@ -452,3 +452,28 @@ def test_adopted_virtual_service_is_recorded_and_left_alone(kube, app, step):
         ISTIO[0], ISTIO[1], namespace, "virtualservices")["items"]]
     assert names == ["edge"]
     assert kube.custom.get_namespaced_custom_object(ISTIO[0], ISTIO[1], namespace, "virtualservices", "edge")["spec"] == spec
+
+
+def test_autoscaler_gets_a_primary_copy_scaling_the_primary(kube, app, step, lab):
+    namespace = app
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": NAME},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
+                    "minReplicas": 2, "maxReplicas": 5,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                                                   "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+    autoscaling = client.AutoscalingV2Api(lab.kube_client())
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
+
+    ok(step("lock"))
+    first = ok(step("initialize", service=SERVICE, autoscaler=NAME))
+    assert first["changed"]
+    copy = autoscaling.read_namespaced_horizontal_pod_autoscaler(NAME + "-primary", namespace)
+    assert copy.spec.scale_target_ref.name == NAME + "-primary"
+    assert (copy.spec.min_replicas, copy.spec.max_replicas) == (2, 5)
+    assert copy.spec.metrics[0].resource.target.average_utilization == 80
+    assert copy.metadata.labels["app.kubernetes.io/managed-by"] == "progressive.delivery"
+    user_owned = autoscaling.read_namespaced_horizontal_pod_autoscaler(NAME, namespace)
+    assert user_owned.spec.scale_target_ref.name == NAME
+
+    again = ok(step("initialize", service=SERVICE, autoscaler=NAME))
+    assert again["changed"] is False, again["actions"]
