@@ -74,7 +74,10 @@ def run_mode(lab, mode: str, args: argparse.Namespace, workdir: pathlib.Path) ->
     window = int(wall) + 30
     query = ('sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="%s",'
              'destination_workload="app",response_code=~"5.*"}[%ds]))' % (namespace, window))
-    time.sleep(2)  # one more scrape so the last answers are counted
+    finished = time.time()
+    # Count the last answers too: wait for a scrape taken after the run ended.
+    wait_for(lambda: (lab.query_value('max(timestamp(istio_requests_total{destination_workload_namespace="%s"}))'
+                                      % namespace) or 0) > finished, timeout=15, message="a scrape after the run")
     failed = lab.query_value(query) or 0.0
     core.delete_namespace(namespace)
     return {"mode": mode, "result": report["result"], "rc": result.returncode, "wall_seconds": round(wall, 1),

@@ -3,21 +3,34 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """One canary action against the cluster: read, validate and plan everything, then write.
 
-Decisions live in ``workload``, ``state``, ``lease`` and ``canary_objects``;
-this file only sequences reads and writes through a KubeClient.
+Decisions live in ``workload``, ``state``, ``lease`` and ``canary_objects``; how an
+object is read and written (ownership, conflicts, check mode) lives in ``canary_store``.
+This file only sequences the reads and writes of each action.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ansible_collections.progressive.delivery.plugins.module_utils import canary_objects as objects
 from ansible_collections.progressive.delivery.plugins.module_utils import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils import workload as wl
+from ansible_collections.progressive.delivery.plugins.module_utils.canary_store import (
+    CONFIGMAPS,
+    CONFLICT_RETRIES,
+    DEPLOYMENTS,
+    EVENTS,
+    HPAS,
+    SECRETS,
+    SERVICES,
+    CanaryFailure,
+    CanaryStore,
+    Plan,
+    owned_view,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.lease import LeaseLock, LeaseView, LockHeld
 from ansible_collections.progressive.delivery.plugins.module_utils.ownership import (
@@ -27,23 +40,9 @@ from ansible_collections.progressive.delivery.plugins.module_utils.ownership imp
     ownership_problem,
 )
 
-DEPLOYMENTS = ("apps/v1", "deployments")
-CONFIGMAPS = ("v1", "configmaps")
-SECRETS = ("v1", "secrets")
-SERVICES = ("v1", "services")
-EVENTS = ("v1", "events")
-HPAS = ("autoscaling/v2", "horizontalpodautoscalers")
-CONFLICT_RETRIES = 5
 EVENT_SOURCE = "progressive.delivery"
 
-
-class CanaryFailure(Exception):
-    """An action that could not be done; ``result`` carries what is known (phase, state, lock)."""
-
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.result = result or {}
+__all__ = ["CanaryFailure", "CanaryManager", "CanaryParams"]
 
 
 @dataclass
@@ -80,41 +79,6 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
         return self.wait_timeout if self.wait_timeout is not None else self.progress_deadline_seconds
 
 
-@dataclass
-class Plan:
-    """What an action changed (or, in check mode, would change)."""
-
-    changes: list[str] = field(default_factory=list)
-    writes: int = 0
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def add(self, text: str, key: str | None = None, before: Any = None, after: Any = None) -> None:
-        self.changes.append(text)
-        self.writes += 1
-        if key:
-            if key not in self.before:
-                self.before[key] = copy.deepcopy(before)
-            self.after[key] = copy.deepcopy(after)
-
-
-def _owned_view(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The parts of an object a diff should show: no status, no server bookkeeping."""
-    if obj is None:
-        return None
-    metadata = obj.get("metadata") or {}
-    view = {"metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "annotations") if k in metadata}}
-    for key in ("spec", "data", "binaryData", "type"):
-        if key in obj:
-            view[key] = copy.deepcopy(obj[key])
-    if obj.get("kind") == "Secret":
-        view.pop("data", None)
-        view.pop("binaryData", None)
-        view["data"] = "<%d keys hidden>" % len(obj.get("data") or {})
-    return view
-
-
 class CanaryManager:  # pylint: disable=too-many-public-methods
     def __init__(self, client: Any, params: CanaryParams, check_mode: bool = False,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -125,6 +89,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         self.sleep = sleep
         self.plan = Plan()
         self.ns = params.namespace
+        self.store = CanaryStore(client, self.ns, params.name, self.plan, check_mode, self.fail)
         self.lock = LeaseLock(client, self.ns, params.name, params.run_id, params.holder, params.lease_ttl, clock)
         self.lease: dict[str, Any] | None = None
         self.state = st.CanaryState()
@@ -135,95 +100,17 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         self.revision: str | None = None
         self.message = ""
 
-    # ------------------------------------------------------------------ plumbing
-
-    @contextmanager
-    def api(self, verb: str, kind: str, name: str | None) -> Iterator[None]:
-        """Turn API errors into sentences naming the object and what to check."""
-        try:
-            yield
-        except KubeApiError as exc:
-            raise CanaryFailure(exc.explain(verb, kind, name, self.ns), self._result()) from None
-
     def fail(self, message: str) -> CanaryFailure:
         return CanaryFailure(message, self._result())
 
-    def _get(self, api: tuple[str, str], kind: str, name: str) -> dict[str, Any] | None:
-        with self.api("get", kind, name):
-            return self.client.get_or_none(api[0], api[1], name, self.ns)
-
-    def _ensure(self, api: tuple[str, str], kind: str, name: str,
-                compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
-        """Read, let ``compute`` decide the desired object (None = leave as is), write optimistically."""
-        for _attempt in range(CONFLICT_RETRIES):
-            existing = self._get(api, kind, name)
-            problem = ownership_problem(existing, kind, self.ns, self.params.name)
-            if problem:
-                raise self.fail(problem)
-            desired = compute(existing)
-            if desired is None:
-                return existing
-            key = "%s/%s" % (kind, name)
-            if existing is None:
-                self.plan.add("create %s %s/%s" % (kind, self.ns, name), key, None, _owned_view(desired))
-                if self.check_mode:
-                    return desired
-                try:
-                    with self.api("create", kind, name):
-                        return self.client.create(api[0], api[1], desired, self.ns)
-                except CanaryFailure:
-                    if self._conflicted(api, name, existing):
-                        continue
-                    raise
-            desired.setdefault("metadata", {})["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
-            self.plan.add("update %s %s/%s" % (kind, self.ns, name), key, _owned_view(existing), _owned_view(desired))
-            if self.check_mode:
-                return desired
-            try:
-                with self.api("update", kind, name):
-                    return self.client.replace(api[0], api[1], name, desired, self.ns)
-            except CanaryFailure:
-                if self._conflicted(api, name, existing):
-                    self.plan.changes.pop()
-                    self.plan.writes -= 1
-                    continue
-                raise
-        raise self.fail("%s %s/%s kept changing under us (%d conflicting writes): another controller is writing it; "
-                        "stop it and re-run" % (kind, self.ns, name, CONFLICT_RETRIES))
-
-    def _conflicted(self, api: tuple[str, str], name: str, existing: dict[str, Any] | None) -> bool:
-        """True when the object changed since it was read (HTTP 409), so a fresh read-modify-write may succeed."""
-        try:
-            current = self.client.get_or_none(api[0], api[1], name, self.ns)
-        except KubeApiError:
-            return False
-        if existing is None:
-            return current is not None
-        return current is not None and (current.get("metadata") or {}).get("resourceVersion") != (
-            existing.get("metadata") or {}).get("resourceVersion")
-
-    def _scale(self, name: str, replicas: int) -> None:
-        deployment = self._get(DEPLOYMENTS, "Deployment", name)
-        if deployment is None:
-            raise self.fail("Deployment %s/%s disappeared while the canary was being changed: recreate it and re-run"
-                            % (self.ns, name))
-        current = (deployment.get("spec") or {}).get("replicas")
-        if current == replicas:
-            return
-        self.plan.add("scale Deployment %s/%s from %s to %s" % (self.ns, name, current, replicas),
-                      "Deployment/%s" % name, {"spec": {"replicas": current}}, {"spec": {"replicas": replicas}})
-        if self.check_mode:
-            return
-        # A merge patch of replicas alone cannot overwrite anything else a person changed meanwhile.
-        with self.api("scale", "Deployment", name):
-            self.client.patch(DEPLOYMENTS[0], DEPLOYMENTS[1], name, {"spec": {"replicas": replicas}}, self.ns)
+    # ------------------------------------------------------------------ waiting
 
     def _wait_ready(self, name: str, seconds: float, what: str) -> wl.Readiness:
         """Poll a Deployment until its rollout completes, fails its progress deadline, or ``seconds`` pass."""
         deadline = self.clock() + seconds
         last_renew = self.clock()
         while True:
-            deployment = self._get(DEPLOYMENTS, "Deployment", name)
+            deployment = self.store.get(DEPLOYMENTS, "Deployment", name)
             if deployment is None:
                 return wl.Readiness(False, True, "Deployment %s/%s does not exist" % (self.ns, name))
             readiness = wl.evaluate_readiness(deployment)
@@ -243,13 +130,13 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
     def _renew_lock(self) -> None:
         try:
-            with self.api("renew", "Lease", self.lock.name):
+            with self.store.api("renew", "Lease", self.lock.name):
                 self.lease = self.lock.renew_if_held(self.check_mode)
         except LockHeld as exc:
             raise self.fail(str(exc)) from None
 
     def _read_lock(self) -> None:
-        with self.api("get", "Lease", self.lock.name):
+        with self.store.api("get", "Lease", self.lock.name):
             self.lease = self.lock.read()
 
     def _lock_free_for_us(self) -> bool:
@@ -260,7 +147,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
     def _load_state(self) -> None:
         name = st.state_name(self.params.name)
-        self.state_cm = self._get(CONFIGMAPS, "ConfigMap", name)
+        self.state_cm = self.store.get(CONFIGMAPS, "ConfigMap", name)
         problem = ownership_problem(self.state_cm, "ConfigMap", self.ns, self.params.name)
         if problem:
             raise self.fail(problem)
@@ -294,7 +181,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             body["data"][st.STATE_KEY] = st.dump_state(candidate)
             return body
 
-        self.state_cm = self._ensure(CONFIGMAPS, "ConfigMap", name, compute)
+        self.state_cm = self.store.ensure(CONFIGMAPS, "ConfigMap", name, compute)
 
     def _event(self, message: str, warning: bool = False, reason: str = "Synced") -> None:
         """A core/v1 Event on the target, so ``kubectl describe`` tells the release's story."""
@@ -342,7 +229,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         if params.target_kind != "Deployment":
             raise self.fail("Canary %s/%s targets a %s, but only Deployments are supported: point target at a "
                             "Deployment" % (self.ns, params.name, params.target_kind))
-        target = self._get(DEPLOYMENTS, "Deployment", params.target_name)
+        target = self.store.get(DEPLOYMENTS, "Deployment", params.target_name)
         if target is None:
             raise self.fail("Deployment %s/%s (the target of canary %s) was not found: create it first, or set "
                             "'target' to the Deployment's name" % (self.ns, params.target_name, params.name))
@@ -358,7 +245,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         tracked = wl.ConfigRefs()
         found: dict[str, dict[str, Any]] = {}
         for name in sorted(refs.configmaps):
-            configmap = self._get(CONFIGMAPS, "ConfigMap", name)
+            configmap = self.store.get(CONFIGMAPS, "ConfigMap", name)
             if configmap is None:
                 self.plan.warnings.append("ConfigMap %s/%s referenced by the target does not exist; it is not tracked"
                                           % (self.ns, name))
@@ -366,7 +253,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             tracked.configmaps.add(name)
             found["configmap/" + name] = configmap
         for name in sorted(refs.secrets):
-            secret = self._get(SECRETS, "Secret", name)
+            secret = self.store.get(SECRETS, "Secret", name)
             if secret is None:
                 self.plan.warnings.append("Secret %s/%s referenced by the target does not exist; it is not tracked"
                                           % (self.ns, name))
@@ -414,7 +301,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                         updated[field_name] = desired[field_name]
                 return updated
 
-            self._ensure(api, kind, desired["metadata"]["name"], compute)
+            self.store.ensure(api, kind, desired["metadata"]["name"], compute)
 
     # ------------------------------------------------------------------ actions
 
@@ -444,7 +331,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
     def _acquire_lock(self) -> None:
         try:
-            with self.api("acquire", "Lease", self.lock.name):
+            with self.store.api("acquire", "Lease", self.lock.name):
                 decision, self.lease = self.lock.acquire(self.check_mode)
         except LockHeld as exc:
             raise self.fail(str(exc)) from None
@@ -455,7 +342,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                         "take_over": "lock taken over from a run that stopped renewing it"}[decision]
 
     def _release_lock(self) -> None:
-        with self.api("release", "Lease", self.lock.name):
+        with self.store.api("release", "Lease", self.lock.name):
             changed, self.lease = self.lock.release(self.check_mode)
         if changed:
             self.plan.add("release Lease %s/%s" % (self.ns, self.lock.name))
@@ -484,7 +371,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         except objects.ServiceSpecError as exc:
             raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
         apex, primary_svc, canary_svc = objects.service_names(spec.name)
-        with self.api("discover", "API group", objects.ISTIO_GROUP):
+        with self.store.api("discover", "API group", objects.ISTIO_GROUP):
             istio_version = objects.pick_istio_version(self.client.served_versions(objects.ISTIO_GROUP))
         if istio_version is None:
             raise self.fail("The cluster does not serve the Istio networking API (%s, versions %s): install Istio "
@@ -496,17 +383,17 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
         # Everything is read and judged before the first write, so bad input leaves nothing behind.
         existing = {
-            ("Deployment", primary_deployment): self._get(DEPLOYMENTS, "Deployment", primary_deployment),
-            ("Service", apex): self._get(SERVICES, "Service", apex),
-            ("Service", primary_svc): self._get(SERVICES, "Service", primary_svc),
-            ("Service", canary_svc): self._get(SERVICES, "Service", canary_svc),
-            ("DestinationRule", primary_svc): self._get(istio, "DestinationRule", primary_svc),
-            ("DestinationRule", canary_svc): self._get(istio, "DestinationRule", canary_svc),
+            ("Deployment", primary_deployment): self.store.get(DEPLOYMENTS, "Deployment", primary_deployment),
+            ("Service", apex): self.store.get(SERVICES, "Service", apex),
+            ("Service", primary_svc): self.store.get(SERVICES, "Service", primary_svc),
+            ("Service", canary_svc): self.store.get(SERVICES, "Service", canary_svc),
+            ("DestinationRule", primary_svc): self.store.get(istio, "DestinationRule", primary_svc),
+            ("DestinationRule", canary_svc): self.store.get(istio, "DestinationRule", canary_svc),
         }
         for key in sorted(found):
             kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
             name = wl.primary_name(key.split("/", 1)[1])
-            existing[(kind, name)] = self._get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
+            existing[(kind, name)] = self.store.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
         adopt = (params.virtual_service or {}).get("adopt")
         route_name = (params.virtual_service or {}).get("route")
         vs_record: dict[str, Any]
@@ -514,7 +401,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             if not route_name:
                 raise self.fail("virtual_service.adopt=%s needs virtual_service.route: the name of the HTTP route whose "
                                 "destinations the canary drives" % adopt)
-            adopted = self._get(vs_api, "VirtualService", adopt)
+            adopted = self.store.get(vs_api, "VirtualService", adopt)
             if adopted is None:
                 raise self.fail("VirtualService %s/%s to adopt was not found: create it first, or drop "
                                 "virtual_service.adopt to let the canary generate %s" % (self.ns, adopt, apex))
@@ -525,15 +412,15 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                                 % (self.ns, adopt, route_name, ", ".join(names) if names else "none named"))
             vs_record = {"name": adopt, "route": route_name, "adopted": True, "apiVersion": vs_api[0]}
         else:
-            existing[("VirtualService", apex)] = self._get(vs_api, "VirtualService", apex)
+            existing[("VirtualService", apex)] = self.store.get(vs_api, "VirtualService", apex)
             vs_record = {"name": apex, "route": None, "adopted": False, "apiVersion": vs_api[0]}
         hpa = None
         if params.autoscaler:
-            hpa = self._get(HPAS, "HorizontalPodAutoscaler", params.autoscaler)
+            hpa = self.store.get(HPAS, "HorizontalPodAutoscaler", params.autoscaler)
             if hpa is None:
                 raise self.fail("HorizontalPodAutoscaler %s/%s (autoscaler) was not found: create it or drop the "
                                 "autoscaler option" % (self.ns, params.autoscaler))
-            existing[("HorizontalPodAutoscaler", wl.primary_name(params.autoscaler))] = self._get(
+            existing[("HorizontalPodAutoscaler", wl.primary_name(params.autoscaler))] = self.store.get(
                 HPAS, "HorizontalPodAutoscaler", wl.primary_name(params.autoscaler))
         problems = [p for p in (ownership_problem(obj, kind, self.ns, params.name)
                                 for (kind, _name), obj in sorted(existing.items(), key=lambda i: i[0])) if p]
@@ -558,19 +445,19 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self._update_state(begin)
 
         self._sync_primary_configs(found, update_existing=False)
-        primary = self._ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: desired_primary if cur is None else None)
+        primary = self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: desired_primary if cur is None else None)
         if hpa is not None:
             desired_hpa = wl.primary_hpa(hpa, primary_deployment, self.ns, params.name)
-            self._ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
-                         lambda cur: desired_hpa if cur is None else None)
+            self.store.ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
+                              lambda cur: desired_hpa if cur is None else None)
         for name, selector in ((canary_svc, value), (primary_svc, wl.primary_name(value))):
             desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports)
-            self._ensure(SERVICES, "Service", name,
-                         lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
+            self.store.ensure(SERVICES, "Service", name,
+                              lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
         for name in (primary_svc, canary_svc):
             desired_rule = objects.build_destination_rule(name, self.ns, params.name, istio_version, spec.traffic_policy)
-            self._ensure(istio, "DestinationRule", name,
-                         lambda cur, d=desired_rule: d if cur is None else objects.spec_update(cur, d))
+            self.store.ensure(istio, "DestinationRule", name,
+                              lambda cur, d=desired_rule: d if cur is None else objects.spec_update(cur, d))
 
         if first_time and not self.check_mode:
             readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment")
@@ -584,14 +471,14 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self.plan.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
 
         desired_apex = objects.build_service(apex, self.ns, params.name, label, wl.primary_name(value), spec, extra_ports)
-        self._ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
+        self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
         if not adopt:
             desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)
-            self._ensure(vs_api, "VirtualService", apex,
-                         lambda cur: desired_vs if cur is None else objects.virtual_service_update(cur, desired_vs))
+            self.store.ensure(vs_api, "VirtualService", apex,
+                              lambda cur: desired_vs if cur is None else objects.virtual_service_update(cur, desired_vs))
 
         if first_time:
-            self._scale(params.target_name, 0)
+            self.store.scale(params.target_name, 0)
             promoted = (((primary or {}).get("spec") or {}).get("template") or {}).get("metadata", {}).get(
                 "annotations", {}).get(wl.REVISION_ANNOTATION, self.checksum)
             message = "Initialization done! %s.%s" % (params.name, self.ns)
@@ -650,12 +537,12 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self._update_state(self._transition("start", state.phase, message, now))
             self._event(message)
         self.revision = st.NEW_REVISION if fresh else st.IN_PROGRESS_REVISION
-        primary = self._get(DEPLOYMENTS, "Deployment", wl.primary_name(params.target_name))
-        hpa = self._get(HPAS, "HorizontalPodAutoscaler", params.autoscaler) if params.autoscaler else None
+        primary = self.store.get(DEPLOYMENTS, "Deployment", wl.primary_name(params.target_name))
+        hpa = self.store.get(HPAS, "HorizontalPodAutoscaler", params.autoscaler) if params.autoscaler else None
         replicas = wl.canary_replicas(target, primary, hpa)
         current = (target.get("spec") or {}).get("replicas") or 0
         if current < 1:
-            self._scale(params.target_name, replicas)
+            self.store.scale(params.target_name, replicas)
         if self.check_mode:
             self.plan.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, params.target_name))
             return
@@ -668,7 +555,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             return
         reason = "canary not ready: %s" % readiness.message
         message = "Canary failed! Scaling down %s.%s: %s" % (params.target_name, self.ns, reason)
-        self._scale(params.target_name, 0)
+        self.store.scale(params.target_name, 0)
         self._update_state(self._transition("start", st.FAILED, message, self.clock(), failed_spec=checksum,
                                             canary_weight=0, reason=reason))
         self._event(message, warning=True)
@@ -720,7 +607,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                             "Run action=start to analyse the new revision first."
                             % (self.ns, params.name, checksum, self.state.last_applied_spec))
         primary_deployment = wl.primary_name(params.target_name)
-        primary = self._get(DEPLOYMENTS, "Deployment", primary_deployment)
+        primary = self.store.get(DEPLOYMENTS, "Deployment", primary_deployment)
         if primary is None:
             raise self.fail("Primary Deployment %s/%s is missing: run action=initialize to recreate it"
                             % (self.ns, primary_deployment))
@@ -735,13 +622,13 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                                                 primary_template_before_promotion=backup))
             self._event(message)
         self._sync_primary_configs(found, update_existing=True)
-        self._ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: self._promoted(cur, target, label, value, tracked))
+        self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: self._promoted(cur, target, label, value, tracked))
         if params.autoscaler:
-            hpa = self._get(HPAS, "HorizontalPodAutoscaler", params.autoscaler)
+            hpa = self.store.get(HPAS, "HorizontalPodAutoscaler", params.autoscaler)
             if hpa is not None:
                 desired_hpa = wl.primary_hpa(hpa, primary_deployment, self.ns, params.name)
-                self._ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
-                             lambda cur: desired_hpa if cur is None else objects.spec_update(cur, desired_hpa))
+                self.store.ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
+                                  lambda cur: desired_hpa if cur is None else objects.spec_update(cur, desired_hpa))
         if self.check_mode:
             self.plan.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
             self.plan.changes.append("phase %s" % rule.to)
@@ -780,7 +667,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
     def do_finalize(self, rule: st.Rule) -> None:
         params = self.params
         self._read_target()
-        self._scale(params.target_name, 0)
+        self.store.scale(params.target_name, 0)
         message = "Promotion completed! Scaling down %s.%s" % (params.target_name, self.ns)
         self._update_state(self._transition("finalize", rule.to or st.SUCCEEDED, message, self.clock(), canary_weight=0,
                                             failed_checks=0, primary_template_before_promotion=None))
@@ -797,9 +684,9 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         backup = self.state.primary_template_before_promotion
         if self.state.phase in (st.PROMOTING, st.FINALISING) and backup:
             # The primary already carries the failed revision: put its previous template back.
-            self._ensure(DEPLOYMENTS, "Deployment", primary_deployment,
-                         lambda cur: None if cur is None or not wl.template_differs(cur, backup) else wl.with_template(cur, backup))
-        self._scale(params.target_name, 0)
+            self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment,
+                              lambda cur: None if cur is None or not wl.template_differs(cur, backup) else wl.with_template(cur, backup))
+        self.store.scale(params.target_name, 0)
         message = "Canary failed! Scaling down %s.%s: %s" % (params.target_name, self.ns, reason)
         self._update_state(self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0,
                                             reason=reason, failed_spec=self.state.last_applied_spec,
@@ -824,22 +711,22 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
         # The target is the user's object: only its image and pod annotations are changed, nothing is marked.
         for _attempt in range(CONFLICT_RETRIES):
-            current = self._get(DEPLOYMENTS, "Deployment", params.target_name)
+            current = self.store.get(DEPLOYMENTS, "Deployment", params.target_name)
             desired = compute(current)
             if desired is None:
                 self.message = "Deployment %s/%s already runs this image and these annotations" % (self.ns, params.target_name)
                 return
             self.plan.add("update Deployment %s/%s" % (self.ns, params.target_name), "Deployment/%s" % params.target_name,
-                          _owned_view(current), _owned_view(desired))
+                          owned_view(current), owned_view(desired))
             if self.check_mode:
                 return
             try:
-                with self.api("update", "Deployment", params.target_name):
+                with self.store.api("update", "Deployment", params.target_name):
                     self.target = self.client.replace(DEPLOYMENTS[0], DEPLOYMENTS[1], params.target_name, desired, self.ns)
                 self.message = "Deployment %s/%s updated" % (self.ns, params.target_name)
                 return
             except CanaryFailure:
-                if not self._conflicted(DEPLOYMENTS, params.target_name, current):
+                if not self.store.conflicted(DEPLOYMENTS, params.target_name, current):
                     raise
                 self.plan.changes.pop()
                 self.plan.writes -= 1

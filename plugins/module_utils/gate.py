@@ -28,13 +28,19 @@ from ansible_collections.progressive.delivery.plugins.module_utils.analysis impo
     format_number,
     overall,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import (
+    PROMETHEUS,
+    PROMETHEUS_DURATION_PATTERN,
+    DurationError,
+    prometheus_duration_seconds,
+    to_seconds,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import (
     COUNT_QUERIES,
     PROBE_QUERIES,
     MetricSpec,
     RenderContext,
     TemplateError,
-    duration_seconds,
     render_metric,
     render_named,
 )
@@ -57,7 +63,7 @@ def isoformat(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*((?:\d+(?:ms|s|m|h|d|w|y))+)$")
+_RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*(%s)$" % PROMETHEUS_DURATION_PATTERN)
 
 
 def parse_time(value: Any, now: float) -> float:
@@ -69,7 +75,7 @@ def parse_time(value: Any, now: float) -> float:
         return now
     relative = _RELATIVE.match(text)
     if relative:
-        offset = duration_seconds(relative.group(2))
+        offset = prometheus_duration_seconds(relative.group(2))
         return now - offset if relative.group(1) == "-" else now + offset
     try:
         return float(text)
@@ -86,20 +92,14 @@ def parse_time(value: Any, now: float) -> float:
     return moment.timestamp()
 
 
-def parse_step(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                seconds = duration_seconds(text)
-            except ValueError:
-                raise GateConfigError("step %r is not a number of seconds or a duration like 30s" % (value,)) from None
+def parse_step(value: Any, option: str = "step") -> float:
+    """Positive seconds from a number or a Prometheus duration such as ``30s`` or ``1m``; see ``durations``."""
+    try:
+        seconds = to_seconds(value, PROMETHEUS)
+    except DurationError:
+        raise GateConfigError("%s %r is not a number of seconds or a duration like 30s" % (option, value)) from None
     if seconds <= 0:
-        raise GateConfigError("step must be positive, got %r" % (value,))
+        raise GateConfigError("%s must be positive, got %r" % (option, value))
     return seconds
 
 
@@ -405,7 +405,7 @@ def run_mode(gate: Gate, options: dict[str, Any]) -> dict[str, Any]:
             raise GateConfigError("mode 'at' needs the option 'time'")
         return gate.once(parse_time(options["time"], now))
     if mode == "watch":
-        poll = parse_step(options.get("poll") if options.get("poll") is not None else 5)
+        poll = parse_step(options.get("poll") if options.get("poll") is not None else 5, "poll")
         duration = _non_negative_seconds(options.get("duration") if options.get("duration") is not None else 60, "duration")
         return gate.watch(poll, duration)
     if mode == "compare":

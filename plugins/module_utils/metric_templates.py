@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import is_prometheus_duration
+
 # PromQL of Flagger's Istio observer, unchanged, so a threshold tuned for Flagger means the same here.
 BUILTIN_QUERIES: dict[str, str] = {
     "request-success-rate": """
@@ -74,7 +76,6 @@ DEFAULT_INTERVAL = "1m"
 
 _PLACEHOLDER = re.compile(r"\{\{(-\s)?\s*(.*?)\s*(\s-)?\}\}", re.DOTALL)
 _VARIABLE_REF = re.compile(r"^(?:\.)?variables\.([A-Za-z_][A-Za-z0-9_\-]*)$")
-_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
 # Outside a string literal a value becomes query syntax, so only plain tokens may appear there.
 _BARE_TOKEN = re.compile(r"^[A-Za-z0-9_:.\-]+$")
 
@@ -237,7 +238,7 @@ def _place(expression: str, value: str, state: str | None) -> str:
     if state is not None:
         return escape_promql_string(value, state)
     if expression.lstrip(".") == "interval":
-        if not _DURATION.match(value):
+        if not is_prometheus_duration(value):
             raise TemplateError("interval %r is not a Prometheus duration such as 30s, 1m or 1h30m" % (value,))
         return value
     if not _BARE_TOKEN.match(value):
@@ -343,7 +344,7 @@ def resolve_metric(raw: Mapping[str, Any], templates: list[Mapping[str, Any]] | 
     if on_no_data not in ON_NO_DATA_CHOICES:
         raise MetricDefinitionError("metric '%s': on_no_data must be one of %s, got %r" % (name, ", ".join(ON_NO_DATA_CHOICES), on_no_data))
     interval = str(raw.get("interval") or DEFAULT_INTERVAL)
-    if not _DURATION.match(interval):
+    if not is_prometheus_duration(interval):
         raise MetricDefinitionError("metric '%s': interval %r is not a Prometheus duration such as 30s, 1m or 1h" % (name, interval))
     return MetricSpec(
         name=str(name),
@@ -366,11 +367,3 @@ def render_metric(spec: MetricSpec, context: RenderContext) -> str:
 
 def render_named(template: str, context: RenderContext, interval: str = DEFAULT_INTERVAL) -> str:
     return render_query(template, context.model(interval))
-
-
-def duration_seconds(value: str) -> float:
-    """Seconds in a Prometheus duration such as ``1m30s``."""
-    if not _DURATION.match(value):
-        raise ValueError("%r is not a Prometheus duration" % (value,))
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    return sum(int(number) * units[unit] for number, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))

@@ -239,8 +239,23 @@ def _post(url: str, payload: dict) -> int:
         return error.code
 
 
+def _hook_calls(lab, namespace: str, path: str) -> list[dict]:
+    with urllib.request.urlopen(lab.hooks_url + "/calls", timeout=5) as answer:
+        calls = json.loads(answer.read())
+    return [call for call in calls if call["path"] == path and (call.get("body") or {}).get("namespace") == namespace]
+
+
+def _hook_bodies(lab, namespace: str, path: str) -> list[dict]:
+    return [call["body"] for call in _hook_calls(lab, namespace, path)]
+
+
+def _gate_answers(lab, namespace: str) -> list[int]:
+    return [call["status"] for call in _hook_calls(lab, namespace, "/gate/check")]
+
+
 def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_path):
-    hooks = [{"name": "approval", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"}]
+    hooks = [{"name": "approval", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"},
+             {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}]
     release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
     canary = {"name": "app", "namespace": namespace}
     _post(lab.hooks_url + "/gate/close", canary)
@@ -249,7 +264,8 @@ def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_pa
     process = release.popen()
     try:
         wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=90, message="phase WaitingPromotion")
-        time.sleep(0)  # the run keeps analysing at max weight while the gate is closed
+        # Held means asked again and again, not asked once: wait for the closed gate to have said no three times.
+        wait_for(lambda: _gate_answers(lab, namespace).count(403) >= 3, timeout=60, message="three closed gate answers")
         held_at = release.weights()
         assert held_at["app-canary"] == 60 and release.state()["phase"] == "WaitingPromotion"
         assert _post(lab.hooks_url + "/gate/open", canary) in (200, 202)
@@ -262,6 +278,11 @@ def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_pa
     assert release.state()["phase"] == "Succeeded"
     assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
     assert_safe(release)
+    # Event webhooks hear of every phase the release went through, in order.
+    phases = [body["phase"] for body in _hook_bodies(lab, namespace, "/gate/approve")]
+    distinct = [phase for index, phase in enumerate(phases) if index == 0 or phases[index - 1] != phase]
+    assert distinct == ["Initialized", "Progressing", "WaitingPromotion", "Promoting", "Finalising", "Succeeded"], phases
+    assert all(body["metadata"]["eventMessage"] for body in _hook_bodies(lab, namespace, "/gate/approve"))
 
 
 def test_prometheus_stopped_during_analysis_never_promotes(lab, initialized: Release):

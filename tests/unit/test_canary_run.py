@@ -156,8 +156,10 @@ def test_filters_are_registered_and_reject_bad_manifests():
     with pytest.raises(AnsibleFilterError, match=r'spec.analysis.stepWeight: must be an integer between 1 and 100, got "ten"'):
         filters["canary_plan"](broken)
     template = "---\napiVersion: flagger.app/v1beta1\nkind: MetricTemplate\nmetadata:\n  name: t\nspec:\n  query: up\n"
-    combined = text.replace("    - name: request-duration", "    - name: custom\n      templateRef:\n        name: t\n"
-                                                            "      thresholdRange:\n        min: 1\n    - name: request-duration")
+    indent = next(line for line in text.splitlines() if "- name: request-duration" in line).split("-")[0]
+    custom = ("{0}- name: custom\n{0}  templateRef:\n{0}    name: t\n{0}  thresholdRange:\n{0}    min: 1\n"
+              "{0}- name: request-duration").format(indent)
+    combined = text.replace(indent + "- name: request-duration", custom)
     plan = filters["canary_plan"](combined + template)
     assert plan["metrics"][1]["template"]["spec"]["query"] == "up"
     with pytest.raises(AnsibleFilterError, match="not valid YAML"):

@@ -9,7 +9,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metric_templa
     MetricDefinitionError,
     RenderContext,
     TemplateError,
-    duration_seconds,
     escape_promql_string,
     render_metric,
     render_query,
@@ -181,7 +180,5 @@ def test_defaults_follow_flagger():
     assert (spec.interval, spec.on_no_data, spec.threshold_range.min, spec.threshold_range.max) == ("1m", "fail", None, 500.0)
 
 
-def test_duration_seconds():
-    assert duration_seconds("1m30s") == 90
-    assert duration_seconds("250ms") == 0.25
+def test_builtin_metrics_are_flaggers_two():
     assert set(BUILTIN_QUERIES) == {"request-success-rate", "request-duration"}

@@ -214,7 +214,10 @@ def test_run_mode_at_sends_the_time_to_prometheus(prom, httpserver):
         ({"mode": "range", "start": "-1d", "step": "1s"}, "Prometheus allows 11000"),
         ({"mode": "compare", "confidence": 1.5}, "confidence"),
         ({"mode": "compare", "latency_tolerance": 0.8}, "latency_tolerance"),
-        ({"mode": "watch", "poll": "soon"}, "not a number of seconds"),
+        ({"mode": "watch", "poll": "soon"}, "^poll 'soon' is not a number of seconds"),
+        ({"mode": "watch", "poll": "0s"}, "^poll must be positive"),
+        ({"mode": "watch", "duration": "-5m"}, "^duration '-5m' is not a number of seconds"),
+        ({"mode": "range", "start": "-1h", "step": "1.5m"}, "^step '1.5m' is not a number of seconds"),
     ],
 )
 def test_run_mode_rejects_bad_options_before_querying(prom, options, message):
@@ -230,6 +233,8 @@ def test_parse_time_forms():
     assert parse_time("1970-01-01T00:01:00Z", 0) == 60.0
     with pytest.raises(GateConfigError, match="not understood"):
         parse_time("last tuesday", 0)
+    # Offsets use Prometheus units, days included, where Go durations stop at hours.
+    assert parse_time("now-2d", 200000.0) == 200000.0 - 172800
 
 
 # -- the module, run as Ansible runs it ----------------------------------------------------

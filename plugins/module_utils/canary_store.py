@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reads and writes of a canary's objects: ownership checked, optimistic concurrency, check mode and diff.
+
+Every write is recorded in a ``Plan`` first, so check mode reports exactly what a real run would change.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.ownership import ownership_problem
+
+DEPLOYMENTS = ("apps/v1", "deployments")
+CONFIGMAPS = ("v1", "configmaps")
+SECRETS = ("v1", "secrets")
+SERVICES = ("v1", "services")
+EVENTS = ("v1", "events")
+HPAS = ("autoscaling/v2", "horizontalpodautoscalers")
+CONFLICT_RETRIES = 5
+
+
+class CanaryFailure(Exception):
+    """An action that could not be done; ``result`` carries what is known (phase, state, lock)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result or {}
+
+
+@dataclass
+class Plan:
+    """What an action changed (or, in check mode, would change)."""
+
+    changes: list[str] = field(default_factory=list)
+    writes: int = 0
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, text: str, key: str | None = None, before: Any = None, after: Any = None) -> None:
+        self.changes.append(text)
+        self.writes += 1
+        if key:
+            if key not in self.before:
+                self.before[key] = copy.deepcopy(before)
+            self.after[key] = copy.deepcopy(after)
+
+
+def owned_view(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of an object a diff should show: no status, no server bookkeeping."""
+    if obj is None:
+        return None
+    metadata = obj.get("metadata") or {}
+    view = {"metadata": {k: metadata[k] for k in ("name", "namespace", "labels", "annotations") if k in metadata}}
+    for key in ("spec", "data", "binaryData", "type"):
+        if key in obj:
+            view[key] = copy.deepcopy(obj[key])
+    if obj.get("kind") == "Secret":
+        view.pop("data", None)
+        view.pop("binaryData", None)
+        view["data"] = "<%d keys hidden>" % len(obj.get("data") or {})
+    return view
+
+
+class CanaryStore:
+    """The objects of canary ``canary`` in ``namespace``, read and written through a KubeClient.
+
+    ``fail`` turns a message into the exception to raise, so failures carry the caller's result.
+    """
+
+    def __init__(self, client: Any, namespace: str, canary: str, plan: Plan, check_mode: bool,
+                 fail: Callable[[str], CanaryFailure]) -> None:
+        self.client = client
+        self.ns = namespace
+        self.canary = canary
+        self.plan = plan
+        self.check_mode = check_mode
+        self.fail = fail
+
+    @contextmanager
+    def api(self, verb: str, kind: str, name: str | None) -> Iterator[None]:
+        """Turn API errors into sentences naming the object and what to check."""
+        try:
+            yield
+        except KubeApiError as exc:
+            raise self.fail(exc.explain(verb, kind, name, self.ns)) from None
+
+    def get(self, api: tuple[str, str], kind: str, name: str) -> dict[str, Any] | None:
+        with self.api("get", kind, name):
+            return self.client.get_or_none(api[0], api[1], name, self.ns)
+
+    def ensure(self, api: tuple[str, str], kind: str, name: str,
+               compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Read, let ``compute`` decide the desired object (None = leave as is), write optimistically."""
+        for _attempt in range(CONFLICT_RETRIES):
+            existing = self.get(api, kind, name)
+            problem = ownership_problem(existing, kind, self.ns, self.canary)
+            if problem:
+                raise self.fail(problem)
+            desired = compute(existing)
+            if desired is None:
+                return existing
+            key = "%s/%s" % (kind, name)
+            if existing is None:
+                self.plan.add("create %s %s/%s" % (kind, self.ns, name), key, None, owned_view(desired))
+                if self.check_mode:
+                    return desired
+                try:
+                    with self.api("create", kind, name):
+                        return self.client.create(api[0], api[1], desired, self.ns)
+                except CanaryFailure:
+                    if self.conflicted(api, name, existing):
+                        continue
+                    raise
+            desired.setdefault("metadata", {})["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
+            self.plan.add("update %s %s/%s" % (kind, self.ns, name), key, owned_view(existing), owned_view(desired))
+            if self.check_mode:
+                return desired
+            try:
+                with self.api("update", kind, name):
+                    return self.client.replace(api[0], api[1], name, desired, self.ns)
+            except CanaryFailure:
+                if self.conflicted(api, name, existing):
+                    self.plan.changes.pop()
+                    self.plan.writes -= 1
+                    continue
+                raise
+        raise self.fail("%s %s/%s kept changing under us (%d conflicting writes): another controller is writing it; "
+                        "stop it and re-run" % (kind, self.ns, name, CONFLICT_RETRIES))
+
+    def conflicted(self, api: tuple[str, str], name: str, existing: dict[str, Any] | None) -> bool:
+        """True when the object changed since it was read (HTTP 409), so a fresh read-modify-write may succeed."""
+        try:
+            current = self.client.get_or_none(api[0], api[1], name, self.ns)
+        except KubeApiError:
+            return False
+        if existing is None:
+            return current is not None
+        return current is not None and (current.get("metadata") or {}).get("resourceVersion") != (
+            existing.get("metadata") or {}).get("resourceVersion")
+
+    def scale(self, name: str, replicas: int) -> None:
+        deployment = self.get(DEPLOYMENTS, "Deployment", name)
+        if deployment is None:
+            raise self.fail("Deployment %s/%s disappeared while the canary was being changed: recreate it and re-run"
+                            % (self.ns, name))
+        current = (deployment.get("spec") or {}).get("replicas")
+        if current == replicas:
+            return
+        self.plan.add("scale Deployment %s/%s from %s to %s" % (self.ns, name, current, replicas),
+                      "Deployment/%s" % name, {"spec": {"replicas": current}}, {"spec": {"replicas": replicas}})
+        if self.check_mode:
+            return
+        # A merge patch of replicas alone cannot overwrite anything else a person changed meanwhile.
+        with self.api("scale", "Deployment", name):
+            self.client.patch(DEPLOYMENTS[0], DEPLOYMENTS[1], name, {"spec": {"replicas": replicas}}, self.ns)
