@@ -430,11 +430,11 @@ def run_mode(gate: Gate, options: dict[str, Any]) -> dict[str, Any]:
 
 def _non_negative_seconds(value: Any, option: str) -> float:
     try:
-        seconds = parse_step(value)
-    except GateConfigError:
-        if str(value).strip() in ("0", "0s", "0.0"):
-            return 0.0
+        seconds = to_seconds(value, PROMETHEUS)
+    except DurationError:
         raise GateConfigError("%s %r is not a number of seconds or a duration like 5m" % (option, value)) from None
+    if seconds < 0:
+        raise GateConfigError("%s must be 0 or more, got %r" % (option, value))
     return seconds
 
 

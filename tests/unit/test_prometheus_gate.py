@@ -278,3 +278,16 @@ def test_module_reads_url_from_environment_and_hides_token(prom):
                         env={"PROMETHEUS_URL": prom.url})
     assert result["passed"] is True and math.isclose(result["metrics"][0]["value"], 99.9)
     assert "hush" not in json.dumps(result)
+
+
+@pytest.mark.parametrize("zero", [0, "0", "0s", "0m", 0.0])
+def test_watch_duration_zero_in_any_unit_is_one_evaluation(zero):
+    from ansible_collections.progressive.delivery.plugins.module_utils.gate import _non_negative_seconds
+    assert _non_negative_seconds(zero, "duration") == 0.0
+
+
+@pytest.mark.parametrize("bad", ["-1", "soon", -5])
+def test_watch_duration_rejects_negative_and_words(bad):
+    from ansible_collections.progressive.delivery.plugins.module_utils.gate import GateConfigError, _non_negative_seconds
+    with pytest.raises(GateConfigError, match="duration"):
+        _non_negative_seconds(bad, "duration")
