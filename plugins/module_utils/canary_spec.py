@@ -15,6 +15,12 @@ import math
 import re
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import (
+    DurationError,
+    go_duration_seconds,
+    is_prometheus_duration,
+)
+
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 WEBHOOK_TYPES = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion",
                  "post-rollout", "rollback", "event")
@@ -25,10 +31,6 @@ DEFAULT_THRESHOLD = 1
 DEFAULT_PROGRESS_DEADLINE = 600
 SUPPORTED_PROVIDERS = ("", "istio")
 
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# Prometheus range selectors accept integers with these units only (no decimals, no "us").
-_PROMETHEUS_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -46,22 +48,21 @@ class CanarySpecError(ValueError):
 
 
 def parse_go_duration(value: Any) -> float:
-    """Seconds in a Go duration string such as ``1m``, ``30s``, ``1m30s`` or ``1.5h``; ValueError otherwise."""
+    """Seconds in a Go duration string such as ``1m``, ``30s``, ``1m30s`` or ``1.5h``; ValueError otherwise.
+
+    Stricter than Go for manifests: a sign or a bare ``0`` is refused, since no
+    analysis field means anything with them.
+    """
+    problem = "must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value)
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
+        raise ValueError(problem)
     text = value.strip()
-    if text in ("0", ""):
-        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
-    position = 0
-    seconds = 0.0
-    for match in _GO_DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(text):
-        raise ValueError("must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value))
-    return seconds
+    if text in ("0", "") or text[:1] in ("+", "-"):
+        raise ValueError(problem)
+    try:
+        return go_duration_seconds(text)
+    except DurationError:
+        raise ValueError(problem) from None
 
 
 def format_seconds(seconds: float) -> str:
@@ -493,7 +494,7 @@ def _metrics(check: _Checker, analysis: dict[str, Any], path: str, templates: li
         interval = raw.get("interval", DEFAULT_METRIC_INTERVAL)
         if interval_override:
             interval, interval_path = interval_override, "metric interval override"
-        if not isinstance(interval, str) or not _PROMETHEUS_DURATION.match(interval):
+        if not isinstance(interval, str) or not is_prometheus_duration(interval):
             check.error(interval_path, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % _show(interval))
         entry["interval"] = interval
         threshold_range = _threshold_range(check, dict(raw), metric_path, name)
