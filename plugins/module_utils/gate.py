@@ -66,8 +66,19 @@ def isoformat(timestamp: float) -> str:
 _RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*(%s)$" % PROMETHEUS_DURATION_PATTERN)
 
 
+# Prometheus and datetime both stop somewhere; anything outside this range is a typo.
+LATEST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
 def parse_time(value: Any, now: float) -> float:
     """Unix seconds from a number, RFC 3339 text, ``now``, or an offset such as ``-2h`` / ``now-30m``."""
+    seconds = _parse_time(value, now)
+    if not 0 <= seconds <= LATEST_TIME:
+        raise GateConfigError("time %r is outside 1970-01-01 .. 9999-12-31" % (value,))
+    return seconds
+
+
+def _parse_time(value: Any, now: float) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     text = str(value).strip()
@@ -83,7 +94,7 @@ def parse_time(value: Any, now: float) -> float:
         pass
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise GateConfigError(
             "time %r is not understood; use RFC 3339 (2024-05-07T14:00:00Z), unix seconds, 'now', or an offset like -2h" % (value,)
         ) from None

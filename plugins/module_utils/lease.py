@@ -217,20 +217,23 @@ class LeaseLock:
 
     def renew_if_held(self, check_mode: bool = False) -> dict[str, Any] | None:
         """Extend the lease when this run holds it; refuse when another live run does; else leave it alone."""
-        lease = self.read()
-        now = self.clock()
-        decision = lock_decision(lease, self.run_id, now)
-        if decision == REFUSE:
-            raise LockHeld(held_message(self.namespace, self.canary, lease, now))
-        if decision != RENEW or check_mode:
-            return lease
-        desired = desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
-        try:
-            return self.client.replace(LEASE_API, LEASE_PLURAL, self.name, desired, self.namespace)
-        except KubeApiError as exc:
-            if exc.status == 409:
-                return self.renew_if_held(check_mode)
-            raise
+        for _attempt in range(CONFLICT_RETRIES):
+            lease = self.read()
+            now = self.clock()
+            decision = lock_decision(lease, self.run_id, now)
+            if decision == REFUSE:
+                raise LockHeld(held_message(self.namespace, self.canary, lease, now))
+            if decision != RENEW or check_mode:
+                return lease
+            desired = desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
+            try:
+                return self.client.replace(LEASE_API, LEASE_PLURAL, self.name, desired, self.namespace)
+            except KubeApiError as exc:
+                if exc.status != 409:
+                    raise
+        raise KubeApiError(status=409, reason="Conflict",
+                           message="the lease %s/%s kept changing while this run renewed it (%d attempts)"
+                           % (self.namespace, self.name, CONFLICT_RETRIES))
 
     def release(self, check_mode: bool = False) -> tuple[bool, dict[str, Any] | None]:
         """Give the lease up if this run holds it; returns (changed, lease)."""

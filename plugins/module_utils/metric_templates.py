@@ -276,6 +276,9 @@ def parse_threshold_range(raw: Any, metric_name: str) -> ThresholdRange | None:
 
 def _template_key(manifest: Mapping[str, Any]) -> tuple[str, str | None]:
     metadata = manifest.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise MetricDefinitionError("a MetricTemplate's metadata must be a mapping with name (and namespace), got %s"
+                                    % type(metadata).__name__)
     return metadata.get("name") or "", metadata.get("namespace")
 
 
@@ -287,7 +290,12 @@ def template_query(manifest: Any, reference: str) -> str:
     if kind not in (None, "MetricTemplate"):
         raise MetricDefinitionError("%s: expected kind MetricTemplate, found %s" % (reference, kind))
     spec = manifest.get("spec") or {}
-    provider = (spec.get("provider") or {}).get("type") or "prometheus"
+    if not isinstance(spec, Mapping):
+        raise MetricDefinitionError("%s: spec must be a mapping, got %s" % (reference, type(spec).__name__))
+    provider_spec = spec.get("provider") or {}
+    if not isinstance(provider_spec, Mapping):
+        raise MetricDefinitionError("%s: spec.provider must be a mapping such as {type: prometheus}, got %r" % (reference, provider_spec))
+    provider = provider_spec.get("type") or "prometheus"
     if str(provider).lower() != "prometheus":
         raise MetricDefinitionError(
             "%s: provider type %r is not supported; this module queries Prometheus only (spec.provider.type: prometheus)" % (reference, provider)

@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import redact_url
 from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import (  # noqa: F401 pylint: disable=unused-import
     PROMETHEUS_ARG_SPEC,
 )
@@ -136,9 +137,10 @@ class PrometheusClient:
         if not url or not url.startswith(("http://", "https://")):
             raise PrometheusConfigError(
                 "prometheus_url %r is not an http(s) URL; set prometheus_url or the PROMETHEUS_URL environment variable, "
-                "for example http://prometheus.istio-system:9090" % (url,)
+                "for example http://prometheus.istio-system:9090" % (redact_url(url) if url else url,)
             )
         self.url = url.rstrip("/")
+        self.display_url = redact_url(self.url)
         self.timeout = float(timeout)
         self.request_count = 0
         self._session = requests.Session()
@@ -171,7 +173,7 @@ class PrometheusClient:
             return parse_query_data(data)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise PrometheusUnavailable("Prometheus at %s answered with a malformed result (%s): %s" % (
-                self.url, exc.__class__.__name__, _clip(json.dumps(data, default=str)))) from None
+                self.display_url, exc.__class__.__name__, _clip(json.dumps(data, default=str)))) from None
 
     def _get(self, path: str, params: dict[str, Any], query: str) -> dict[str, Any]:
         # Ask Prometheus to give up slightly before we do, so a slow query reports its own timeout.
@@ -183,19 +185,19 @@ class PrometheusClient:
         except requests.exceptions.SSLError as exc:
             raise PrometheusUnavailable(
                 "TLS handshake with Prometheus at %s failed (%s); check prometheus_ca_cert, prometheus_client_cert/key "
-                "or prometheus_validate_certs" % (self.url, _first_line(exc))
+                "or prometheus_validate_certs" % (self.display_url, _first_line(exc))
             ) from None
         except requests.exceptions.Timeout:
             raise PrometheusUnavailable(
                 "Prometheus at %s did not answer within %gs; it may be overloaded or the query too expensive "
-                "(raise prometheus_timeout or shorten the interval)" % (self.url, self.timeout)
+                "(raise prometheus_timeout or shorten the interval)" % (self.display_url, self.timeout)
             ) from None
         except requests.exceptions.ConnectionError as exc:
             raise PrometheusUnavailable(
-                "cannot connect to Prometheus at %s (%s); check that it is running and prometheus_url is right" % (self.url, _first_line(exc))
+                "cannot connect to Prometheus at %s (%s); check that it is running and prometheus_url is right" % (self.display_url, _first_line(exc))
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise PrometheusUnavailable("request to Prometheus at %s failed: %s" % (self.url, _first_line(exc))) from None
+            raise PrometheusUnavailable("request to Prometheus at %s failed: %s" % (self.display_url, _first_line(exc))) from None
         return self._interpret(response, query)
 
     def _interpret(self, response: Any, query: str) -> dict[str, Any]:
@@ -217,24 +219,24 @@ class PrometheusClient:
         if status in (401, 403):
             raise PrometheusConfigError(
                 "Prometheus at %s refused the credentials (HTTP %d): %s; check prometheus_token, prometheus_username/password "
-                "or prometheus_headers" % (self.url, status, error_text)
+                "or prometheus_headers" % (self.display_url, status, error_text)
             )
         if status == 404:
             raise PrometheusConfigError(
                 "no Prometheus API at %s (HTTP 404 for %s); prometheus_url must be the base URL that serves /api/v1/query, "
-                "including any path prefix" % (self.url, response.request.path_url.split("?")[0] if response.request else "/api/v1/query")
+                "including any path prefix" % (self.display_url, response.request.path_url.split("?")[0] if response.request else "/api/v1/query")
             )
         if status >= 400:
-            raise PrometheusUnavailable("Prometheus at %s answered HTTP %d: %s" % (self.url, status, error_text))
+            raise PrometheusUnavailable("Prometheus at %s answered HTTP %d: %s" % (self.display_url, status, error_text))
         if not isinstance(body, dict) or "data" not in body and body.get("status") != "error":
             raise PrometheusUnavailable(
-                "the server at %s answered HTTP %d with something that is not a Prometheus API response: %s" % (self.url, status, _clip(response.text))
+                "the server at %s answered HTTP %d with something that is not a Prometheus API response: %s" % (self.display_url, status, _clip(response.text))
             )
         if body.get("status") == "error":
-            raise PrometheusUnavailable("Prometheus at %s reported %s: %s" % (self.url, error_type or "an error", error_text))
+            raise PrometheusUnavailable("Prometheus at %s reported %s: %s" % (self.display_url, error_type or "an error", error_text))
         data = body["data"]
         if not isinstance(data, dict):
-            raise PrometheusUnavailable("Prometheus at %s answered with malformed data: %s" % (self.url, _clip(response.text)))
+            raise PrometheusUnavailable("Prometheus at %s answered with malformed data: %s" % (self.display_url, _clip(response.text)))
         return data
 
 

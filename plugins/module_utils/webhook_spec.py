@@ -14,9 +14,10 @@ import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import GO, DurationError, to_seconds
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import redact_url
 
 WEBHOOK_TYPES = (
     "confirm-rollout",
@@ -90,21 +91,6 @@ def validate_url(url: str) -> str:
     except ValueError as exc:
         raise WebhookInputError(f"url {redact_url(text)!r} has an invalid port: {exc}.") from None
     return text
-
-
-def redact_url(url: str) -> str:
-    """The URL without user:password and with query values hidden, fit for results and messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        query = urlencode([(key, "***") for key, _value in parse_qsl(query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def normalize_metadata(metadata: Mapping[str, Any] | None) -> dict[str, str]:

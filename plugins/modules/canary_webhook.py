@@ -366,6 +366,7 @@ metadata_keys:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks import (
     CANARY_PHASES,
     HAS_REQUESTS,
@@ -403,6 +404,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    hide_url_secrets(module, "url", "rollback_url")
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:

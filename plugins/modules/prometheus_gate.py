@@ -400,6 +400,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.gate import Gate, GateConfigError, run_mode, summarize
 from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import (
     MetricDefinitionError,
@@ -460,6 +461,7 @@ def main():
         required_together=PROMETHEUS_REQUIRED_TOGETHER,
         required_if=[("mode", "at", ["time"]), ("mode", "range", ["start"])],
     )
+    hide_url_secrets(module, "prometheus_url")
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
 

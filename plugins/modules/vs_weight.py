@@ -374,6 +374,7 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.istio import RouteError, request_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
     K8S_AUTH_ARG_SPEC,
@@ -416,6 +417,7 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("weight", "weights")])
+    hide_url_secrets(module, "prometheus_url")
     ensure_kubernetes(module)
     name, namespace = module.params["name"], module.params["namespace"]
     try:
