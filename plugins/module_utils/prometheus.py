@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import traceback
 from dataclasses import dataclass, field
@@ -185,7 +186,7 @@ class PrometheusClient:
         except requests.exceptions.SSLError as exc:
             raise PrometheusUnavailable(
                 "TLS handshake with Prometheus at %s failed (%s); check prometheus_ca_cert, prometheus_client_cert/key "
-                "or prometheus_validate_certs" % (self.display_url, _first_line(exc))
+                "or prometheus_validate_certs" % (self.display_url, transport_reason(exc))
             ) from None
         except requests.exceptions.Timeout:
             raise PrometheusUnavailable(
@@ -194,10 +195,10 @@ class PrometheusClient:
             ) from None
         except requests.exceptions.ConnectionError as exc:
             raise PrometheusUnavailable(
-                "cannot connect to Prometheus at %s (%s); check that it is running and prometheus_url is right" % (self.display_url, _first_line(exc))
+                "cannot connect to Prometheus at %s (%s); check that it is running and prometheus_url is right" % (self.display_url, transport_reason(exc))
             ) from None
         except requests.exceptions.RequestException as exc:
-            raise PrometheusUnavailable("request to Prometheus at %s failed: %s" % (self.display_url, _first_line(exc))) from None
+            raise PrometheusUnavailable("request to Prometheus at %s failed: %s" % (self.display_url, transport_reason(exc))) from None
         return self._interpret(response, query)
 
     def _interpret(self, response: Any, query: str) -> dict[str, Any]:
@@ -269,9 +270,23 @@ def _format_time(value: float) -> str:
     return "%.3f" % value
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else exc.__class__.__name__
+# urllib3 wraps the socket error in text that also repeats the whole URL with
+# the encoded query; the errno sentence is what a person needs.
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_KNOWN_CAUSES = ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "Connection refused", "Connection reset",
+                 "Name or service not known", "timed out", "Remote end closed connection")
+
+
+def transport_reason(exc: BaseException) -> str:
+    """The short cause of a transport failure, e.g. ``Connection refused``, never the request URL."""
+    text = str(exc)
+    for cause in _KNOWN_CAUSES:
+        if cause in text:
+            return cause
+    match = _ERRNO_TEXT.search(text)
+    if match:
+        return match.group(1).strip()
+    return exc.__class__.__name__
 
 
 def _clip(text: str, limit: int = 300) -> str:

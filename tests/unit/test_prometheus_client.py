@@ -187,3 +187,14 @@ def test_string_result_is_a_configuration_error(httpserver, client):
     httpserver.expect_request(QUERY).respond_with_json({"status": "success", "data": {"resultType": "string", "result": [1, "x"]}})
     with pytest.raises(PrometheusConfigError, match="returns a string"):
         client.query('"x"')
+
+
+def test_connection_refused_is_short_and_names_no_query():
+    from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import PrometheusClient, PrometheusUnavailable
+    client = PrometheusClient("http://127.0.0.1:9", timeout=2)
+    with pytest.raises(PrometheusUnavailable) as caught:
+        client.query('sum(rate(istio_requests_total{destination_workload="web"}[1m]))')
+    message = str(caught.value)
+    assert message.startswith("cannot connect to Prometheus at http://127.0.0.1:9 (Connection refused)")
+    assert "istio_requests_total" not in message and "Max retries" not in message
+    assert len(message) < 200
