@@ -98,6 +98,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         self.checksum: str | None = None
         self.tracked_configs: dict[str, str] = {}
         self.revision: str | None = None
+        self.restarted = False
         self.message = ""
 
     def fail(self, message: str) -> CanaryFailure:
@@ -292,16 +293,69 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             def compute(existing: dict[str, Any] | None, desired: dict[str, Any] = desired) -> dict[str, Any] | None:
                 if existing is None:
                     return desired
-                if not update_existing or not wl.config_content_differs(existing, desired):
+                if not update_existing:
                     return None
-                updated = copy.deepcopy(existing)
-                for field_name in ("data", "binaryData"):
-                    updated.pop(field_name, None)
-                    if desired.get(field_name):
-                        updated[field_name] = desired[field_name]
-                return updated
+                return wl.with_config_content(existing, wl.config_content(desired))
 
             self.store.ensure(api, kind, desired["metadata"]["name"], compute)
+
+    def _save_primary_configs(self, found: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """Keep the ``-primary`` configs' data as it is before a promotion overwrites it, for a rollback.
+
+        ConfigMaps go into the state; Secrets into a Secret of our own, so their data never lands in a
+        ConfigMap, a result or a diff.
+        """
+        configmaps: dict[str, dict[str, Any]] = {}
+        secrets: dict[str, dict[str, Any]] = {}
+        for key in sorted(found):
+            kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
+            name = wl.primary_name(key.split("/", 1)[1])
+            current = self.store.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
+            # A copy that does not exist yet is read only by the new revision: there is nothing to put back.
+            if current is None or ownership_problem(current, kind, self.ns, self.params.name):
+                continue
+            (configmaps if kind == "ConfigMap" else secrets)[name] = wl.config_content(current)
+        if secrets:
+            backup_name = st.previous_secrets_name(self.params.name)
+            desired = wl.config_backup_secret(backup_name, secrets, self.ns, self.params.name)
+            self.store.ensure(SECRETS, "Secret", backup_name, lambda cur: desired if cur is None else wl.with_config_content(
+                cur, wl.config_content(desired)))
+        if not configmaps and not secrets:
+            return None
+        return {"configMaps": configmaps, "secrets": sorted(secrets)}
+
+    def _forget_previous_secrets(self, saved: dict[str, Any] | None) -> None:
+        """Empty the saved Secrets once the release is over: no copy of secret data outlives its use.
+
+        Emptied rather than deleted, so the canary needs no ``delete`` permission on Secrets.
+        """
+        if not (saved or {}).get("secrets"):
+            return
+        self.store.ensure(SECRETS, "Secret", st.previous_secrets_name(self.params.name),
+                          lambda cur: None if cur is None else wl.with_config_content(cur, {}))
+
+    def _restore_primary_configs(self, saved: dict[str, Any] | None) -> None:
+        """Put the ``-primary`` configs' data back as ``_save_primary_configs`` found it."""
+        if not saved:
+            return
+        for name, content in sorted((saved.get("configMaps") or {}).items()):
+            self.store.ensure(CONFIGMAPS, "ConfigMap", name,
+                              lambda cur, content=content: None if cur is None else wl.with_config_content(cur, content))
+        names = saved.get("secrets") or []
+        if not names:
+            return
+        backup_name = st.previous_secrets_name(self.params.name)
+        backup = self.store.get(SECRETS, "Secret", backup_name)
+        problem = ownership_problem(backup, "Secret", self.ns, self.params.name)
+        contents = wl.read_config_backup(backup) if backup is not None and not problem else {}
+        for name in names:
+            if name not in contents:
+                self.plan.warnings.append(
+                    "Secret %s/%s keeps the promoted revision's data: its previous data was not found in Secret %s/%s%s. "
+                    "Put the previous data back by hand." % (self.ns, name, self.ns, backup_name, " (%s)" % problem if problem else ""))
+                continue
+            self.store.ensure(SECRETS, "Secret", name,
+                              lambda cur, content=contents[name]: None if cur is None else wl.with_config_content(cur, content))
 
     # ------------------------------------------------------------------ actions
 
@@ -520,6 +574,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             return
         now = self.clock()
         restart = state.phase in st.ANALYSING and checksum != state.last_applied_spec
+        self.restarted = restart
         fresh = state.phase not in st.IN_PROGRESS or restart
         if fresh:
             message = "New revision detected! Scaling up %s.%s" % (params.target_name, self.ns)
@@ -529,7 +584,8 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self._update_state(self._transition(
                 "start", st.PROGRESSING, message, now, canary_weight=0, failed_checks=0, iterations=0,
                 last_applied_spec=checksum, tracked_configs=self.tracked_configs, started_at=st.utc_now_iso(now),
-                failed_spec=None, reason="", primary_template_before_promotion=None))
+                failed_spec=None, reason="", primary_template_before_promotion=None,
+                primary_configs_before_promotion=None))
             self._event(message)
         elif state.run_id != params.run_id:
             message = "Run %s resumed the analysis of %s.%s at canary weight %s" % (
@@ -618,8 +674,10 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         if self.state.phase != st.PROMOTING:
             message = "Copying %s.%s template spec to %s.%s" % (params.target_name, self.ns, primary_deployment, self.ns)
             backup = (primary.get("spec") or {}).get("template")
+            configs_before = self._save_primary_configs(found)
             self._update_state(self._transition("promote", st.PROMOTING, message, now,
-                                                primary_template_before_promotion=backup))
+                                                primary_template_before_promotion=backup,
+                                                primary_configs_before_promotion=configs_before))
             self._event(message)
         self._sync_primary_configs(found, update_existing=True)
         self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: self._promoted(cur, target, label, value, tracked))
@@ -636,8 +694,8 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment")
         if not readiness.ready:
             message = ("Primary %s.%s is not ready after the promotion of revision %s: %s. Traffic stays on the canary; "
-                       "fix the revision and run promote again, or roll back (the primary's previous template is "
-                       "restored)." % (primary_deployment, self.ns, checksum, readiness.message))
+                       "fix the revision and run promote again, or roll back (the primary's previous template and "
+                       "ConfigMap/Secret data are restored)." % (primary_deployment, self.ns, checksum, readiness.message))
 
             def note(state: st.CanaryState) -> bool:
                 state.message = message
@@ -668,9 +726,11 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         params = self.params
         self._read_target()
         self.store.scale(params.target_name, 0)
+        self._forget_previous_secrets(self.state.primary_configs_before_promotion)
         message = "Promotion completed! Scaling down %s.%s" % (params.target_name, self.ns)
         self._update_state(self._transition("finalize", rule.to or st.SUCCEEDED, message, self.clock(), canary_weight=0,
-                                            failed_checks=0, primary_template_before_promotion=None))
+                                            failed_checks=0, primary_template_before_promotion=None,
+                                            primary_configs_before_promotion=None))
         self._event(message)
         self.message = message
 
@@ -682,15 +742,21 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         reason = params.reason or "rolled back"
         primary_deployment = wl.primary_name(params.target_name)
         backup = self.state.primary_template_before_promotion
-        if self.state.phase in (st.PROMOTING, st.FINALISING) and backup:
-            # The primary already carries the failed revision: put its previous template back.
-            self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment,
-                              lambda cur: None if cur is None or not wl.template_differs(cur, backup) else wl.with_template(cur, backup))
+        configs_before = self.state.primary_configs_before_promotion
+        if self.state.phase in (st.PROMOTING, st.FINALISING):
+            # The primary already carries the failed revision. Its configs go back first, so the pods the
+            # restored template starts read the previous data and not the failed revision's.
+            self._restore_primary_configs(configs_before)
+            if backup:
+                self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment,
+                                  lambda cur: None if cur is None or not wl.template_differs(cur, backup) else wl.with_template(cur, backup))
         self.store.scale(params.target_name, 0)
+        self._forget_previous_secrets(configs_before)
         message = "Canary failed! Scaling down %s.%s: %s" % (params.target_name, self.ns, reason)
         self._update_state(self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0,
                                             reason=reason, failed_spec=self.state.last_applied_spec,
-                                            primary_template_before_promotion=None))
+                                            primary_template_before_promotion=None,
+                                            primary_configs_before_promotion=None))
         self._event(message, warning=True)
         self.message = message
 
@@ -758,7 +824,8 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             "checksum": self.checksum or state.last_applied_spec,
             "tracked_configs": self.tracked_configs or state.tracked_configs,
             "lock": lock,
-            "resume": st.resume_plan(state, self.params.run_id, self._lock_free_for_us(), self.params.on_resume),
+            "resume": st.resume_plan(state, self.params.run_id, self._lock_free_for_us(), self.params.on_resume,
+                                     self.checksum),
             "run_id": self.params.run_id,
             "actions": list(self.plan.changes),
             "message": self.message,
@@ -767,4 +834,6 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         }
         if self.revision:
             result["revision"] = self.revision
+        if self.params.action == "start":
+            result["restarted"] = self.restarted
         return result

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATE_SUFFIX = "-canary-state"
+# The Secret keeping the primary's Secrets as they were before a promotion, for a rollback.
+PREVIOUS_SECRETS_SUFFIX = "-canary-previous-secrets"
 STATE_KEY = "state.json"
 STATE_VERSION = 1
 HISTORY_LIMIT = 50
@@ -50,6 +52,10 @@ IN_PROGRESS_REVISION = "in_progress"
 
 def state_name(canary: str) -> str:
     return canary + STATE_SUFFIX
+
+
+def previous_secrets_name(canary: str) -> str:
+    return canary + PREVIOUS_SECRETS_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ _FIELDS = {
     "lastTransitionTime": "last_transition_time",
     "lastUpdateTime": "last_update_time",
     "primaryTemplateBeforePromotion": "primary_template_before_promotion",
+    "primaryConfigsBeforePromotion": "primary_configs_before_promotion",
     "history": "history",
 }
 
@@ -182,6 +189,9 @@ class CanaryState:  # pylint: disable=too-many-instance-attributes
     last_transition_time: str | None = None
     last_update_time: str | None = None
     primary_template_before_promotion: dict[str, Any] | None = None
+    # {"configMaps": {name: {"data": ..., "binaryData": ...}}, "secrets": [name, ...]}: the ``-primary`` configs as
+    # they were before the promotion; the Secrets' data is kept in the Secret ``previous_secrets_name``, never here.
+    primary_configs_before_promotion: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,14 +266,18 @@ def revision_status(state: CanaryState, checksum: str) -> tuple[str, str]:
 ON_RESUME_CHOICES = ("resume", "rollback")
 
 
-def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str = "resume") -> dict[str, Any]:
+def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str = "resume",
+                checksum: str | None = None) -> dict[str, Any]:
     """What this run should do about a release another run left behind.
 
     ``action`` is ``none`` (nothing in flight), ``continue`` (this run's own
     release), ``wait`` (the other run still holds the lock), ``resume`` (carry on
-    analysing at the recorded weight), ``promote``/``finalize`` (finish a
-    promotion: the primary already carries the new revision, so it is rolled
-    forward unless a rollback is asked for) or ``rollback``.
+    analysing at the recorded weight), ``restart`` (the target changed since the
+    analysis began: analyse the new revision from weight 0), ``promote``/``finalize``
+    (finish a promotion: the primary already carries the new revision, so it is
+    rolled forward unless a rollback is asked for) or ``rollback``.
+
+    ``checksum`` is the target's current revision, None when the target was not read.
     """
     plan: dict[str, Any] = {
         "needed": False, "action": "none", "phase": state.phase, "weight": state.canary_weight,
@@ -271,11 +285,19 @@ def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str
     }
     if state.phase not in IN_PROGRESS:
         return plan
+    if state.run_id != run_id and not lock_free:
+        plan["action"] = "wait"
+        return plan
+    if state.phase in ANALYSING and checksum is not None and checksum != state.last_applied_spec:
+        # The recorded weight and failed checks judged a revision that no longer runs: carrying them over would
+        # give an unanalysed revision that share of the traffic at once.
+        plan.update(needed=True, action="restart", weight=0, iterations=0, failed_checks=0,
+                    message="a new revision %s replaced revision %s, whose analysis was in progress (phase %s at "
+                            "weight %s%%): the analysis restarts with all traffic on the primary"
+                            % (checksum, state.last_applied_spec, state.phase, state.canary_weight))
+        return plan
     if state.run_id == run_id:
         plan["action"] = "continue"
-        return plan
-    if not lock_free:
-        plan["action"] = "wait"
         return plan
     plan["needed"] = True
     if on_resume == "rollback":

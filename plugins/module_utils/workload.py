@@ -8,6 +8,7 @@ Pure functions over plain API dicts: nothing here talks to a cluster.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -20,6 +21,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.ownership imp
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 PRIMARY_SUFFIX = "-primary"
 REVISION_ANNOTATION = "progressive.delivery/revision"
+CONFIG_CONTENT_FIELDS = ("data", "binaryData")
 # Registry and service-account secrets belong to the cluster, not to a release.
 TRACKED_SECRET_TYPES = frozenset(["Opaque", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth", "kubernetes.io/tls"])
 # Annotations that describe how the target was applied, not what it runs.
@@ -287,7 +289,48 @@ def primary_config_copy(obj: dict[str, Any], kind: str, namespace: str, canary: 
 
 
 def config_content_differs(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
-    return any((existing.get(key) or {}) != (desired.get(key) or {}) for key in ("data", "binaryData"))
+    return any((existing.get(key) or {}) != (desired.get(key) or {}) for key in CONFIG_CONTENT_FIELDS)
+
+
+def config_content(obj: dict[str, Any]) -> dict[str, Any]:
+    """The data of a ConfigMap or Secret, without its metadata."""
+    return {key: copy.deepcopy(obj[key]) for key in CONFIG_CONTENT_FIELDS if obj.get(key)}
+
+
+def with_config_content(existing: dict[str, Any], content: dict[str, Any]) -> dict[str, Any] | None:
+    """``existing`` holding exactly ``content``; None when it already does."""
+    if not config_content_differs(existing, content):
+        return None
+    updated = copy.deepcopy(existing)
+    for key in CONFIG_CONTENT_FIELDS:
+        updated.pop(key, None)
+        if content.get(key):
+            updated[key] = copy.deepcopy(content[key])
+    return updated
+
+
+def config_backup_secret(name: str, contents: dict[str, dict[str, Any]], namespace: str, canary: str) -> dict[str, Any]:
+    """A Secret keeping the data of Secrets by name, one key each, so it never has to sit in a ConfigMap."""
+    data = {}
+    for secret_name, content in sorted(contents.items()):
+        encoded = json.dumps(content, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        data[secret_name] = base64.b64encode(encoded).decode("ascii")
+    backup = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": name, "namespace": namespace}, "data": data}
+    return mark(backup, namespace, canary)
+
+
+def read_config_backup(secret: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The contents ``config_backup_secret`` stored, by Secret name; unreadable entries are left out."""
+    contents: dict[str, dict[str, Any]] = {}
+    for secret_name, encoded in (secret.get("data") or {}).items():
+        try:
+            content = json.loads(base64.b64decode(encoded).decode("utf-8"))
+        except ValueError:
+            continue
+        if isinstance(content, dict):
+            contents[secret_name] = content
+    return contents
 
 
 def primary_hpa(hpa: dict[str, Any], primary_deployment: str, namespace: str, canary: str) -> dict[str, Any]:

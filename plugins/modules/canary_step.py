@@ -23,14 +23,19 @@ description:
   - C(detect) hashes the target's pod template and the data of the ConfigMaps/Secrets it reads and compares it
     with the recorded revisions; RV(revision) says C(new_revision), C(nothing_to_do) or C(in_progress).
   - C(start) scales the canary up and waits for it within O(progress_deadline_seconds); a canary that never becomes
-    ready is scaled back to 0 and the release is C(Failed) with the reason.
+    ready is scaled back to 0 and the release is C(Failed) with the reason. When the target changed while its
+    previous revision was being analysed, the analysis restarts at weight 0 with no failed checks
+    (RV(restarted) is true); route all traffic to the primary before that.
   - C(record) stores one analysis result (weight, metric values and verdicts, webhook outcomes, failed checks).
   - C(promote) copies the target's template and ConfigMaps/Secrets into the primary and waits for its rollout.
+    It first saves the primary's pod template and the data of its C(-primary) ConfigMaps (in the state) and
+    Secrets (in the Secret C(<name>-canary-previous-secrets), never in the state, a result or a diff).
     When the primary does not become ready the task fails and the phase stays C(Promoting), so the caller leaves
     traffic on the canary. When it is ready the phase is C(Finalising); move all traffic to the primary, then run
     C(finalize), which scales the canary to 0 and ends in C(Succeeded).
-  - C(rollback) scales the canary to 0 and ends in C(Failed) with O(reason); during a promotion the primary's
-    previous pod template is restored. The same revision is not started again until it changes or C(retry) re-arms it.
+  - C(rollback) scales the canary to 0 and ends in C(Failed) with O(reason); during a promotion the data of the
+    C(-primary) ConfigMaps and Secrets, then the primary's previous pod template, are restored. The same revision is
+    not started again until it changes or C(retry) re-arms it.
   - C(update_target) sets O(image) and/or O(pod_annotations) on the target Deployment (not during a promotion), so
     a run can deploy the revision it then releases. Nothing else in the target changes.
   - C(retry) re-arms a C(Failed) release. C(status) returns the stored state. C(lock) and C(unlock) take and give
@@ -171,6 +176,7 @@ options:
       - What RV(resume.action) proposes for a release left in progress by a run that died (its lock expired).
       - C(resume) continues the analysis at the recorded weight, or finishes a promotion that had started.
       - C(rollback) rolls it back, restoring the primary when a promotion had started.
+      - Either way, when the target changed since the analysis began, RV(resume.action) is C(restart).
     type: str
     choices: [resume, rollback]
     default: resume
@@ -281,7 +287,9 @@ state:
     - The whole stored state, as kept in the ConfigMap C(<name>-canary-state).
     - Keys include C(phase), C(canaryWeight), C(failedChecks), C(iterations), C(lastAppliedSpec),
       C(lastPromotedSpec), C(failedSpec), C(trackedConfigs), C(runId), C(target), C(service), C(virtualService),
-      C(message), C(reason), C(startedAt), C(lastTransitionTime), C(lastUpdateTime) and C(history).
+      C(message), C(reason), C(startedAt), C(lastTransitionTime), C(lastUpdateTime), C(primaryTemplateBeforePromotion),
+      C(primaryConfigsBeforePromotion) (ConfigMap data and the names of the Secrets saved when a promotion started)
+      and C(history).
   returned: always
   type: dict
 revision:
@@ -289,6 +297,13 @@ revision:
   returned: when computed
   type: str
   sample: new_revision
+restarted:
+  description:
+    - For O(action=start), true when the target changed during the analysis of its previous revision and the
+      analysis restarted at weight 0 with no failed checks.
+  returned: with O(action=start)
+  type: bool
+  sample: false
 canary_weight:
   description: The recorded canary weight.
   returned: always
@@ -354,19 +369,26 @@ resume:
       description: True when another run left a release in progress and its lock is free.
       type: bool
     action:
-      description: C(none), C(continue), C(wait), C(resume), C(promote), C(finalize) or C(rollback).
+      description:
+        - C(none), C(continue), C(wait), C(resume), C(restart), C(promote), C(finalize) or C(rollback).
+        - C(restart) when the target changed while its previous revision was being analysed (only known to actions
+          that read the target, such as O(action=detect)); route all traffic to the primary, then O(action=start).
       type: str
     weight:
-      description: The canary weight to set before going on (the recorded step, or 0 for a rollback).
+      description: The canary weight to set before going on (the recorded step, or 0 for a restart or a rollback).
       type: int
+    message:
+      description: Why the analysis restarts.
+      returned: when RV(resume.action) is C(restart)
+      type: str
     phase:
       description: The recorded phase.
       type: str
     iterations:
-      description: The recorded number of analyses.
+      description: The recorded number of analyses (0 for a restart).
       type: int
     failed_checks:
-      description: The recorded failed checks.
+      description: The recorded failed checks (0 for a restart).
       type: int
     previous_run:
       description: The run id that last wrote the state.
@@ -387,6 +409,7 @@ message:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.canary_manager import (
     CanaryFailure,
     CanaryManager,
@@ -435,6 +458,7 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    hide_url_secrets(module, "prometheus_url")
     ensure_kubernetes(module)
     p = module.params
     for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):

@@ -292,6 +292,47 @@ def test_promote_with_a_primary_that_never_becomes_ready_keeps_traffic_and_rolls
     assert replicas(kube, namespace) == 0
 
 
+def test_rollback_after_promotion_puts_the_primary_configs_back(kube, app, step):
+    """A config-only release whose primary breaks: the rollback restores the ConfigMap and Secret data too."""
+    namespace = app
+    kube.core.create_namespaced_secret(namespace, {"metadata": {"name": "backend-secret"}, "type": "Opaque",
+                                                   "stringData": {"token": "good-token"}})
+    kube.core.patch_namespaced_config_map("backend-config", namespace, {"data": {"greeting": "v1-good"}})
+    kube.apps.patch_namespaced_deployment(NAME, namespace, {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "backend-secret", "key": "token"}}}]}]}}}})
+    initialized(step)
+    template_before = kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).to_dict()["spec"]["template"]
+    secret_before = kube.core.read_namespaced_secret("backend-secret-primary", namespace).data
+
+    kube.core.patch_namespaced_config_map("backend-config", namespace, {"data": {"greeting": "v2-bad"}})
+    kube.core.patch_namespaced_secret("backend-secret", namespace, {"stringData": {"token": "bad-token"}})
+    assert ok(step("start"))["revision"] == "new_revision"
+    promoting = step("promote", wait_timeout=0, diff=True)
+    assert promoting["failed"] and promoting["phase"] == "Promoting", promoting.get("msg")
+    assert kube.core.read_namespaced_config_map("backend-config-primary", namespace).data == {"greeting": "v2-bad"}
+    assert kube.core.read_namespaced_secret("backend-secret-primary", namespace).data != secret_before
+    saved = stored_state(kube, namespace)["primaryConfigsBeforePromotion"]
+    assert saved == {"configMaps": {"backend-config-primary": {"data": {"greeting": "v1-good"}}},
+                     "secrets": ["backend-secret-primary"]}
+    # The Secret's previous data is kept in a Secret of the canary, never in the state, the result or the diff.
+    for text in (json.dumps(stored_state(kube, namespace)), json.dumps(promoting)):
+        assert secret_before["token"] not in text and "good-token" not in text
+    assert kube.core.read_namespaced_secret("backend-canary-previous-secrets", namespace).metadata.labels[
+        "app.kubernetes.io/managed-by"] == "progressive.delivery"
+
+    rolled = ok(step("rollback", reason="primary broken"))
+    assert rolled["phase"] == "Failed"
+    assert kube.core.read_namespaced_config_map("backend-config-primary", namespace).data == {"greeting": "v1-good"}
+    assert kube.core.read_namespaced_secret("backend-secret-primary", namespace).data == secret_before
+    primary = kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).to_dict()["spec"]["template"]
+    assert primary["metadata"]["annotations"] == template_before["metadata"]["annotations"]
+    assert primary["spec"]["containers"] == template_before["spec"]["containers"]
+    assert stored_state(kube, namespace)["primaryConfigsBeforePromotion"] is None
+    assert not kube.core.read_namespaced_secret("backend-canary-previous-secrets", namespace).data
+    assert secret_before["token"] not in json.dumps(rolled)
+    assert ok(step("detect"))["revision"] == "nothing_to_do"
+
+
 def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     namespace = app
     ok(step("lock", run="run-a"))
@@ -334,6 +375,32 @@ def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app,
     ok(step("promote", run="run-b"))
     assert ok(step("finalize", run="run-b"))["phase"] == "Succeeded"
     assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:2"
+
+
+def test_run_killed_during_analysis_restarts_when_the_target_changed(kube, app, step, k8s_auth, namespace):
+    """The dead run's weight and failed checks judged the previous revision: a new one starts from nothing."""
+    ok(step("lock"))
+    ok(step("initialize", service=SERVICE))
+    set_image(kube, namespace, "backend:2")
+    analysed = ok(step("start"))["checksum"]
+    ok(run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=30)))
+    ok(step("record", analysis={"weight": 30, "iteration": 3, "failed_checks": 2}))
+    # run-a dies here; meanwhile the target gets another revision.
+    set_image(kube, namespace, "backend:3")
+
+    poll(lambda: ok(step("status", run="run-b"))["lock"]["held"] is False, timeout=15, interval=0.5)
+    detected = ok(step("detect", run="run-b"))
+    assert detected["revision"] == "in_progress"
+    resume = detected["resume"]
+    assert (resume["action"], resume["weight"], resume["failed_checks"], resume["iterations"]) == ("restart", 0, 0, 0), resume
+    assert "replaced revision %s" % analysed in resume["message"]
+    ok(step("lock", run="run-b"))
+    started = ok(step("start", run="run-b"))
+    assert started["restarted"] is True and started["checksum"] != analysed
+    assert (started["canary_weight"], started["failed_checks"], started["iterations"]) == (0, 0, 0)
+    assert started["phase"] == "Progressing" and started["resume"]["action"] == "continue"
+    assert stored_state(kube, namespace)["lastAppliedSpec"] == started["checksum"]
+    assert ok(step("start", run="run-b"))["restarted"] is False
 
 
 def test_run_killed_during_analysis_can_be_rolled_back_instead(kube, app, step):

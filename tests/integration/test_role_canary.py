@@ -345,3 +345,51 @@ def test_killed_run_is_resumed_or_rolled_back(lab, namespace, tmp_path, on_resum
         assert release.state()["phase"] == "Failed"
         assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.0")
     assert_safe(release)
+
+
+def test_killed_run_with_a_changed_target_restarts_from_the_primary(lab, namespace, tmp_path):
+    """A new revision replaces the one a dead run was analysing: nothing of the dead run's position carries over."""
+    manifest = short_manifest(namespace, stepWeights=[20, 40, 60])
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    assert release.run(canary_lease_ttl=5).returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    process = release.popen(canary_lease_ttl=5)
+    try:
+        wait_for(lambda: release.state().get("phase") == "Progressing" and release.state().get("canaryWeight", 0) > 0,
+                 timeout=60, message="analysis at a weight > 0")
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    recorded = release.state()["canaryWeight"]
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.2")
+    assert release.weights()["app-canary"] == recorded
+
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch_weights() -> None:
+        while not stop.is_set():
+            try:
+                weight = release.weights()["app-canary"]
+            except Exception:  # pylint: disable=broad-except
+                weight = None
+            if weight is not None and (not seen or seen[-1] != weight):
+                seen.append(weight)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_weights, daemon=True)
+    watcher.start()
+    try:
+        again = release.run(canary_lease_ttl=5, canary_lock_wait=20)
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert again.returncode == 0, again.stdout[-3000:]
+    # Traffic left the unanalysed revision first, then climbed the steps again from the first one.
+    assert seen[:5] == [recorded, 0, 20, 40, 60], seen
+    assert "Restarting the analysis from step 1" in again.stdout and "replaced revision" in again.stdout
+    state = release.state()
+    assert state["phase"] == "Succeeded" and state["failedChecks"] == 0
+    assert any("restarting it" in (entry.get("message") or "") for entry in state["history"]), state["history"]
+    assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.2")
+    assert_safe(release)

@@ -177,6 +177,37 @@ def test_resume_plan(phase, run_id, lock_free, on_resume, action, needed, weight
     assert plan["previous_run"] == run_id and plan["phase"] == phase
 
 
+# The target's current checksum against the analysed one ("a"): a changed target in an analysing phase restarts
+# from weight 0 whatever on_resume says; a promotion already under way is finished (or rolled back) as before.
+@pytest.mark.parametrize("phase, run_id, lock_free, on_resume, checksum, action, weight, failed_checks", [
+    (st.PROGRESSING, "other", True, "resume", "a", "resume", 30, 2),
+    (st.PROGRESSING, "other", True, "resume", None, "resume", 30, 2),
+    (st.PROGRESSING, "other", True, "resume", "b", "restart", 0, 0),
+    (st.WAITING, "other", True, "resume", "b", "restart", 0, 0),
+    (st.WAITING_PROMOTION, "other", True, "resume", "b", "restart", 0, 0),
+    (st.PROGRESSING, "other", True, "rollback", "b", "restart", 0, 0),
+    (st.PROGRESSING, "me", True, "resume", "b", "restart", 0, 0),
+    (st.PROGRESSING, "me", True, "resume", "a", "continue", 30, 2),
+    (st.PROGRESSING, "other", False, "resume", "b", "wait", 30, 2),
+    (st.PROMOTING, "other", True, "resume", "b", "promote", 30, 2),
+    (st.FINALISING, "other", True, "resume", "b", "finalize", 30, 2),
+    (st.PROMOTING, "other", True, "rollback", "b", "rollback", 0, 2),
+    (st.SUCCEEDED, "other", True, "resume", "b", "none", 30, 2),
+    (st.FAILED, "other", True, "resume", "b", "none", 30, 2),
+])
+def test_resume_plan_restarts_when_the_target_changed(phase, run_id, lock_free, on_resume, checksum, action, weight,
+                                                      failed_checks):
+    state = st.CanaryState(phase=phase, run_id=run_id, canary_weight=30, iterations=3, failed_checks=2,
+                           last_applied_spec="a")
+    plan = st.resume_plan(state, "me", lock_free, on_resume, checksum)
+    assert (plan["action"], plan["weight"], plan["failed_checks"]) == (action, weight, failed_checks)
+    if action == "restart":
+        assert plan["needed"] and plan["iterations"] == 0
+        assert "new revision b replaced revision a" in plan["message"] and "weight 30%" in plan["message"]
+    else:
+        assert "message" not in plan
+
+
 def test_set_phase_stamps_transition_time_only_on_change():
     state = st.CanaryState(phase=st.PROGRESSING, last_transition_time="earlier")
     state.set_phase(st.PROGRESSING, NOW)
