@@ -99,6 +99,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         self.tracked_configs: dict[str, str] = {}
         self.revision: str | None = None
         self.restarted = False
+        self.initialized = False
         self.message = ""
 
     def fail(self, message: str) -> CanaryFailure:
@@ -403,6 +404,12 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self.message = "lock released"
         else:
             self.message = "this run did not hold the lock; nothing to release"
+            other = LeaseView.of(self.lease)
+            if other.run_id and other.run_id != self.params.run_id:
+                self.plan.warnings.append(
+                    "Lease %s/%s is held by another run: %s (run id %s)%s; this run (%s) left it alone" % (
+                        self.ns, self.lock.name, other.holder or "unknown holder", other.run_id,
+                        ", which stopped renewing it" if other.is_free(self.clock()) else "", self.params.run_id))
 
     def do_lock(self, _rule: st.Rule) -> None:
         """Handled in run(); the handler exists so the action is known."""
@@ -550,6 +557,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                 return True
             self._update_state(done)
             self._event(message)
+            self.initialized = True
         else:
             def settle(state: st.CanaryState) -> bool:
                 if all(getattr(state, k) == v for k, v in settings.items()):
@@ -616,7 +624,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                                             canary_weight=0, reason=reason))
         self._event(message, warning=True)
         raise self.fail("Canary Deployment %s/%s never became ready (%s); it was scaled to 0 and the release of revision "
-                        "%s is Failed. Fix the workload, or run action=retry to analyse this revision again."
+                        "%s is Failed. Fix the workload, or run playbooks/retry.yml (canary_step action=retry) to analyse this revision again."
                         % (self.ns, params.target_name, readiness.message, checksum))
 
     def do_record(self, _rule: st.Rule) -> None:
@@ -660,12 +668,12 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         checksum = self.checksum or ""
         if checksum != self.state.last_applied_spec:
             raise self.fail("Cannot promote canary %s/%s: the target now runs revision %s but the analysis was of %s. "
-                            "Run action=start to analyse the new revision first."
+                            "Run playbooks/canary.yml (canary_step action=start) to analyse the new revision first."
                             % (self.ns, params.name, checksum, self.state.last_applied_spec))
         primary_deployment = wl.primary_name(params.target_name)
         primary = self.store.get(DEPLOYMENTS, "Deployment", primary_deployment)
         if primary is None:
-            raise self.fail("Primary Deployment %s/%s is missing: run action=initialize to recreate it"
+            raise self.fail("Primary Deployment %s/%s is missing: run playbooks/canary.yml (canary_step action=initialize) to recreate it"
                             % (self.ns, primary_deployment))
         problem = ownership_problem(primary, "Deployment", self.ns, params.name)
         if problem:
@@ -713,7 +721,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
     def _promoted(self, current: dict[str, Any] | None, target: dict[str, Any], label: str, value: str,
                   tracked: wl.ConfigRefs) -> dict[str, Any] | None:
         if current is None:
-            raise self.fail("Primary Deployment %s/%s disappeared during the promotion: run action=initialize"
+            raise self.fail("Primary Deployment %s/%s disappeared during the promotion: run playbooks/canary.yml (canary_step action=initialize) to recreate it"
                             % (self.ns, wl.primary_name(self.params.target_name)))
         running = (((current.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
         # The API server fills in defaults, so comparing specs would always differ; the
@@ -753,7 +761,10 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         self.store.scale(params.target_name, 0)
         self._forget_previous_secrets(configs_before)
         message = "Canary failed! Scaling down %s.%s: %s" % (params.target_name, self.ns, reason)
-        self._update_state(self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0,
+        # The check that decided the rollback is not recorded on its own: the caller passes its count here.
+        counted = (params.analysis or {}).get("failed_checks")
+        extra = {"failed_checks": counted} if counted is not None else {}
+        self._update_state(self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0, **extra,
                                             reason=reason, failed_spec=self.state.last_applied_spec,
                                             primary_template_before_promotion=None,
                                             primary_configs_before_promotion=None))
@@ -836,4 +847,6 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             result["revision"] = self.revision
         if self.params.action == "start":
             result["restarted"] = self.restarted
+        if self.params.action == "initialize":
+            result["initialized"] = self.initialized
         return result

@@ -133,6 +133,8 @@ options:
   analysis:
     description:
       - One analysis result, for O(action=record).
+      - O(action=rollback) reads only its C(failed_checks), the count of failed checks that led to the rollback, and
+        stores it.
     type: dict
     suboptions:
       weight:
@@ -297,6 +299,13 @@ revision:
   returned: when computed
   type: str
   sample: new_revision
+initialized:
+  description:
+    - For O(action=initialize), true when this call created the primary and the routing for the first time (phase
+      C(Initialized)); false when they already existed.
+  returned: with O(action=initialize)
+  type: bool
+  sample: true
 restarted:
   description:
     - For O(action=start), true when the target changed during the analysis of its previous revision and the

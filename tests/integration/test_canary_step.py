@@ -237,8 +237,9 @@ def test_rollback_is_not_retried_until_retry_rearms_it(kube, app, step):
     ok(step("start"))
     ok(step("record", analysis={"weight": 10, "failed_checks": 1, "metrics": [
         {"name": "request-success-rate", "value": 80.0, "result": "fail", "reason": "below 99"}]}))
-    rolled = ok(step("rollback", reason="failed checks threshold reached 1"))
-    assert rolled["phase"] == "Failed" and rolled["state"]["reason"] == "failed checks threshold reached 1"
+    rolled = ok(step("rollback", reason="failed checks threshold reached 2", analysis={"failed_checks": 2}))
+    assert rolled["failed_checks"] == 2 and stored_state(kube, namespace)["failedChecks"] == 2
+    assert rolled["phase"] == "Failed" and rolled["state"]["reason"] == "failed checks threshold reached 2"
     assert replicas(kube, namespace) == 0
     assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:1"
 
@@ -350,7 +351,9 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     assert taken["lock"]["ours"] and taken["message"].startswith("lock taken over")
     lease = kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace)
     assert lease.spec.holder_identity == "run-b" and lease.spec.lease_transitions == 1
-    assert ok(step("unlock", run="run-a"))["changed"] is False
+    stale = ok(step("unlock", run="run-a"))
+    assert stale["changed"] is False
+    assert any("held by another run: job of run-b (run id run-b)" in str(w) for w in stale.get("warnings", [])), stale.get("warnings")
     assert ok(step("unlock", run="run-b"))["changed"] is True
     assert kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace).spec.holder_identity is None
 

@@ -127,7 +127,8 @@ def release(lab, namespace, tmp_path) -> Release:
 def initialized(release: Release) -> Release:
     first = release.run()
     assert first.returncode == 0, first.stdout[-3000:]
-    assert "nothing changes" in first.stdout
+    assert "primary and routing created; the next revision of %s/app will be analysed" % release.namespace in first.stdout
+    assert "No new revision" not in first.stdout and release.report()["result"] == "Initialized"
     return release
 
 
@@ -175,6 +176,49 @@ def test_wrong_manifest_fails_before_anything_changes(lab, namespace, tmp_path):
         'spec.analysis.stepWeight: must be an integer between 1 and 100, got "ten"' in result.stdout
     assert [d.metadata.name for d in broken.apps.list_namespaced_deployment(namespace).items] == ["app"]
     assert broken.core.list_namespaced_config_map(namespace).items == []
+
+
+def test_relative_manifest_path_is_read_from_the_working_directory(lab, namespace, tmp_path):
+    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace))
+    missing = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest="nowhere.yaml"), env={"PWD": str(tmp_path)}, timeout=300)
+    assert missing.returncode != 0
+    assert "canary_manifest: no file %s/nowhere.yaml" % tmp_path in missing.stdout, missing.stdout[-3000:]
+    unset = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest=""), timeout=300)
+    assert unset.returncode != 0 and "canary_manifest is required" in unset.stdout, unset.stdout[-3000:]
+    assert [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items] == ["app"]
+
+    relative = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest="canary.yaml"), env={"PWD": str(tmp_path)}, timeout=300)
+    assert relative.returncode == 0, relative.stdout[-3000:]
+    assert release.state()["phase"] == "Initialized"
+
+
+def test_missing_target_fails_with_its_error_and_changes_nothing(lab, namespace, tmp_path):
+    manifest = short_manifest(namespace)
+    manifest["spec"]["targetRef"]["name"] = "app-typo"
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    result = release.run()
+    assert result.returncode != 0
+    assert "Deployment %s/app-typo" % namespace in result.stdout and "was not found" in result.stdout, result.stdout[-3000:]
+    assert "Could not put the service back" not in result.stdout and "vs_weight" not in result.stdout
+    assert "were not changed" in result.stdout
+    assert release.report()["result"] == "Error"
+    assert [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items] == ["app"]
+    assert release.custom.list_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices")["items"] == []
+    assert release.core.list_namespaced_config_map(namespace).items == []
+
+
+def test_unreachable_prometheus_stops_before_the_canary_starts(initialized: Release):
+    initialized.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    result = initialized.run(canary_prometheus_url="http://127.0.0.1:9")
+    assert result.returncode != 0
+    assert "the canary was not started" in result.stdout or "configuration error" in result.stdout, result.stdout[-3000:]
+    assert "Could not put the service back" not in result.stdout
+    assert initialized.report()["result"] == "Error"
+    assert initialized.state()["phase"] == "Initialized" and initialized.state()["canaryWeight"] == 0
+    assert_safe(initialized)
+    # Nothing was spent on the revision: a run with the right URL analyses and promotes it.
+    assert initialized.run().returncode == 0
+    assert initialized.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
 
 
 def test_ab_testing_manifest_is_not_run_as_canary(lab, namespace, tmp_path):
@@ -226,6 +270,7 @@ def test_failing_rollout_webhook_counts_as_failed_checks(lab, namespace, tmp_pat
     report = release.report()
     assert report["result"] == "Failed" and "webhook load-test failed" in report["reason"]
     assert report["failed_checks"] == 2
+    assert release.state()["failedChecks"] == 2
     assert_safe(release)
 
 
