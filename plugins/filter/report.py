@@ -12,7 +12,7 @@ description:
   - Turns the report of one canary release (the dictionary the C(progressive.delivery.canary) role writes as JSON)
     into one HTML page with no external assets, styles or scripts, so it can be archived as a CI or AWX artifact
     and opened anywhere.
-  - The page shows the canary, its result (Succeeded, Failed or NothingToDo), the reason, duration, run id and analysis mode;
+  - The page shows the canary, its result (Succeeded, Failed, NothingToDo, Initialized or Error), the reason, duration, run id and analysis mode;
     a timeline chart with the canary weight as a step line and one panel per metric with its values against its threshold,
     failed checks, and the promotion or rollback marked with a vertical line; and a table of every recorded step with the
     weight, each metric's value and verdict, the webhooks called, the failed-check count and the message.

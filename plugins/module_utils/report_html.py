@@ -28,7 +28,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report_model 
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.report_text import escape
 
-RESULT_CLASSES = {"succeeded": "good", "failed": "bad", "nothingtodo": "neutral"}
+RESULT_CLASSES = {"succeeded": "good", "initialized": "good", "failed": "bad", "error": "bad", "nothingtodo": "neutral"}
 
 VERDICT_SYMBOLS = {PASS: "\u2713", FAIL: "\u2717"}
 

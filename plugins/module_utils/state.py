@@ -72,7 +72,7 @@ def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-retu
         return Rule("apply")
     if action == "detect":
         if phase in (NONE, INITIALIZING):
-            return Rule("refuse", reason="the canary is not initialized yet: run action=initialize first")
+            return Rule("refuse", reason="the canary is not initialized yet: run action=initialize first (playbooks/canary.yml does)")
         return Rule("apply")
     if action == "update_target":
         if phase in (PROMOTING, FINALISING):
@@ -88,7 +88,7 @@ def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-retu
     if phase in (NONE, INITIALIZING):
         if action == "rollback":
             return Rule("noop", reason="no release was started, there is nothing to roll back")
-        return Rule("refuse", reason="the canary is not initialized yet: run action=initialize first")
+        return Rule("refuse", reason="the canary is not initialized yet: run action=initialize first (playbooks/canary.yml does)")
     if action == "start":
         if phase in (INITIALIZED, SUCCEEDED, FAILED):
             return Rule("apply", PROGRESSING)
@@ -99,13 +99,13 @@ def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-retu
     if action == "record":
         if phase in ANALYSING:
             return Rule("apply")
-        return Rule("refuse", reason="no analysis is running (phase %s): run action=start first" % phase)
+        return Rule("refuse", reason="no analysis is running (phase %s): run action=start first (playbooks/canary.yml with a new revision)" % phase)
     if action == "promote":
         if phase in ANALYSING or phase == PROMOTING:
             return Rule("apply", FINALISING)
         if phase in (FINALISING, SUCCEEDED):
             return Rule("noop", reason="the primary already runs this revision (phase %s)" % phase)
-        return Rule("refuse", reason="there is no release to promote (phase %s): run action=start first" % phase)
+        return Rule("refuse", reason="there is no release to promote (phase %s): run action=start first (playbooks/canary.yml with a new revision)" % phase)
     if action == "finalize":
         if phase == FINALISING:
             return Rule("apply", SUCCEEDED)
