@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.rfc3339 import parse_rfc3339
+
 FAST = "fast"
 FLAGGER = "flagger"
 MODES = (FAST, FLAGGER)
@@ -241,19 +243,6 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
-
-
 def timeline_event(kind: str, message: str, weight: int | None = None, time: str | None = None,
                    webhooks: list[Any] | None = None, failed_checks: int | None = None) -> dict[str, Any]:
     """A timeline entry that is not a metric check: start, weight change, webhook, promotion, rollback, finished."""
@@ -272,7 +261,7 @@ def build_report(plan: Mapping[str, Any], run_id: str, mode: str, result: str, r
                  samples: list[Mapping[str, Any]] | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The JSON report of one run, the shape ``canary_report_html`` renders."""
     finished_at = finished_at or utc_now()
-    start, end = _parse_time(started_at), _parse_time(finished_at)
+    start, end = parse_rfc3339(started_at), parse_rfc3339(finished_at)
     duration = round((end - start).total_seconds(), 3) if start and end else None
     report = {
         "canary": {"name": plan.get("name"), "namespace": plan.get("namespace"), "target": plan.get("target")},

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.rfc3339 import parse_rfc3339
 
 LEASE_API = "coordination.k8s.io/v1"
 LEASE_PLURAL = "leases"
@@ -40,18 +41,8 @@ def format_micro_time(epoch: float) -> str:
 
 def parse_micro_time(text: str | None) -> float | None:
     """Epoch seconds of a MicroTime/Time string, None when absent or unreadable."""
-    if not text:
-        return None
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
+    parsed = parse_rfc3339(text)
+    return parsed.timestamp() if parsed is not None else None
 
 
 @dataclass(frozen=True)

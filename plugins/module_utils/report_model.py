@@ -15,12 +15,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-PASS = "pass"
-FAIL = "fail"
-NO_DATA = "no_data"
-ERROR = "error"
-INCONCLUSIVE = "inconclusive"
-SKIPPED = "skipped"
+from ansible_collections.progressive.delivery.plugins.module_utils.analysis import (  # noqa: F401 pylint: disable=unused-import
+    ERROR,
+    FAIL,
+    INCONCLUSIVE,
+    NO_DATA,
+    PASS,
+    SKIPPED,
+)
 
 PROMOTION = "promotion"
 ROLLBACK = "rollback"
