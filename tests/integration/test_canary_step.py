@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from lab.testing import wait_for
 from tests.support.modules import MODULE_PACKAGE, _environment, run_module
 
 kubernetes = pytest.importorskip("kubernetes")
@@ -25,14 +26,7 @@ LEASE_TTL = 4
 
 def poll(predicate, timeout=15.0, interval=0.1):
     """Return the first truthy value of ``predicate``; fail with the last one after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("condition not met within %ss; last value: %r" % (timeout, last))
+    return wait_for(predicate, timeout=timeout, interval=interval)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import uuid
 
 import pytest
 import requests
+
+from lab.testing import wait_for as lab_wait_for
 from kubernetes import client as k8s
 
 from tests.support.modules import run_module
@@ -30,13 +32,7 @@ def recorded_calls(lab, path, name):
 
 
 def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return lab_wait_for(condition, timeout=timeout, message=what)
 
 
 def hook(lab, path, name, namespace="test", **overrides):

@@ -7,7 +7,6 @@ directory; several test runs can coexist.
 from __future__ import annotations
 
 import pathlib
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -20,6 +19,7 @@ kubernetes = pytest.importorskip("kubernetes")
 from lab.controller import WorkloadController  # noqa: E402
 from lab.kube.server import KubeAPIServer  # noqa: E402
 from lab.store import Store  # noqa: E402
+from lab.testing import wait_for  # noqa: E402
 
 CONTROLLER_DELAY = 0.2
 
@@ -130,14 +130,7 @@ def ns(kube_lab: KubeLab, api_client) -> Iterator[str]:
 
 
 def _wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+    return wait_for(predicate, timeout=timeout, interval=interval)
 
 
 @pytest.fixture()
