@@ -25,12 +25,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "build" / "collections")]
 
 from tests.support.modules import run_module  # noqa: E402  (needs the path above)
-from ansible_collections.progressive.delivery.plugins.module_utils import kube  # noqa: E402
-from ansible_collections.progressive.delivery.plugins.module_utils.istio import (  # noqa: E402
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client  # noqa: E402
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (  # noqa: E402
     DestinationRef,
     RouteRequest,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.vs_router import VirtualServiceRouter  # noqa: E402
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import VirtualServiceRouter  # noqa: E402
 
 NAMESPACE = "bench-vs-weight"
 NAME = "backend"

@@ -10,12 +10,12 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_run import (
+from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import (
     build_report,
     judge,
     timeline_event,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_spec import CanarySpecError, build_plan
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import CanarySpecError, build_plan
 
 try:
     import yaml

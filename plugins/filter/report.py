@@ -60,7 +60,7 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.progressive.delivery.plugins.module_utils.report_html import render_report_html
+from ansible_collections.progressive.delivery.plugins.module_utils.report.html import render_report_html
 
 
 def canary_report_html(report):

@@ -418,20 +418,20 @@ message:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_manager import (
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import (
     CanaryFailure,
     CanaryManager,
     CanaryParams,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
     client_from_module,
     ensure_kubernetes,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import PROMETHEUS_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.lease import run_identity
-from ansible_collections.progressive.delivery.plugins.module_utils.state import ACTIONS, ON_RESUME_CHOICES
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
+from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ACTIONS, ON_RESUME_CHOICES
 
 
 def argument_spec() -> dict:

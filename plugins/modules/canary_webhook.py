@@ -366,8 +366,8 @@ metadata_keys:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks import (
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import (
     CANARY_PHASES,
     HAS_REQUESTS,
     ON_GATE_TIMEOUT,

@@ -400,16 +400,16 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.gate import Gate, GateConfigError, run_mode, summarize
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import (
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, GateConfigError, run_mode, summarize
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
     MetricDefinitionError,
     RenderContext,
     TemplateError,
     resolve_metric,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_options import K8S_AUTH_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import (
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
     PROMETHEUS_ARG_SPEC,
     PROMETHEUS_MUTUALLY_EXCLUSIVE,

@@ -374,19 +374,19 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.istio import RouteError, request_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.kube import (
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import RouteError, request_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
     client_from_module,
     ensure_kubernetes,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.vs_router import (
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import (
     RouterError,
     VirtualServiceRouter,
     module_result,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import PROMETHEUS_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 
 DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=dict(type="int"))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ansible_collections.progressive.delivery.plugins.module_utils import kube
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 
 
 def lab_client(kubeconfig: str, **extra) -> kube.KubeClient:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.analysis import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (
     FAIL,
     INCONCLUSIVE,
     PASS,
@@ -20,7 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.analysis impo
     overall,
     two_proportion_test,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import ThresholdRange
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import ThresholdRange
 
 ISTIO_BOUNDS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000]
 

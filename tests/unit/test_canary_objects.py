@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils import canary_objects as co
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import MANAGED_BY_LABEL, ownership_problem
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as co
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import MANAGED_BY_LABEL, ownership_problem
 
 SEED_SERVICE = {"port": 80, "gateways": ["public-gateway.istio-system.svc.cluster.local"], "hosts": ["api.example.com"]}
 

@@ -10,14 +10,14 @@ import pytest
 import yaml
 
 from ansible_collections.progressive.delivery.plugins.filter.canary_plan import FilterModule
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_run import (
+from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import (
     build_report,
     format_value,
     is_hard_breach,
     judge,
     timeline_event,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_spec import build_plan
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import build_plan
 
 SEED_PATH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "backend-service-canary.yaml"
 PLAN = build_plan(yaml.safe_load(SEED_PATH.read_text()))

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 import yaml
 
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_spec import (
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import (
     CanarySpecError,
     build_plan,
     canary_steps,

@@ -1,4 +1,4 @@
-"""Pure route edits of plugins/module_utils/istio.py: selection, weights, mirror, match, validation."""
+"""Pure route edits of plugins/module_utils/routing/istio_routes.py: selection, weights, mirror, match, validation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.istio import (
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (
     DestinationRef,
     RouteError,
     RouteRequest,

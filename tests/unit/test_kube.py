@@ -13,8 +13,8 @@ import threading
 import pytest
 import yaml
 
-from ansible_collections.progressive.delivery.plugins.module_utils import kube
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError, error_from_status
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError, error_from_status
 
 
 def status_body(code: int, reason: str, message: str, **details) -> dict:

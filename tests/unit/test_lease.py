@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils import lease as ls
+from ansible_collections.progressive.delivery.plugins.module_utils.release import lease as ls
 
 NOW = 1_700_000_000.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
     BUILTIN_QUERIES,
     MetricDefinitionError,
     RenderContext,
@@ -14,7 +14,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metric_templa
     render_query,
     resolve_metric,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import collapse_whitespace
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import collapse_whitespace
 
 MODEL = {"name": "podinfo", "namespace": "test", "target": "podinfo", "service": "podinfo", "ingress": None, "interval": "1m"}
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from werkzeug import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     PrometheusClient,
     PrometheusConfigError,
     PrometheusQueryError,
@@ -190,7 +190,7 @@ def test_string_result_is_a_configuration_error(httpserver, client):
 
 
 def test_connection_refused_is_short_and_names_no_query():
-    from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import PrometheusClient, PrometheusUnavailable
+    from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusClient, PrometheusUnavailable
     client = PrometheusClient("http://127.0.0.1:9", timeout=2)
     with pytest.raises(PrometheusUnavailable) as caught:
         client.query('sum(rate(istio_requests_total{destination_workload="web"}[1m]))')

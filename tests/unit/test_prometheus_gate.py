@@ -8,9 +8,9 @@ import math
 import pytest
 from werkzeug import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.gate import Gate, GateConfigError, parse_time, run_mode
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import RenderContext, resolve_metric
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import PrometheusClient
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, GateConfigError, parse_time, run_mode
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusClient
 from tests.support.modules import run_module
 
 SUCCESS = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
@@ -282,12 +282,12 @@ def test_module_reads_url_from_environment_and_hides_token(prom):
 
 @pytest.mark.parametrize("zero", [0, "0", "0s", "0m", 0.0])
 def test_watch_duration_zero_in_any_unit_is_one_evaluation(zero):
-    from ansible_collections.progressive.delivery.plugins.module_utils.gate import _non_negative_seconds
+    from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import _non_negative_seconds
     assert _non_negative_seconds(zero, "duration") == 0.0
 
 
 @pytest.mark.parametrize("bad", ["-1", "soon", -5])
 def test_watch_duration_rejects_negative_and_words(bad):
-    from ansible_collections.progressive.delivery.plugins.module_utils.gate import GateConfigError, _non_negative_seconds
+    from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import GateConfigError, _non_negative_seconds
     with pytest.raises(GateConfigError, match="duration"):
         _non_negative_seconds(bad, "duration")

@@ -11,7 +11,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.progressive.delivery.plugins.filter.report import FilterModule, canary_report_html
-from ansible_collections.progressive.delivery.plugins.module_utils.report_html import render_report_html
+from ansible_collections.progressive.delivery.plugins.module_utils.report.html import render_report_html
 from tests.unit.report_samples import failed_report, iso, succeeded_report
 
 

@@ -6,13 +6,13 @@ import datetime
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.report_chart import (
+from ansible_collections.progressive.delivery.plugins.module_utils.report.chart import (
     TimeScale,
     format_offset,
     nice_range,
     weight_points,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.report_model import (
+from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     format_duration,
     format_value,
     load_report,

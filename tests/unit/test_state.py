@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 
 NOW = 1_700_000_000.0
 

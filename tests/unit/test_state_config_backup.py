@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 
-from ansible_collections.progressive.delivery.plugins.module_utils import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import is_owned_by
+from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import is_owned_by
 
 
 def configmap(data=None, binary=None):

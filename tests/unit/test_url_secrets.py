@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import redact_url, url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url, url_secrets
 from tests.support.modules import run_module
 
 

@@ -12,16 +12,16 @@ import re
 import pytest
 from werkzeug.wrappers import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils import kube
-from ansible_collections.progressive.delivery.plugins.module_utils.istio import DestinationRef, RouteRequest
-from ansible_collections.progressive.delivery.plugins.module_utils.vs_router import (
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import DestinationRef, RouteRequest
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import (
     RouterError,
     VirtualServiceRouter,
     is_kind_not_served,
     module_result,
     retry_delay,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 
 NS = "prod"
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils import webhooks
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks import (
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks import runner as webhooks
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import (
     WebhookInputError,
     build_payload,
     is_passing_status,

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import CANARY_ANNOTATION, MANAGED_BY_LABEL
+from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import CANARY_ANNOTATION, MANAGED_BY_LABEL
 
 
 def deployment(selector=None, template_labels=None, pod_spec=None, replicas=3, **spec_extra):

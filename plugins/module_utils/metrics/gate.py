@@ -11,7 +11,7 @@ import re
 import time as _time
 from typing import Any, Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.analysis import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (
     ERROR,
     FAIL,
     INCONCLUSIVE,
@@ -35,7 +35,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.durations imp
     prometheus_duration_seconds,
     to_seconds,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
     COUNT_QUERIES,
     PROBE_QUERIES,
     MetricSpec,
@@ -44,7 +44,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metric_templa
     render_metric,
     render_named,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus import (
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     PrometheusClient,
     PrometheusError,
     PrometheusQueryError,

@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_body_summary import summarize_body
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_gate import gate_answer, wait_for_gate
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_outcome import WebhookRun, base_result, record_answer
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_spec import (
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.body_summary import summarize_body
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.gate import gate_answer, wait_for_gate
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import WebhookRun, base_result, record_answer
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import (
     CANARY_PHASES,
     CONFIRM_TYPES,
     GATE_TYPES,
@@ -39,7 +39,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.webhook_spec 
     spec_from_params,
     validate_url,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_transport import (
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import (
     HAS_REQUESTS,
     REDIRECT_STATUSES,
     REQUESTS_IMPORT_ERROR,

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ansible_collections.progressive.delivery.plugins.module_utils.analysis import (  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (  # noqa: F401 pylint: disable=unused-import
     ERROR,
     FAIL,
     INCONCLUSIVE,

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.istio import (
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (
     ISTIO_API_VERSIONS,
     ISTIO_GROUP,
     VIRTUAL_SERVICE_PLURAL,
@@ -26,7 +26,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.istio import 
     RouteRequest,
     edit_virtual_service,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 
 RBAC_RESOURCE = "%s.%s" % (VIRTUAL_SERVICE_PLURAL, ISTIO_GROUP)
 RETRY_BASE_DELAY = 0.05

@@ -18,9 +18,9 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import mark
-from ansible_collections.progressive.delivery.plugins.module_utils.rfc3339 import parse_rfc3339
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
 
 LEASE_API = "coordination.k8s.io/v1"
 LEASE_PLURAL = "leases"

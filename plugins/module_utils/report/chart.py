@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.report_model import (
+from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     FAIL,
     PASS,
     PROMOTION,
@@ -23,7 +23,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report_model 
     Threshold,
     format_value,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.report_text import escape
+from ansible_collections.progressive.delivery.plugins.module_utils.report.text import escape
 
 WIDTH = 1100
 LEFT = 64

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils import canary_objects as objects
-from ansible_collections.progressive.delivery.plugins.module_utils import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.canary_store import (
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
+from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import (
     CONFIGMAPS,
     CONFLICT_RETRIES,
     DEPLOYMENTS,
@@ -31,9 +31,9 @@ from ansible_collections.progressive.delivery.plugins.module_utils.canary_store 
     Plan,
     owned_view,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
-from ansible_collections.progressive.delivery.plugins.module_utils.lease import LeaseLock, LeaseView, LockHeld
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import (
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LeaseView, LockHeld
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     mark,

@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")

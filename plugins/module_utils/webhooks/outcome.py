@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_spec import WebhookSpec
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_transport import Answer
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import Answer
 
 
 @dataclass

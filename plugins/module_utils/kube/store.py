@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import KubeApiError
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import ownership_problem
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
 
 DEPLOYMENTS = ("apps/v1", "deployments")
 CONFIGMAPS = ("v1", "configmaps")

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import GO, DurationError, to_seconds
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
 
 WEBHOOK_TYPES = (
     "confirm-rollout",

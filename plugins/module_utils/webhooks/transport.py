@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_body_summary import summarize_body
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_spec import WebhookSpec, redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.body_summary import summarize_body
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, redact_url
 
 try:
     import requests

@@ -37,10 +37,10 @@ try:
 except ImportError:
     HAS_URLLIB3 = False
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_options import (  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import (  # noqa: F401 pylint: disable=unused-import
     K8S_AUTH_ARG_SPEC,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube_errors import (  # noqa: F401  (re-exported)
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import (  # noqa: F401  (re-exported)
     KubeApiError,
     error_from_status,
 )

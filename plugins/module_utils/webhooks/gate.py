@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_outcome import WebhookRun, answer_text, record_answer
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_spec import WebhookSpec, redact_url
-from ansible_collections.progressive.delivery.plugins.module_utils.webhook_transport import Answer, WebhookClient
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import WebhookRun, answer_text, record_answer
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import Answer, WebhookClient
 
 
 def gate_answer(spec: WebhookSpec, answer: Answer, result: dict[str, Any]) -> WebhookRun:

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metric_templates import ThresholdRange
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import ThresholdRange
 
 PASS = "pass"
 FAIL = "fail"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.report_chart import format_offset, timeline_svg
-from ansible_collections.progressive.delivery.plugins.module_utils.report_model import (
+from ansible_collections.progressive.delivery.plugins.module_utils.report.chart import format_offset, timeline_svg
+from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     FAIL,
     PASS,
     PROMOTION,
@@ -26,7 +26,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report_model 
     format_value,
     load_report,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.report_text import escape
+from ansible_collections.progressive.delivery.plugins.module_utils.report.text import escape
 
 RESULT_CLASSES = {"succeeded": "good", "initialized": "good", "failed": "bad", "error": "bad", "nothingtodo": "neutral"}
 

@@ -13,8 +13,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.url_secrets import redact_url
-from ansible_collections.progressive.delivery.plugins.module_utils.prometheus_options import (  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import (  # noqa: F401 pylint: disable=unused-import
     PROMETHEUS_ARG_SPEC,
 )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.rfc3339 import parse_rfc3339
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
 
 FAST = "fast"
 FLAGGER = "flagger"

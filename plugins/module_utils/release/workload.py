@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 
 # Checked in this order, the first one present in spec.selector.matchLabels wins.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
