@@ -59,42 +59,7 @@ options:
     default: 10
 requirements:
   - requests
-"""
-
-    # The same options as accepted by the group's modules that do not query
-    # Prometheus, so module_defaults on the action group can set them once.
-    GROUP_ONLY = r"""
-options:
-  prometheus_url:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: str
-  prometheus_token:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: str
-  prometheus_username:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: str
-  prometheus_password:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: str
-  prometheus_headers:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: dict
-  prometheus_ca_cert:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: path
-  prometheus_client_cert:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: path
-  prometheus_client_key:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: path
-  prometheus_validate_certs:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: bool
-    default: true
-  prometheus_timeout:
-    description: Prometheus connection option, accepted so C(module_defaults) on the action group can set it; unused here.
-    type: float
-    default: 10
+notes:
+  - Options can be set once for every module of the collection that queries Prometheus with
+    C(module_defaults) on C(group/progressive.delivery.prometheus).
 """

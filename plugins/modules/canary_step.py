@@ -49,7 +49,6 @@ description:
     Every action renews it when this run holds it and refuses to write while another live run does.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
-  - progressive.delivery.prometheus.group_only
 options:
   action:
     description:
@@ -418,7 +417,6 @@ message:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import (
     CanaryFailure,
     CanaryManager,
@@ -429,7 +427,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.client i
     client_from_module,
     ensure_kubernetes,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ACTIONS, ON_RESUME_CHOICES
 
@@ -437,7 +434,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.state
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
-        **PROMETHEUS_ARG_SPEC,
         action=dict(type="str", required=True, choices=list(ACTIONS)),
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
@@ -467,7 +463,6 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    hide_url_secrets(module, "prometheus_url")
     ensure_kubernetes(module)
     p = module.params
     for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):

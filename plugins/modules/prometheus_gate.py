@@ -33,7 +33,6 @@ description:
   - See the collection's C(docs/prometheus_gate.md) for each mode and for rehearsing a gate against history.
 extends_documentation_fragment:
   - progressive.delivery.prometheus
-  - progressive.delivery.k8s_auth.group_only
 options:
   metrics:
     description:
@@ -408,7 +407,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templ
     TemplateError,
     resolve_metric,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
     PROMETHEUS_ARG_SPEC,
@@ -436,7 +434,6 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             PROMETHEUS_ARG_SPEC,
-            **K8S_AUTH_ARG_SPEC,
             metrics=dict(type="list", elements="dict", required=True, options=METRIC_OPTIONS),
             metric_templates=dict(type="list", elements="dict", default=[]),
             namespace=dict(type="str", required=True),

@@ -27,7 +27,6 @@ description:
   - With none of O(weight), O(weights), O(mirror) and O(match) the module only reads and returns the current state.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
-  - progressive.delivery.prometheus.group_only
 options:
   name:
     description:
@@ -374,7 +373,6 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import RouteError, request_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
@@ -386,7 +384,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtu
     VirtualServiceRouter,
     module_result,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 
 DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=dict(type="int"))
 
@@ -394,7 +391,6 @@ DESTINATION_OPTIONS = dict(host=dict(type="str"), subset=dict(type="str"), port=
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
-        **PROMETHEUS_ARG_SPEC,
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
         route=dict(type="str"),
@@ -417,7 +413,6 @@ def argument_spec() -> dict:
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("weight", "weights")])
-    hide_url_secrets(module, "prometheus_url")
     ensure_kubernetes(module)
     name, namespace = module.params["name"], module.params["namespace"]
     try:

@@ -4,7 +4,7 @@
 """The one Kubernetes client factory every module of the collection uses.
 
 Options and environment variables are the ones kubernetes.core users already
-know, so ``module_defaults: group/progressive.delivery.delivery`` can carry the
+know, so ``module_defaults: group/progressive.delivery.kubernetes`` can carry the
 same auth settings a playbook gives ``kubernetes.core.k8s``.  The client speaks
 plain REST through ``kubernetes.client.ApiClient`` instead of the dynamic
 client: one module call then costs exactly the requests it needs, with no

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kubernetes connection options (kubernetes.core's names), apart from the client so
-modules that only accept them (for group module defaults) do not import kubernetes."""
+"""Kubernetes connection options (kubernetes.core's names; the ``kubernetes`` action group),
+apart from the client so reading them does not import kubernetes."""
 
 from __future__ import annotations
 

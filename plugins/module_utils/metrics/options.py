@@ -1,15 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Prometheus connection options, apart from the HTTP client so modules that only
-accept them (for group module defaults) do not pay for importing requests."""
+"""Prometheus connection options (the ``prometheus`` action group), apart from the HTTP client."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# Every name carries the prometheus_ prefix: the modules of the action group
-# also take the Kubernetes options, whose validate_certs/ca_cert mean the cluster.
+# Every name carries the prometheus_ prefix, so a play that sets both groups'
+# module_defaults never confuses them with the cluster's validate_certs/ca_cert.
 PROMETHEUS_ARG_SPEC: dict[str, dict[str, Any]] = {
     "prometheus_url": {"type": "str"},
     "prometheus_token": {"type": "str", "no_log": True},
