@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller-side filters of the canary role: the release plan, the verdict of a check, timeline and report."""
+"""Controller-side filters of the canary role: the release plan, timeline entries and the report."""
 
 from __future__ import annotations
 
@@ -10,11 +10,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import (
-    build_report,
-    judge,
-    timeline_event,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.report.timeline import build_report, timeline_event
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import CanarySpecError, build_plan
 
 try:
@@ -54,16 +50,6 @@ def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | Non
         raise AnsibleFilterError(exc.describe()) from None
 
 
-def canary_judge(plan: dict[str, Any], weight: int, step_index: int, failed_checks: int, gate: Any = None,
-                 webhooks: Any = None, compare: Any = None, mode: str = "fast", hard_breach_margin: float = 0.2,
-                 time: str | None = None, kind: str = "check") -> dict[str, Any]:
-    try:
-        return judge(plan, int(weight), int(step_index), int(failed_checks), gate=gate or None, webhooks=webhooks or [],
-                     compare=compare or None, mode=mode, hard_breach_margin=float(hard_breach_margin), time=time, kind=kind)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise AnsibleFilterError("canary_judge: %s" % exc) from None
-
-
 def canary_event(kind: str, message: str, weight: int | None = None, time: str | None = None, webhooks: Any = None,
                  failed_checks: int | None = None) -> dict[str, Any]:
     return timeline_event(kind, message, weight=weight, time=time, webhooks=webhooks or [], failed_checks=failed_checks)
@@ -82,7 +68,6 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "canary_plan": canary_plan,
-            "canary_judge": canary_judge,
             "canary_event": canary_event,
             "canary_report": canary_report,
         }

@@ -277,6 +277,8 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "primary": target + "-primary",
         "service": service,
         "service_name": service["name"],
+        "primary_service": service["name"] + "-primary",
+        "canary_service": service["name"] + "-canary",
         "autoscaler": autoscaler,
         "progress_deadline_seconds": deadline,
         "skip_analysis": skip_analysis,

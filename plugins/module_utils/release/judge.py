@@ -1,27 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Decisions and records of one canary run: judge a check, count failed checks, write the step line and report.
+"""The assessment of one analysis: which metrics and webhooks failed, and how that reads in the step line.
 
-The ``canary`` role calls these through controller-side filters, so a weight
-step costs no extra module process. Inputs are the plan from
-``canary_spec.build_plan`` and the results the collection's modules return.
+Inputs are the plan from ``plan.manifest.build_plan`` and the results of the
+metric gate and the webhooks; what happens next is ``release.decision``'s call.
 """
 
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from typing import Any, Mapping
-
-from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
-
-FAST = "fast"
-FLAGGER = "flagger"
-MODES = (FAST, FLAGGER)
-
-ADVANCE = "advance"
-HOLD = "hold"
-ROLLBACK = "rollback"
 
 _RESULT_WORDS = {"pass": "ok", "fail": "FAILED", "no_data": "no data", "error": "error",
                  "inconclusive": "inconclusive", "skipped": "skipped"}
@@ -107,7 +97,7 @@ def _metric_entries(gate: Mapping[str, Any] | None, plan: Mapping[str, Any], com
     return entries
 
 
-def _webhook_entries(webhook_results: list[Any] | None) -> list[dict[str, Any]]:
+def webhook_entries(webhook_results: list[Any] | None) -> list[dict[str, Any]]:
     entries = []
     for raw in webhook_results or []:
         if not isinstance(raw, Mapping) or raw.get("skipped") and "outcome" not in raw:
@@ -146,80 +136,65 @@ def describe_metric(entry: Mapping[str, Any]) -> str:
                               format_bounds(bounds), word)
 
 
-def judge(plan: Mapping[str, Any], weight: int, step_index: int, failed_checks: int, gate: Mapping[str, Any] | None = None,
-          webhooks: list[Any] | None = None, compare: Mapping[str, Any] | None = None, mode: str = FAST,
-          hard_breach_margin: float = 0.2, time: str | None = None, kind: str = "check") -> dict[str, Any]:
-    """Judge one analysis at ``weight`` and decide what the run does next.
+@dataclass(frozen=True)
+class Assessment:
+    """What one analysis found, before any decision: which checks failed and why, in words and as report entries."""
 
-    A check fails when a metric is not ok or a webhook did not pass; each
-    failed check adds one to ``failed_checks``. The run rolls back when the
-    count reaches the plan's threshold, or at once in fast mode when a metric
-    marked critical fails or a value is a hard breach (see ``is_hard_breach``).
+    failed: bool
+    causes: tuple[str, ...]
+    hard_breaches: tuple[str, ...]
+    summary: str
+    metrics: tuple[dict[str, Any], ...]
+    webhooks: tuple[dict[str, Any], ...]
+    samples: tuple[dict[str, Any], ...]
+    time: str
+
+
+def assess(plan: Mapping[str, Any], weight: int, step_index: int, gate: Mapping[str, Any] | None = None,
+           webhooks: list[Any] | None = None, compare: Mapping[str, Any] | None = None,
+           hard_breach_margin: float = 0.2, time: str | None = None) -> Assessment:
+    """Judge the metrics and webhooks of one analysis at ``weight``.
+
+    A check fails when a metric is not ok (a breach, no data, an error) or a
+    webhook did not pass. A failed metric marked critical, or one beyond its
+    bound by more than ``hard_breach_margin`` of the bound, is a hard breach;
+    whether that rolls back at once is the decision's business (fast mode).
     """
-    if mode not in MODES:
-        raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
-    threshold = int(plan.get("threshold") or 1)
     metrics = _metric_entries(gate, plan, compare)
-    hooks = _webhook_entries(webhooks)
+    hooks = webhook_entries(webhooks)
     failed_metrics = [m for m in metrics if not m["ok"]]
     failed_hooks = [h for h in hooks if not h["passed"]]
-    failed = bool(failed_metrics or failed_hooks)
-    count = failed_checks + (1 if failed else 0)
     hard = []
-    if mode == FAST:
-        for metric in failed_metrics:
-            if metric["result"] != "fail":
-                continue
-            if metric["critical"]:
-                hard.append("%s is critical" % metric["name"])
-            elif is_hard_breach(metric["value"], {"min": metric["min"], "max": metric["max"]}, hard_breach_margin):
-                hard.append("%s is far outside its range" % metric["name"])
-    steps = list(plan.get("steps") or [])
-    if step_index < 0:
-        prefix = "pre-rollout checks"
-    elif steps:
-        prefix = "step %d/%d weight %d%%" % (step_index + 1, len(steps), weight)
-    else:
-        prefix = "weight %d%%" % weight
+    for metric in failed_metrics:
+        if metric["result"] != "fail":
+            continue
+        if metric["critical"]:
+            hard.append("%s is critical" % metric["name"])
+        elif is_hard_breach(metric["value"], {"min": metric["min"], "max": metric["max"]}, hard_breach_margin):
+            hard.append("%s is far outside its range" % metric["name"])
+    causes = [describe_metric(m) + (": " + m["reason"] if m["result"] != "fail" and m["reason"] else "") for m in failed_metrics]
+    causes += ["webhook %s failed: %s" % (h["name"], h["reason"]) for h in failed_hooks]
     details = [describe_metric(m) for m in metrics]
     details += ["webhook %s %s" % (h["name"], "ok" if h["passed"] else "FAILED (%s)" % h["reason"]) for h in hooks]
-    line = "%s: %s" % (prefix, ", ".join(details) if details else "nothing to check")
-    if failed:
-        line += "; failed checks %d/%d" % (count, threshold)
-    reason = ""
-    if hard:
-        decision = ROLLBACK
-        reason = "hard breach at weight %d%%: %s (%s)" % (weight, "; ".join(hard), "; ".join(describe_metric(m) for m in failed_metrics))
-    elif count >= threshold and failed:
-        decision = ROLLBACK
-        causes = [describe_metric(m) + (": " + m["reason"] if m["result"] != "fail" and m["reason"] else "") for m in failed_metrics]
-        causes += ["webhook %s failed: %s" % (h["name"], h["reason"]) for h in failed_hooks]
-        reason = "failed checks threshold reached %d/%d at weight %d%%: %s" % (count, threshold, weight, "; ".join(causes))
-    elif failed:
-        decision = HOLD
-    else:
-        decision = ADVANCE
-    if decision == ROLLBACK:
-        line += " -> rolling back"
-    entry = {
-        "time": time or (gate or {}).get("evaluated_at") or utc_now(),
-        "kind": kind,
-        "weight": weight,
-        "metrics": [{k: m[k] for k in ("name", "value", "result", "min", "max", "reason")} for m in metrics],
-        "webhooks": [{k: h[k] for k in ("name", "type", "passed", "status", "reason")} for h in hooks],
-        "failed_checks": count,
-        "message": line,
-    }
-    return {
-        "failed": failed,
-        "failed_checks": count,
-        "hard_breach": bool(hard),
-        "decision": decision,
-        "reason": reason,
-        "line": line,
-        "entry": entry,
-        "samples": gate_samples(gate, weight),
-    }
+    return Assessment(
+        failed=bool(failed_metrics or failed_hooks),
+        causes=tuple(causes),
+        hard_breaches=tuple(hard),
+        summary="%s: %s" % (step_prefix(plan, weight, step_index), ", ".join(details) if details else "nothing to check"),
+        metrics=tuple({k: m[k] for k in ("name", "value", "result", "min", "max", "reason")} for m in metrics),
+        webhooks=tuple({k: h[k] for k in ("name", "type", "passed", "status", "reason")} for h in hooks),
+        samples=tuple(gate_samples(gate, weight)),
+        time=time or (gate or {}).get("evaluated_at") or utc_now(),
+    )
+
+
+def step_prefix(plan: Mapping[str, Any], weight: int, step_index: int) -> str:
+    steps = list(plan.get("steps") or [])
+    if step_index < 0:
+        return "pre-rollout checks"
+    if steps:
+        return "step %d/%d weight %d%%" % (step_index + 1, len(steps), weight)
+    return "weight %d%%" % weight
 
 
 def gate_samples(gate: Mapping[str, Any] | None, weight: int) -> list[dict[str, Any]]:
@@ -241,46 +216,3 @@ def gate_samples(gate: Mapping[str, Any] | None, weight: int) -> list[dict[str, 
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def timeline_event(kind: str, message: str, weight: int | None = None, time: str | None = None,
-                   webhooks: list[Any] | None = None, failed_checks: int | None = None) -> dict[str, Any]:
-    """A timeline entry that is not a metric check: start, weight change, webhook, promotion, rollback, finished."""
-    entry: dict[str, Any] = {"time": time or utc_now(), "kind": kind, "message": message, "metrics": [],
-                             "webhooks": [{k: h[k] for k in ("name", "type", "passed", "status", "reason")}
-                                          for h in _webhook_entries(webhooks)]}
-    if weight is not None:
-        entry["weight"] = weight
-    if failed_checks is not None:
-        entry["failed_checks"] = failed_checks
-    return entry
-
-
-def build_report(plan: Mapping[str, Any], run_id: str, mode: str, result: str, reason: str, started_at: str,
-                 finished_at: str | None, final_weight: int, failed_checks: int, timeline: list[Mapping[str, Any]] | None,
-                 samples: list[Mapping[str, Any]] | None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON report of one run, the shape ``canary_report_html`` renders."""
-    finished_at = finished_at or utc_now()
-    start, end = parse_rfc3339(started_at), parse_rfc3339(finished_at)
-    duration = round((end - start).total_seconds(), 3) if start and end else None
-    report = {
-        "canary": {"name": plan.get("name"), "namespace": plan.get("namespace"), "target": plan.get("target")},
-        "run_id": run_id,
-        "mode": mode,
-        "result": result,
-        "reason": reason,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "duration_seconds": duration,
-        "final_weight": final_weight,
-        "failed_checks": failed_checks,
-        "threshold": plan.get("threshold"),
-        "interval": plan.get("interval"),
-        "steps": list(plan.get("steps") or []),
-        "thresholds": [dict(t) for t in plan.get("thresholds") or []],
-        "timeline": sorted((dict(e) for e in timeline or []), key=lambda e: str(e.get("time") or "")),
-        "samples": [dict(s) for s in samples or []],
-    }
-    if extra:
-        report.update(dict(extra))
-    return report

@@ -590,7 +590,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                 message = "New revision detected during the analysis of %s, restarting it! Scaling up %s.%s" % (
                     state.last_applied_spec, params.target_name, self.ns)
             self._update_state(self._transition(
-                "start", st.PROGRESSING, message, now, canary_weight=0, failed_checks=0, iterations=0,
+                "start", st.PROGRESSING, message, now, canary_weight=0, failed_checks=0, iterations=0, step_index=-1,
                 last_applied_spec=checksum, tracked_configs=self.tracked_configs, started_at=st.utc_now_iso(now),
                 failed_spec=None, reason="", primary_template_before_promotion=None,
                 primary_configs_before_promotion=None))

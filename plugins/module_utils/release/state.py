@@ -148,6 +148,7 @@ _FIELDS = {
     "phase": "phase",
     "canaryWeight": "canary_weight",
     "failedChecks": "failed_checks",
+    "stepIndex": "step_index",
     "iterations": "iterations",
     "lastAppliedSpec": "last_applied_spec",
     "lastPromotedSpec": "last_promoted_spec",
@@ -174,6 +175,8 @@ class CanaryState:  # pylint: disable=too-many-instance-attributes
     phase: str = NONE
     canary_weight: int = 0
     failed_checks: int = 0
+    # Index of the weight step in the plan; -1 before the first step. None in a state written before it was kept.
+    step_index: int | None = None
     iterations: int = 0
     last_applied_spec: str | None = None
     last_promoted_spec: str | None = None
@@ -282,6 +285,7 @@ def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str
     plan: dict[str, Any] = {
         "needed": False, "action": "none", "phase": state.phase, "weight": state.canary_weight,
         "iterations": state.iterations, "failed_checks": state.failed_checks, "previous_run": state.run_id,
+        "step_index": state.step_index,
     }
     if state.phase not in IN_PROGRESS:
         return plan
@@ -291,7 +295,7 @@ def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str
     if state.phase in ANALYSING and checksum is not None and checksum != state.last_applied_spec:
         # The recorded weight and failed checks judged a revision that no longer runs: carrying them over would
         # give an unanalysed revision that share of the traffic at once.
-        plan.update(needed=True, action="restart", weight=0, iterations=0, failed_checks=0,
+        plan.update(needed=True, action="restart", weight=0, iterations=0, failed_checks=0, step_index=-1,
                     message="a new revision %s replaced revision %s, whose analysis was in progress (phase %s at "
                             "weight %s%%): the analysis restarts with all traffic on the primary"
                             % (checksum, state.last_applied_spec, state.phase, state.canary_weight))
@@ -304,6 +308,7 @@ def resume_plan(state: CanaryState, run_id: str, lock_free: bool, on_resume: str
         plan["action"] = "rollback"
         # Traffic goes back to the primary: that is the only weight a rollback may leave.
         plan["weight"] = 0
+        plan["step_index"] = -1
     elif state.phase == PROMOTING:
         plan["action"] = "promote"
     elif state.phase == FINALISING:
@@ -349,6 +354,8 @@ def apply_record(state: CanaryState, analysis: dict[str, Any], now: float, limit
     state.iterations = iteration
     state.canary_weight = weight
     state.failed_checks = failed_checks
+    if analysis.get("step_index") is not None:
+        state.step_index = int(analysis["step_index"])
     state.set_phase(phase, now, message=analysis.get("message") or state.message)
     return True
 

@@ -1,4 +1,4 @@
-"""Judging checks, counting failed checks, the step line, timeline and report of a canary run."""
+"""Assessing one analysis (failed checks, hard breaches, the step line), timeline entries and the report."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ import pytest
 import yaml
 
 from ansible_collections.progressive.delivery.plugins.filter.canary_plan import FilterModule
-from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import (
-    build_report,
-    format_value,
-    is_hard_breach,
-    judge,
-    timeline_event,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import assess, format_value, is_hard_breach
+from ansible_collections.progressive.delivery.plugins.module_utils.report.timeline import build_report, timeline_event
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import build_plan
 
 SEED_PATH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "backend-service-canary.yaml"
@@ -38,38 +33,29 @@ def gate(success: float | None, duration: float | None, success_result: str = "p
     return result
 
 
-def test_passing_check_advances_with_one_line():
-    verdict = judge(PLAN, 30, 2, 0, gate=gate(99.6, 212))
-    assert verdict["decision"] == "advance" and verdict["failed_checks"] == 0 and not verdict["failed"]
-    assert verdict["line"] == "step 3/5 weight 30%: request-success-rate 99.6 (min 99) ok, request-duration 212 ms (max 500) ok"
+def test_passing_check_is_one_line_and_not_failed():
+    seen = assess(PLAN, 30, 2, gate=gate(99.6, 212))
+    assert not seen.failed and seen.causes == () and seen.hard_breaches == ()
+    assert seen.summary == "step 3/5 weight 30%: request-success-rate 99.6 (min 99) ok, request-duration 212 ms (max 500) ok"
 
 
-def test_failed_check_counts_and_holds_until_threshold():
-    verdict = judge(PLAN, 10, 0, 3, gate=gate(98.5, 100, success_result="fail"), mode="flagger")
-    assert verdict["decision"] == "hold" and verdict["failed_checks"] == 4
-    assert verdict["line"].endswith("; failed checks 4/5")
-    final = judge(PLAN, 10, 0, 4, gate=gate(98.5, 100, success_result="fail"), mode="flagger")
-    assert final["decision"] == "rollback"
-    assert final["reason"].startswith("failed checks threshold reached 5/5 at weight 10%: request-success-rate 98.5 (min 99) FAILED")
+def test_failed_metric_is_a_cause():
+    seen = assess(PLAN, 10, 0, gate=gate(98.5, 100, success_result="fail"))
+    assert seen.failed and seen.hard_breaches == ()
+    assert seen.causes == ("request-success-rate 98.5 (min 99) FAILED",)
 
 
-def test_flagger_mode_never_rolls_back_early_even_far_out_of_range():
-    verdict = judge(PLAN, 10, 0, 0, gate=gate(40.0, 100, success_result="fail"), mode="flagger")
-    assert verdict["decision"] == "hold" and not verdict["hard_breach"]
+def test_far_out_of_range_is_a_hard_breach():
+    assert assess(PLAN, 10, 0, gate=gate(70.0, 100, success_result="fail")).hard_breaches == (
+        "request-success-rate is far outside its range",)
+    assert assess(PLAN, 10, 0, gate=gate(98.0, 100, success_result="fail")).hard_breaches == ()
+    assert assess(PLAN, 10, 0, gate=gate(70.0, 100, success_result="fail"), hard_breach_margin=-1).hard_breaches == ()
 
 
-def test_fast_mode_rolls_back_at_once_on_hard_breach():
-    verdict = judge(PLAN, 10, 0, 0, gate=gate(70.0, 100, success_result="fail"), mode="fast")
-    assert verdict["decision"] == "rollback" and verdict["hard_breach"]
-    assert "request-success-rate is far outside its range" in verdict["reason"]
-    near = judge(PLAN, 10, 0, 0, gate=gate(98.0, 100, success_result="fail"), mode="fast")
-    assert near["decision"] == "hold"
-
-
-def test_fast_mode_critical_metric_rolls_back_at_once():
+def test_critical_metric_failure_is_a_hard_breach():
     plan = build_plan(yaml.safe_load(SEED_PATH.read_text()), critical_metrics=["request-duration"])
-    verdict = judge(plan, 20, 1, 0, gate=gate(100, 510, duration_result="fail"), mode="fast")
-    assert verdict["decision"] == "rollback" and "request-duration is critical" in verdict["reason"]
+    seen = assess(plan, 20, 1, gate=gate(100, 510, duration_result="fail"))
+    assert seen.hard_breaches == ("request-duration is critical",)
 
 
 @pytest.mark.parametrize("value, bounds, margin, expected", [
@@ -86,42 +72,47 @@ def test_hard_breach(value, bounds, margin, expected):
 
 def test_no_data_and_errors_fail_the_check_with_their_reason():
     unreachable = gate(None, None, success_result="error", duration_result="error")
-    verdict = judge(PLAN, 10, 0, 4, gate=unreachable, mode="fast")
-    assert verdict["decision"] == "rollback" and not verdict["hard_breach"]
-    assert "request-success-rate no value (min 99) error: r1" in verdict["reason"]
+    seen = assess(PLAN, 10, 0, gate=unreachable)
+    assert seen.failed and seen.hard_breaches == ()
+    assert "request-success-rate no value (min 99) error: r1" in seen.causes
+    no_data = gate(None, 100, success_result="no_data")
+    assert assess(PLAN, 10, 0, gate=no_data).failed
 
 
 def test_failing_rollout_webhook_counts_as_failed_check():
     hooks = [{"item": {"name": "load", "type": "rollout"}, "passed": False, "status": 500, "body": "boom", "outcome": "failed"}]
-    verdict = judge(PLAN, 10, 0, 0, gate=gate(100, 50), webhooks=hooks)
-    assert verdict["failed"] and verdict["failed_checks"] == 1 and verdict["decision"] == "hold"
-    assert "webhook load FAILED (HTTP 500 boom)" in verdict["line"]
-    assert verdict["entry"]["webhooks"] == [{"name": "load", "type": "rollout", "passed": False, "status": 500,
-                                             "reason": "HTTP 500 boom"}]
+    seen = assess(PLAN, 10, 0, gate=gate(100, 50), webhooks=hooks)
+    assert seen.failed and seen.causes == ("webhook load failed: HTTP 500 boom",)
+    assert "webhook load FAILED (HTTP 500 boom)" in seen.summary
+    assert seen.webhooks == ({"name": "load", "type": "rollout", "passed": False, "status": 500, "reason": "HTTP 500 boom"},)
+
+
+def test_failing_pre_rollout_webhook_fails_the_checks_before_the_first_step():
+    hooks = [{"item": {"name": "smoke", "type": "pre-rollout"}, "passed": False, "status": 503, "body": "", "outcome": "failed"}]
+    seen = assess(PLAN, 0, -1, webhooks=hooks)
+    assert seen.failed and seen.summary.startswith("pre-rollout checks: webhook smoke FAILED")
 
 
 def test_comparison_with_primary_decides_when_conclusive():
     incident = gate(97.0, 100, success_result="fail")
     compare = {"metrics": [{"name": "request-success-rate", "result": "pass", "reason": "primary is as bad"}]}
-    verdict = judge(PLAN, 10, 0, 0, gate=incident, compare=compare)
-    assert verdict["decision"] == "advance"
+    assert not assess(PLAN, 10, 0, gate=incident, compare=compare).failed
     regression = {"metrics": [{"name": "request-success-rate", "result": "fail", "reason": "3x the primary's errors"}]}
-    verdict = judge(PLAN, 10, 0, 0, gate=gate(99.5, 100), compare=regression)
-    assert verdict["decision"] == "hold" and verdict["failed_checks"] == 1
+    assert assess(PLAN, 10, 0, gate=gate(99.5, 100), compare=regression).failed
     inconclusive = {"metrics": [{"name": "request-success-rate", "result": "inconclusive", "reason": "few requests"}]}
-    assert judge(PLAN, 10, 0, 0, gate=incident, compare=inconclusive)["failed"]
+    assert assess(PLAN, 10, 0, gate=incident, compare=inconclusive).failed
 
 
 def test_pre_rollout_tick_line():
-    verdict = judge(PLAN, 0, -1, 0)
-    assert verdict["line"] == "pre-rollout checks: nothing to check" and verdict["decision"] == "advance"
+    seen = assess(PLAN, 0, -1)
+    assert seen.summary == "pre-rollout checks: nothing to check" and not seen.failed
 
 
 def test_samples_from_watch():
     samples = [{"at": "t1", "metrics": [{"name": "request-success-rate", "value": 100.0}, {"name": "request-duration", "value": None}]},
                {"at": "t2", "metrics": [{"name": "request-success-rate", "value": 90.0}]}]
-    verdict = judge(PLAN, 20, 1, 0, gate=gate(90.0, 50, success_result="fail", samples=samples))
-    assert verdict["samples"] == [{"time": "t1", "metric": "request-success-rate", "value": 100.0, "weight": 20},
+    seen = assess(PLAN, 20, 1, gate=gate(90.0, 50, success_result="fail", samples=samples))
+    assert list(seen.samples) == [{"time": "t1", "metric": "request-success-rate", "value": 100.0, "weight": 20},
                                   {"time": "t2", "metric": "request-success-rate", "value": 90.0, "weight": 20}]
 
 
@@ -133,7 +124,7 @@ def test_format_value():
 
 
 def test_report_shape_and_duration():
-    entry = judge(PLAN, 10, 0, 0, gate=gate(100, 50), time="2025-01-01T00:00:05Z")["entry"]
+    entry = {"time": "2025-01-01T00:00:05Z", "kind": "check", "weight": 10, "metrics": [], "webhooks": [], "message": "m"}
     start = timeline_event("start", "New revision", weight=0, time="2025-01-01T00:00:00Z")
     report = build_report(PLAN, "run-1", "fast", "Succeeded", "ok", "2025-01-01T00:00:00Z", "2025-01-01T00:01:30.5Z",
                           0, 0, [entry, start], [{"time": "t", "metric": "m", "value": 1, "weight": 10}])
@@ -149,7 +140,7 @@ def test_filters_are_registered_and_reject_bad_manifests():
     from ansible.errors import AnsibleFilterError
 
     filters = FilterModule().filters()
-    assert set(filters) >= {"canary_plan", "canary_judge", "canary_event", "canary_report"}
+    assert set(filters) == {"canary_plan", "canary_event", "canary_report"}
     text = SEED_PATH.read_text()
     assert filters["canary_plan"](text, interval="5s")["interval_seconds"] == 5
     broken = text.replace("stepWeight: 10", "stepWeight: ten")
@@ -165,5 +156,5 @@ def test_filters_are_registered_and_reject_bad_manifests():
     with pytest.raises(AnsibleFilterError, match="not valid YAML"):
         filters["canary_plan"]("a: [")
     original = copy.deepcopy(plan)
-    filters["canary_judge"](plan, 10, 0, 0, gate=gate(100, 50))
+    assess(plan, 10, 0, gate=gate(100, 50))
     assert plan == original

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``canary_analysis`` task: its options, and one step (or the confirm-rollout wait) run with real clients."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import PROMETHEUS, DurationError, to_seconds
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_auth, resolve_auth
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, GateConfigError
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusConfigError, client_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
+    MetricDefinitionError,
+    RenderContext,
+    TemplateError,
+    resolve_metric,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, Position, Settings
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
+from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
+from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run, StepError
+from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterError
+
+STEP = "step"
+CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
+
+ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
+    K8S_AUTH_ARG_SPEC,
+    **PROMETHEUS_ARG_SPEC,
+    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE]),
+    plan=dict(type="dict", required=True),
+    position=dict(type="dict", default={}, options=dict(
+        index=dict(type="int", default=-1),
+        failed_checks=dict(type="int", default=0),
+        gate_closed_since=dict(type="float"),
+        held_for_promotion=dict(type="bool", default=False),
+    )),
+    run_id=dict(type="str", required=True),
+    holder=dict(type="str"),
+    lease_ttl=dict(type="int", default=120),
+    checksum=dict(type="str", default=""),
+    mode=dict(type="str", default="fast", choices=list(MODES)),
+    poll=dict(type="raw", default=5),
+    gate_poll=dict(type="raw", default=5),
+    gate_timeout=dict(type="raw", default=0),
+    hard_breach_margin=dict(type="float", default=0.2),
+    compare=dict(type="dict", options=dict(
+        confidence=dict(type="float", default=0.95),
+        min_requests=dict(type="int", default=50),
+        latency_tolerance=dict(type="float", default=1.2),
+    )),
+    virtual_service=dict(type="dict", options=dict(
+        name=dict(type="str", required=True),
+        route=dict(type="str"),
+    )),
+    webhook_validate_certs=dict(type="bool", default=True),
+    webhook_ca_cert=dict(type="path"),
+)
+
+
+class AnalysisTaskError(Exception):
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+
+def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
+    try:
+        number = to_seconds(value, PROMETHEUS)
+    except DurationError:
+        raise AnalysisTaskError("%s %r is not a number of seconds or a duration like 500ms or 5s" % (option, value)) from None
+    if number < 0 or (number == 0 and not allow_zero):
+        raise AnalysisTaskError("%s must be %s, got %r" % (option, "0 or more" if allow_zero else "positive", value))
+    return number
+
+
+def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+    plan = args["plan"]
+    for key in ("name", "namespace", "target", "steps", "threshold", "interval_seconds"):
+        if key not in plan:
+            raise AnalysisTaskError("plan has no %r: pass the plan the progressive.delivery.canary_plan filter builds" % key)
+    gate_poll = seconds(args["gate_poll"], "gate_poll")
+    run_id, holder = run_identity(args["run_id"], args.get("holder"))
+    run = Run(run_id=run_id, holder=holder, lease_ttl=args["lease_ttl"], checksum=args["checksum"], mode=args["mode"],
+              poll=seconds(args["poll"], "poll"), compare=args.get("compare"),
+              webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"))
+    prefix = "%s/%s: " % (plan["namespace"], plan["name"])
+    try:
+        kube = client_from_auth(resolve_auth(args))
+        prometheus = client_from_params(args) if plan.get("metrics") and args["stage"] == STEP else None
+        specs = [resolve_metric(metric) for metric in plan.get("metrics") or []]
+        context = RenderContext(plan["namespace"], plan["target"], plan.get("service_name"), plan["name"])
+        ports = ClusterPorts(plan, run, kube, prometheus, lambda: Gate(prometheus, specs, context),
+                             args.get("virtual_service") or {}, say=lambda line: say(prefix + line))
+        if args["stage"] == CONFIRM_ROLLOUT_STAGE:
+            outcome, waited, asks = wait_for_confirm_rollout(ports, gate_poll, seconds(args["gate_timeout"], "gate_timeout", True))
+            return {"changed": False, "outcome": outcome, "waited": round(waited, 3), "gate_asks": asks}
+        if not args.get("virtual_service"):
+            raise AnalysisTaskError("stage=step needs virtual_service.name: the VirtualService whose weights the step moves")
+        settings = Settings(steps=tuple(int(s) for s in plan["steps"]), threshold=int(plan["threshold"]),
+                            interval=float(plan["interval_seconds"]), mode=args["mode"], poll=run.poll,
+                            gate_timeout=seconds(args["gate_timeout"], "gate_timeout", True))
+        position = Position(**args["position"])
+        if not -1 <= position.index < len(settings.steps):
+            raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (position.index, len(settings.steps)))
+        loop = StepLoop(plan, settings, ports, gate_poll, args["hard_breach_margin"], timestamp=utc_now)
+        started = time.monotonic()
+        outcome = loop.run(position)
+    except (StepError, GateConfigError, MetricDefinitionError, TemplateError, PrometheusConfigError, RouterError, ValueError) as exc:
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc)) from None
+    except KubeApiError as exc:
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc.explain("use", "the canary's objects", None, plan["namespace"]))) from None
+    move = outcome.move
+    return {
+        "changed": move.action == "advance",
+        "move": move.action,
+        "reason": move.reason,
+        "weight": move.weight,
+        "phase": move.phase,
+        "position": {"index": move.position.index, "failed_checks": move.position.failed_checks,
+                     "gate_closed_since": move.position.gate_closed_since,
+                     "held_for_promotion": move.position.held_for_promotion},
+        "analyses": outcome.analyses,
+        "gate_asks": outcome.gate_asks,
+        "elapsed": round(time.monotonic() - started, 3),
+        "timeline": outcome.timeline,
+        "samples": outcome.samples,
+    }

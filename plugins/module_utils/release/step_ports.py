@@ -1,0 +1,193 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The step loop's ports against the real world: webhooks, Prometheus, the cluster.
+
+Each call goes through the same module_utils the modules use (``webhooks``,
+``metrics.gate``, ``release.manager``, ``routing``), in the controller's
+process: one client per step instead of one module process per call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
+from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import (
+    PROGRESSING,
+    ROLLBACK,
+    WAITING_PROMOTION,
+    Move,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import Assessment
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LockHeld
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryFailure, CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import Checks
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import VirtualServiceRouter
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook, spec_from_params
+
+FAST = "fast"
+
+
+class StepError(Exception):
+    """The step cannot go on (the lock was taken, a write failed); the role's rescue puts traffic back."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Who runs the release and how: identity, lock, analysis mode and webhook TLS settings."""
+
+    run_id: str
+    holder: str
+    lease_ttl: int
+    checksum: str
+    mode: str = FAST
+    poll: float = 5.0
+    compare: Mapping[str, Any] | None = None
+    webhook_validate_certs: bool = True
+    webhook_ca_cert: str | None = None
+    history_limit: int = 50
+
+
+class ClusterPorts:
+    """``step_loop.Ports`` for one canary: its webhooks, its metrics in Prometheus, its objects in the cluster."""
+
+    def __init__(self, plan: Mapping[str, Any], run: Run, kube: Any, prometheus: Any, gate_builder: Callable[..., Gate],
+                 virtual_service: Mapping[str, Any], say: Callable[[str], None],
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.plan = plan
+        self.run = run
+        self.kube = kube
+        self.prometheus = prometheus
+        self.gate_builder = gate_builder
+        self.virtual_service = virtual_service
+        self._say = say
+        self._clock = clock
+        self._sleep = sleep
+        self.lock = LeaseLock(kube, plan["namespace"], plan["name"], run.run_id, run.holder, run.lease_ttl, clock)
+        self.router = VirtualServiceRouter(kube, virtual_service["name"], plan["namespace"])
+        self.last_renewal = clock()
+        self.phase = ""
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def _hooks(self, hook_type: str) -> list[Mapping[str, Any]]:
+        return list((self.plan.get("webhooks") or {}).get(hook_type) or [])
+
+    def _call(self, hook: Mapping[str, Any], phase: str, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        params = {
+            "url": hook["url"], "type": hook["type"], "name": self.plan["name"], "namespace": self.plan["namespace"],
+            "phase": phase, "checksum": self.run.checksum, "metadata": dict(metadata if metadata is not None else hook.get("metadata") or {}),
+            "validate_certs": self.run.webhook_validate_certs, "ca_cert": self.run.webhook_ca_cert,
+        }
+        for option in ("timeout", "retries"):
+            if hook.get(option) is not None:
+                params[option] = hook[option]
+        run = run_webhook(spec_from_params(params))
+        return dict(run.result, item={"name": hook["name"], "type": hook["type"]}, msg=run.msg, failed=run.failed)
+
+    def rollback_requested(self) -> tuple[str, ...]:
+        phase = self.phase or PROGRESSING
+        return tuple(hook["name"] for hook in self._hooks("rollback") if self._call(hook, phase).get("rollback_requested"))
+
+    def gate_open(self, gate: str) -> bool | None:
+        hooks = self._hooks(gate)
+        if not hooks:
+            return None
+        phase = self.phase or PROGRESSING
+        return all(self._call(hook, phase).get("passed") for hook in hooks)
+
+    def notify(self, phase: str, message: str, warning: bool = False) -> None:
+        """Event webhooks only inform: one that is down never changes the release."""
+        for hook in self._hooks("event"):
+            metadata = dict(hook.get("metadata") or {}, eventMessage=message, eventType="Warning" if warning else "Normal")
+            self._call(hook, phase, metadata)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def run_checks(self, index: int, weight: int) -> Checks:
+        phase = self.phase or PROGRESSING
+        hooks = tuple(self._call(hook, phase) for hook in self._hooks("pre-rollout" if index < 0 else "rollout"))
+        metrics = self.plan.get("metrics") or []
+        if index < 0 or not metrics:
+            return Checks(webhooks=hooks)
+        gate = self.gate_builder()
+        if self.run.mode == FAST:
+            result = gate.watch(self.run.poll, float(self.plan["interval_seconds"]))
+        else:
+            result = gate.once()
+        compare = None
+        if self.run.compare:
+            compared = gate.compare(self.plan["primary"], float(self.run.compare["confidence"]),
+                                    int(self.run.compare["min_requests"]), float(self.run.compare["latency_tolerance"]))
+            compare = compared.get("comparison")
+        return Checks(gate=result, compare=compare, webhooks=hooks)
+
+    # -- cluster ---------------------------------------------------------------------------
+
+    def shift(self, weight: int) -> None:
+        request = request_from_params({
+            "name": self.virtual_service["name"], "namespace": self.plan["namespace"],
+            "route": self.virtual_service.get("route"), "weight": weight,
+            "primary": {"host": self.plan["primary_service"]}, "canary": {"host": self.plan["canary_service"]},
+        })
+        self.router.apply(request)
+
+    def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
+        if move.action == ROLLBACK:
+            # The rollback records its own transition, with the final count of failed checks.
+            return
+        steps = self.plan["steps"]
+        phase = WAITING_PROMOTION if move.position.held_for_promotion else PROGRESSING
+        analysis: dict[str, Any] = {
+            "weight": steps[index] if index >= 0 else 0,
+            "step_index": index,
+            "failed_checks": move.position.failed_checks,
+            "phase": phase,
+            "message": summary,
+        }
+        if assessment is not None:
+            analysis["metrics"] = [dict(m) for m in assessment.metrics]
+            analysis["webhooks"] = [dict(w) for w in assessment.webhooks]
+        self._manage("record", analysis=analysis)
+        self.last_renewal = self._clock()
+        self.phase = phase
+        self.notify(phase, summary, warning=bool(assessment and assessment.failed))
+
+    def keep_lock(self) -> None:
+        now = self._clock()
+        if now - self.last_renewal < self.run.lease_ttl / 3.0:
+            return
+        try:
+            self.lock.renew_if_held()
+        except LockHeld as exc:
+            raise StepError(str(exc)) from None
+        except KubeApiError as exc:
+            raise StepError(exc.explain("update", "Lease", self.lock.name, self.plan["namespace"])) from None
+        self.last_renewal = now
+
+    def _manage(self, action: str, **params: Any) -> dict[str, Any]:
+        manager = CanaryManager(self.kube, CanaryParams(
+            action=action, name=self.plan["name"], namespace=self.plan["namespace"], run_id=self.run.run_id,
+            holder=self.run.holder, target=self.plan["target"], lease_ttl=self.run.lease_ttl,
+            progress_deadline_seconds=int(self.plan.get("progress_deadline_seconds") or 600),
+            history_limit=self.run.history_limit, **params), clock=self._clock, sleep=self._sleep)
+        try:
+            return manager.run()
+        except CanaryFailure as exc:
+            raise StepError(str(exc)) from None
+
+    # -- output and time -------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        self._say(line)
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)

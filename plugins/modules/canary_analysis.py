@@ -1,0 +1,231 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: canary_analysis
+short_description: Analyse one weight step of a canary release until it advances, promotes or rolls back
+version_added: 0.1.0
+author:
+  - progressive.delivery maintainers (@progressive-delivery)
+description:
+  - Runs on the Ansible controller (an action plugin). The P(progressive.delivery.canary#role) role calls it once per
+    weight step of the plan; it is documented so that runbooks can drive a step, or the confirm-rollout wait, on their
+    own.
+  - One analysis asks the C(rollback) webhooks, runs the C(pre-rollout) (before the first step) or C(rollout)
+    webhooks, checks the metrics in Prometheus (in C(fast) mode by watching through the interval, in C(flagger) mode
+    once per interval), optionally compares the canary with the primary, and asks the C(confirm-traffic-increase) or
+    C(confirm-promotion) gates when every check passed.
+  - The decision follows Flagger's rules. Failed checks (a breach, no data, an unreachable Prometheus, a failed
+    webhook) are cumulative and roll back at the plan's C(threshold); in C(fast) mode a critical metric or a hard
+    breach rolls back at once; a closed gate holds the release and rolls it back after O(gate_timeout).
+  - Analyses repeat inside this one task for as long as the step holds, with a flat cost per round and no limit on
+    their number, so a manual gate may stay closed for days. While a gate is closed it is asked again every
+    O(gate_poll) seconds. The lease is renewed while the task waits, so no other run takes the canary over.
+  - Every analysis is printed as one line as it happens, recorded in the canary's state (the next run resumes from
+    it) and sent to the C(event) webhooks. When the checks pass at a step that is not the last, the traffic moves to
+    the next weight before the task returns.
+  - With O(stage=confirm_rollout) it only waits for the C(confirm-rollout) gates, before anything changes.
+extends_documentation_fragment:
+  - progressive.delivery.k8s_auth
+  - progressive.delivery.prometheus
+options:
+  stage:
+    description:
+      - C(step) analyses the step at O(position) until the decision leaves it.
+      - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
+        rollback, or O(gate_timeout) passes.
+    type: str
+    choices: [step, confirm_rollout]
+    default: step
+  plan:
+    description:
+      - The release plan the P(progressive.delivery.canary_plan#filter) filter builds from a Flagger Canary manifest:
+        name, namespace, target, steps, threshold, interval, metrics and webhooks.
+    type: dict
+    required: true
+  position:
+    description: Where the release stands, as the previous step returned it in RV(position).
+    type: dict
+    default: {}
+    suboptions:
+      index:
+        description: Index of the step in the plan's steps; C(-1) for the pre-rollout checks before the first step.
+        type: int
+        default: -1
+      failed_checks:
+        description: Failed checks so far in this release.
+        type: int
+        default: 0
+      gate_closed_since:
+        description: Unix time since which a gate has been closed, for O(gate_timeout).
+        type: float
+      held_for_promotion:
+        description: The confirm-promotion gate has held the release (phase C(WaitingPromotion)).
+        type: bool
+        default: false
+  run_id:
+    description: Identity of this run; the canary's Lease must be held by it.
+    type: str
+    required: true
+  holder:
+    description: Who holds the lock, for people reading the Lease. Derived from the AWX job or the host and process by default.
+    type: str
+  lease_ttl:
+    description: Seconds the lease outlives its last renewal.
+    type: int
+    default: 120
+  checksum:
+    description: Revision of the canary, sent in every webhook payload.
+    type: str
+    default: ""
+  mode:
+    description:
+      - C(fast) watches the metrics through each interval, evaluating every O(poll) seconds.
+      - C(flagger) checks once per interval, as Flagger does.
+    type: str
+    choices: [fast, flagger]
+    default: fast
+  poll:
+    description: Seconds (or a duration such as C(500ms)) between two evaluations in C(fast) mode, and before re-checking after a failed check.
+    type: raw
+    default: 5
+  gate_poll:
+    description: Seconds (or a duration) between two asks of a closed gate.
+    type: raw
+    default: 5
+  gate_timeout:
+    description: Seconds a gate may stay closed before the release rolls back (or, for confirm-rollout, is not started); C(0) waits without limit.
+    type: raw
+    default: 0
+  hard_breach_margin:
+    description: In C(fast) mode, a value beyond its bound by more than this share of the bound rolls back at once; negative turns it off.
+    type: float
+    default: 0.2
+  compare:
+    description: Compare the canary with the primary over the same window (see M(progressive.delivery.prometheus_gate) O(progressive.delivery.prometheus_gate#module:mode=compare)).
+    type: dict
+    suboptions:
+      confidence:
+        description: Confidence of the error-rate test.
+        type: float
+        default: 0.95
+      min_requests:
+        description: Requests each version needs before the comparison judges.
+        type: int
+        default: 50
+      latency_tolerance:
+        description: Ratio of canary to primary p99 latency tolerated.
+        type: float
+        default: 1.2
+  virtual_service:
+    description: The VirtualService whose weights the step moves; required with O(stage=step).
+    type: dict
+    suboptions:
+      name:
+        description: Its name.
+        type: str
+        required: true
+      route:
+        description: Name of the HTTP route the canary drives, for a VirtualService the user owns.
+        type: str
+  webhook_validate_certs:
+    description: Verify the TLS certificates of webhook receivers.
+    type: bool
+    default: true
+  webhook_ca_cert:
+    description: CA bundle for webhook receivers.
+    type: path
+attributes:
+  check_mode:
+    support: none
+    description: An analysis needs live traffic and calls webhooks that act; in check mode the task is skipped.
+  diff_mode:
+    support: none
+    description: Nothing to show before the analysis has run.
+notes:
+  - Runs on the controller whatever the play's hosts; it needs network access to the cluster, Prometheus and the
+    webhook receivers from there.
+  - RBAC needed besides what M(progressive.delivery.canary_step) and M(progressive.delivery.vs_weight) need - none.
+seealso:
+  - name: The canary role
+    description: How the role drives a release step by step.
+    link: https://github.com/progressive-delivery/progressive.delivery/blob/main/docs/role.md
+"""
+
+EXAMPLES = r"""
+- name: Analyse the step at 20 % until it moves on
+  progressive.delivery.canary_analysis:
+    plan: "{{ release_plan }}"
+    position: {index: 1, failed_checks: 0}
+    run_id: "{{ run_id }}"
+    checksum: "{{ revision }}"
+    virtual_service:
+      name: backend-service
+    prometheus_url: http://prometheus.istio-system:9090
+  register: step
+
+- name: Wait for approval before the canary starts
+  progressive.delivery.canary_analysis:
+    stage: confirm_rollout
+    plan: "{{ release_plan }}"
+    run_id: "{{ run_id }}"
+    gate_poll: 10
+    gate_timeout: 3600
+"""
+
+RETURN = r"""
+move:
+  description: How the step ended - C(advance) (traffic moved to the next weight), C(promote) or C(rollback).
+  returned: stage is step
+  type: str
+  sample: advance
+reason:
+  description: Why the release is promoted or rolled back.
+  returned: stage is step
+  type: str
+  sample: "failed checks threshold reached 2/2 at weight 20%: request-success-rate 95 (min 99) FAILED"
+weight:
+  description: Canary weight after the move.
+  returned: stage is step
+  type: int
+  sample: 30
+phase:
+  description: Phase after the move (C(Progressing), C(WaitingPromotion), C(Promoting) or C(Failed)).
+  returned: stage is step
+  type: str
+position:
+  description: Position after the move, to pass to the next step.
+  returned: stage is step
+  type: dict
+analyses:
+  description: Analyses run in this step.
+  returned: stage is step
+  type: int
+gate_asks:
+  description: Times a gate was asked.
+  returned: always
+  type: int
+timeline:
+  description: Report timeline entries of this step (checks, weight changes, gate answers).
+  returned: stage is step
+  type: list
+  elements: dict
+samples:
+  description: Metric values seen in this step, for the report's chart.
+  returned: stage is step
+  type: list
+  elements: dict
+outcome:
+  description: With O(stage=confirm_rollout), C(open), C(timed_out) or C(rollback_requested).
+  returned: stage is confirm_rollout
+  type: str
+waited:
+  description: With O(stage=confirm_rollout), seconds waited for the gates.
+  returned: stage is confirm_rollout
+  type: float
+"""
