@@ -21,7 +21,6 @@ def spec(**overrides):
 def test_service_spec_defaults_follow_flagger():
     s = spec()
     assert (s.name, s.port, s.target_port, s.port_name) == ("backend-service", 80, 80, "http")
-    assert co.service_names(s.name) == ("backend-service", "backend-service-primary", "backend-service-canary")
     named = spec(name="api", targetPort="http-web", portName="grpc")
     assert (named.name, named.target_port, named.port_name) == ("api", "http-web", "grpc")
     assert spec(targetPort="8080").target_port == 8080

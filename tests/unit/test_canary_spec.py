@@ -26,6 +26,14 @@ def manifest(**analysis):
     return document
 
 
+def test_plan_names_the_services_after_spec_service_name():
+    document = copy.deepcopy(SEED)
+    document["spec"]["service"]["name"] = "api"
+    plan = build_plan(document)
+    assert (plan["service_name"], plan["primary_service"], plan["canary_service"]) == ("api", "api-primary", "api-canary")
+    assert plan["primary"] == "backend-service-primary"
+
+
 def errors_of(document, **kwargs) -> list[str]:
     with pytest.raises(CanarySpecError) as caught:
         build_plan(document, **kwargs)
@@ -36,6 +44,8 @@ def test_seed_manifest_plan():
     plan = build_plan(SEED)
     assert plan["name"] == "backend-service" and plan["namespace"] == "prod" and plan["target"] == "backend-service"
     assert plan["primary"] == "backend-service-primary"
+    assert plan["service_name"] == "backend-service"
+    assert (plan["primary_service"], plan["canary_service"]) == ("backend-service-primary", "backend-service-canary")
     assert plan["steps"] == [10, 20, 30, 40, 50]
     assert plan["threshold"] == 5 and plan["interval_seconds"] == 60 and plan["interval"] == "1m"
     assert plan["service"]["port"] == 80 and plan["service"]["hosts"] == ["api.example.com"]

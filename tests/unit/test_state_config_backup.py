@@ -8,6 +8,7 @@ import json
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import is_owned_by
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import previous_secrets_name
 
 
 def configmap(data=None, binary=None):
@@ -35,7 +36,7 @@ def test_with_config_content_replaces_data_and_drops_what_the_saved_copy_lacked(
 
 def test_secret_backup_round_trips_and_is_ours():
     contents = {"db-primary": {"data": {"password": base64.b64encode(b"s3cret").decode()}}, "tls-primary": {}}
-    backup = wl.config_backup_secret(st.previous_secrets_name("app"), contents, "prod", "app")
+    backup = wl.config_backup_secret(previous_secrets_name("app"), contents, "prod", "app")
     assert backup["kind"] == "Secret" and backup["metadata"]["name"] == "app-canary-previous-secrets"
     assert is_owned_by(backup, "prod", "app")
     assert sorted(backup["data"]) == ["db-primary", "tls-primary"]

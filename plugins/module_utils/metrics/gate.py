@@ -44,6 +44,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templ
     render_metric,
     render_named,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     PrometheusClient,
     PrometheusError,
@@ -426,7 +427,7 @@ def run_mode(gate: Gate, options: dict[str, Any]) -> dict[str, Any]:
         tolerance = float(options.get("latency_tolerance") if options.get("latency_tolerance") is not None else 1.2)
         if tolerance < 1.0:
             raise GateConfigError("latency_tolerance is a ratio of canary to primary latency and must be at least 1, got %g" % tolerance)
-        primary = options.get("primary") or "%s-primary" % gate.context.target
+        primary = options.get("primary") or primary_name(gate.context.target)
         at = parse_time(options["time"], now) if options.get("time") not in (None, "") else None
         min_requests = int(options.get("min_requests") if options.get("min_requests") is not None else 50)
         return gate.compare(primary, confidence, min_requests, tolerance, at)

@@ -20,6 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.durations imp
     go_duration_seconds,
     is_prometheus_duration,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
 
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 WEBHOOK_TYPES = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion",
@@ -274,11 +275,11 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "namespace": namespace,
         "target": target,
         "target_kind": "Deployment",
-        "primary": target + "-primary",
+        "primary": primary_name(target),
         "service": service,
         "service_name": service["name"],
-        "primary_service": service["name"] + "-primary",
-        "canary_service": service["name"] + "-canary",
+        "primary_service": primary_name(service["name"]),
+        "canary_service": canary_name(service["name"]),
         "autoscaler": autoscaler,
         "progress_deadline_seconds": deadline,
         "skip_analysis": skip_analysis,

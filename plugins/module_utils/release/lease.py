@@ -20,18 +20,14 @@ from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import lease_name
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
 
 LEASE_API = "coordination.k8s.io/v1"
 LEASE_PLURAL = "leases"
-LEASE_SUFFIX = "-canary-lock"
 HOLDER_ANNOTATION = "progressive.delivery/holder"
 DEFAULT_TTL = 120
 CONFLICT_RETRIES = 3
-
-
-def lease_name(canary: str) -> str:
-    return canary + LEASE_SUFFIX
 
 
 def format_micro_time(epoch: float) -> str:

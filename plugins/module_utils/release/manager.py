@@ -33,6 +33,12 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.store im
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LeaseView, LockHeld
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import (
+    previous_secrets_name,
+    primary_name,
+    service_names,
+    state_name,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -148,7 +154,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
     # ------------------------------------------------------------------ state
 
     def _load_state(self) -> None:
-        name = st.state_name(self.params.name)
+        name = state_name(self.params.name)
         self.state_cm = self.store.get(CONFIGMAPS, "ConfigMap", name)
         problem = ownership_problem(self.state_cm, "ConfigMap", self.ns, self.params.name)
         if problem:
@@ -161,7 +167,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
 
     def _update_state(self, mutate: Callable[[st.CanaryState], bool]) -> None:
         """Apply ``mutate`` to the freshest stored state and write it with its resourceVersion."""
-        name = st.state_name(self.params.name)
+        name = state_name(self.params.name)
 
         def compute(existing: dict[str, Any] | None) -> dict[str, Any] | None:
             where = "ConfigMap %s/%s" % (self.ns, name)
@@ -310,14 +316,14 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         secrets: dict[str, dict[str, Any]] = {}
         for key in sorted(found):
             kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
-            name = wl.primary_name(key.split("/", 1)[1])
+            name = primary_name(key.split("/", 1)[1])
             current = self.store.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
             # A copy that does not exist yet is read only by the new revision: there is nothing to put back.
             if current is None or ownership_problem(current, kind, self.ns, self.params.name):
                 continue
             (configmaps if kind == "ConfigMap" else secrets)[name] = wl.config_content(current)
         if secrets:
-            backup_name = st.previous_secrets_name(self.params.name)
+            backup_name = previous_secrets_name(self.params.name)
             desired = wl.config_backup_secret(backup_name, secrets, self.ns, self.params.name)
             self.store.ensure(SECRETS, "Secret", backup_name, lambda cur: desired if cur is None else wl.with_config_content(
                 cur, wl.config_content(desired)))
@@ -332,7 +338,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         """
         if not (saved or {}).get("secrets"):
             return
-        self.store.ensure(SECRETS, "Secret", st.previous_secrets_name(self.params.name),
+        self.store.ensure(SECRETS, "Secret", previous_secrets_name(self.params.name),
                           lambda cur: None if cur is None else wl.with_config_content(cur, {}))
 
     def _restore_primary_configs(self, saved: dict[str, Any] | None) -> None:
@@ -345,7 +351,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         names = saved.get("secrets") or []
         if not names:
             return
-        backup_name = st.previous_secrets_name(self.params.name)
+        backup_name = previous_secrets_name(self.params.name)
         backup = self.store.get(SECRETS, "Secret", backup_name)
         problem = ownership_problem(backup, "Secret", self.ns, self.params.name)
         contents = wl.read_config_backup(backup) if backup is not None and not problem else {}
@@ -431,7 +437,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             spec = objects.ServiceSpec.from_option(params.service, params.target_name)
         except objects.ServiceSpecError as exc:
             raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
-        apex, primary_svc, canary_svc = objects.service_names(spec.name)
+        apex, primary_svc, canary_svc = service_names(spec.name)
         with self.store.api("discover", "API group", objects.ISTIO_GROUP):
             istio_version = objects.pick_istio_version(self.client.served_versions(objects.ISTIO_GROUP))
         if istio_version is None:
@@ -440,7 +446,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                                                                   self.ns, params.name))
         istio = ("%s/%s" % (objects.ISTIO_GROUP, istio_version), "destinationrules")
         vs_api = ("%s/%s" % (objects.ISTIO_GROUP, istio_version), "virtualservices")
-        primary_deployment = wl.primary_name(params.target_name)
+        primary_deployment = primary_name(params.target_name)
 
         # Everything is read and judged before the first write, so bad input leaves nothing behind.
         existing = {
@@ -453,7 +459,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         }
         for key in sorted(found):
             kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
-            name = wl.primary_name(key.split("/", 1)[1])
+            name = primary_name(key.split("/", 1)[1])
             existing[(kind, name)] = self.store.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
         adopt = (params.virtual_service or {}).get("adopt")
         route_name = (params.virtual_service or {}).get("route")
@@ -481,8 +487,8 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             if hpa is None:
                 raise self.fail("HorizontalPodAutoscaler %s/%s (autoscaler) was not found: create it or drop the "
                                 "autoscaler option" % (self.ns, params.autoscaler))
-            existing[("HorizontalPodAutoscaler", wl.primary_name(params.autoscaler))] = self.store.get(
-                HPAS, "HorizontalPodAutoscaler", wl.primary_name(params.autoscaler))
+            existing[("HorizontalPodAutoscaler", primary_name(params.autoscaler))] = self.store.get(
+                HPAS, "HorizontalPodAutoscaler", primary_name(params.autoscaler))
         problems = [p for p in (ownership_problem(obj, kind, self.ns, params.name)
                                 for (kind, _name), obj in sorted(existing.items(), key=lambda i: i[0])) if p]
         if problems:
@@ -511,7 +517,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             desired_hpa = wl.primary_hpa(hpa, primary_deployment, self.ns, params.name)
             self.store.ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
                               lambda cur: desired_hpa if cur is None else None)
-        for name, selector in ((canary_svc, value), (primary_svc, wl.primary_name(value))):
+        for name, selector in ((canary_svc, value), (primary_svc, primary_name(value))):
             desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports)
             self.store.ensure(SERVICES, "Service", name,
                               lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
@@ -531,7 +537,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         elif first_time:
             self.plan.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
 
-        desired_apex = objects.build_service(apex, self.ns, params.name, label, wl.primary_name(value), spec, extra_ports)
+        desired_apex = objects.build_service(apex, self.ns, params.name, label, primary_name(value), spec, extra_ports)
         self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
         if not adopt:
             desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)
@@ -601,7 +607,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             self._update_state(self._transition("start", state.phase, message, now))
             self._event(message)
         self.revision = st.NEW_REVISION if fresh else st.IN_PROGRESS_REVISION
-        primary = self.store.get(DEPLOYMENTS, "Deployment", wl.primary_name(params.target_name))
+        primary = self.store.get(DEPLOYMENTS, "Deployment", primary_name(params.target_name))
         hpa = self.store.get(HPAS, "HorizontalPodAutoscaler", params.autoscaler) if params.autoscaler else None
         replicas = wl.canary_replicas(target, primary, hpa)
         current = (target.get("spec") or {}).get("replicas") or 0
@@ -670,7 +676,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             raise self.fail("Cannot promote canary %s/%s: the target now runs revision %s but the analysis was of %s. "
                             "Run playbooks/canary.yml (canary_step action=start) to analyse the new revision first."
                             % (self.ns, params.name, checksum, self.state.last_applied_spec))
-        primary_deployment = wl.primary_name(params.target_name)
+        primary_deployment = primary_name(params.target_name)
         primary = self.store.get(DEPLOYMENTS, "Deployment", primary_deployment)
         if primary is None:
             raise self.fail("Primary Deployment %s/%s is missing: run playbooks/canary.yml (canary_step action=initialize) to recreate it"
@@ -722,7 +728,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                   tracked: wl.ConfigRefs) -> dict[str, Any] | None:
         if current is None:
             raise self.fail("Primary Deployment %s/%s disappeared during the promotion: run playbooks/canary.yml (canary_step action=initialize) to recreate it"
-                            % (self.ns, wl.primary_name(self.params.target_name)))
+                            % (self.ns, primary_name(self.params.target_name)))
         running = (((current.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
         # The API server fills in defaults, so comparing specs would always differ; the
         # revision annotation says exactly which revision the template carries.
@@ -748,7 +754,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
             raise self.fail("action=rollback ends in phase Failed; phase=%s is not supported" % params.phase)
         self._read_target()
         reason = params.reason or "rolled back"
-        primary_deployment = wl.primary_name(params.target_name)
+        primary_deployment = primary_name(params.target_name)
         backup = self.state.primary_template_before_promotion
         configs_before = self.state.primary_configs_before_promotion
         if self.state.phase in (st.PROMOTING, st.FINALISING):

@@ -15,9 +15,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-STATE_SUFFIX = "-canary-state"
-# The Secret keeping the primary's Secrets as they were before a promotion, for a rollback.
-PREVIOUS_SECRETS_SUFFIX = "-canary-previous-secrets"
 STATE_KEY = "state.json"
 STATE_VERSION = 1
 HISTORY_LIMIT = 50
@@ -48,14 +45,6 @@ READ_ONLY_ACTIONS = frozenset(["detect", "status"])
 NEW_REVISION = "new_revision"
 NOTHING_TO_DO = "nothing_to_do"
 IN_PROGRESS_REVISION = "in_progress"
-
-
-def state_name(canary: str) -> str:
-    return canary + STATE_SUFFIX
-
-
-def previous_secrets_name(canary: str) -> str:
-    return canary + PREVIOUS_SECRETS_SUFFIX
 
 
 @dataclass(frozen=True)

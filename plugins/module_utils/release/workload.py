@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import PRIMARY_SUFFIX, primary_name
 
 # Checked in this order, the first one present in spec.selector.matchLabels wins.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
-PRIMARY_SUFFIX = "-primary"
 REVISION_ANNOTATION = "progressive.delivery/revision"
 CONFIG_CONTENT_FIELDS = ("data", "binaryData")
 # Registry and service-account secrets belong to the cluster, not to a release.
@@ -34,10 +34,6 @@ COPIED_SPEC_FIELDS = ("progressDeadlineSeconds", "minReadySeconds", "revisionHis
 
 class WorkloadError(Exception):
     """A target that cannot be turned into a canary, explained for a person."""
-
-
-def primary_name(name: str) -> str:
-    return name + PRIMARY_SUFFIX
 
 
 def selector_label(deployment: dict[str, Any]) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import service_names
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
@@ -69,10 +70,6 @@ class ServiceSpec:  # pylint: disable=too-many-instance-attributes
             http_route=http_route,
             traffic_policy=copy.deepcopy(option.get("trafficPolicy")),
         )
-
-
-def service_names(apex: str) -> tuple[str, str, str]:
-    return apex, apex + "-primary", apex + "-canary"
 
 
 def discovered_ports(containers: list[dict[str, Any]], spec: ServiceSpec) -> dict[str, int]:

@@ -17,11 +17,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, match_route_name, primary_name
+
 ISTIO_GROUP = "networking.istio.io"
 # Preferred first: v1 is served from Istio 1.22, v1beta1 by every release still in use.
 ISTIO_API_VERSIONS = ("v1", "v1beta1")
 VIRTUAL_SERVICE_PLURAL = "virtualservices"
-MATCH_ROUTE_SUFFIX = "-canary-match"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -140,11 +141,6 @@ def find_destination(route: Mapping[str, Any], ref: DestinationRef, namespace: s
 
 def _quote_label(label: str | int) -> str:
     return "#%d" % label if isinstance(label, int) else repr(label)
-
-
-def match_route_name(name: str) -> str:
-    """The name of the A/B route this collection owns for the canary ``name``."""
-    return name + MATCH_ROUTE_SUFFIX
 
 
 def select_route(http: Sequence[Mapping[str, Any]], namespace: str, route_name: str | None,
@@ -542,8 +538,8 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
 def request_from_params(params: Mapping[str, Any]) -> RouteRequest:
     """Turn the module's options into a :class:`RouteRequest`, refusing bad values before any API call."""
     name = params["name"]
-    primary = destination_ref(params.get("primary"), name + "-primary")
-    canary = destination_ref(params.get("canary"), name + "-canary")
+    primary = destination_ref(params.get("primary"), primary_name(name))
+    canary = destination_ref(params.get("canary"), canary_name(name))
     weight = params.get("weight")
     if weight is not None:
         weight = validate_weight(weight)
