@@ -286,7 +286,7 @@ phase:
 state:
   description:
     - The whole stored state, as kept in the ConfigMap C(<name>-canary-state).
-    - Keys include C(phase), C(canaryWeight), C(failedChecks), C(iterations), C(lastAppliedSpec),
+    - Keys include C(phase), C(canaryWeight), C(failedChecks), C(stepIndex), C(iterations), C(lastAppliedSpec),
       C(lastPromotedSpec), C(failedSpec), C(trackedConfigs), C(runId), C(target), C(service), C(virtualService),
       C(message), C(reason), C(startedAt), C(lastTransitionTime), C(lastUpdateTime), C(primaryTemplateBeforePromotion),
       C(primaryConfigsBeforePromotion) (ConfigMap data and the names of the Secrets saved when a promotion started)
@@ -401,6 +401,11 @@ resume:
     previous_run:
       description: The run id that last wrote the state.
       type: str
+    step_index:
+      description:
+        - The index in the plan's weight steps of the recorded step, -1 before the first step (also for a restart or
+          a rollback); null in a state written before the index was kept.
+      type: int
 run_id:
   description: The run id this task used.
   returned: always

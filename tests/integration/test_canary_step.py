@@ -363,7 +363,7 @@ def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app,
 
     taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"] == {"needed": True, "action": "resume", "phase": "Progressing", "weight": 20,
-                               "iterations": 1, "failed_checks": 0, "previous_run": "run-a"}
+                               "iterations": 1, "failed_checks": 0, "previous_run": "run-a", "step_index": -1}
     detected = ok(step("detect", run="run-b"))
     assert detected["revision"] == "in_progress" and detected["resume"]["action"] == "resume"
     assert ok(step("start", run="run-b"))["phase"] == "Progressing"
