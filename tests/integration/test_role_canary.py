@@ -2,120 +2,27 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import pathlib
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
-import yaml
 
 from lab.seed import demo_deployment
-from lab.testing import deployment, wait_for
-from tests.support.modules import REPO_ROOT, run_module, run_playbook
+from lab.testing import wait_for
+from tests.support.modules import run_module, run_playbook
+from tests.support.releases import (
+    PLAYBOOK,
+    SEED,
+    Release,
+    assert_safe,
+    gate_answers,
+    hook_bodies,
+    post,
+    short_manifest,
+)
 
 pytestmark = pytest.mark.slow
-
-PLAYBOOK = REPO_ROOT / "playbooks" / "canary.yml"
-SEED = REPO_ROOT / "examples" / "backend-service-canary.yaml"
-FAST = {"canary_interval_override": "2s", "canary_metric_interval_override": "10s", "canary_poll": 1}
-
-
-def short_manifest(namespace: str, name: str = "app", **analysis) -> dict:
-    """A Canary like the seed's, with two steps so a run takes seconds."""
-    spec_analysis = {"interval": "1m", "threshold": 2, "stepWeights": [30, 60], "metrics": [
-        {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"},
-        {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"}]}
-    spec_analysis.update(analysis)
-    return {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                     "progressDeadlineSeconds": 60,
-                     "service": {"port": 9898, "gateways": ["public-gateway.istio-system.svc.cluster.local"],
-                                 "hosts": ["app.example.com"]},
-                     "analysis": spec_analysis}}
-
-
-class Release:
-    """One canary in a lab namespace: its manifest on disk, its objects, and playbook runs."""
-
-    def __init__(self, lab, namespace: str, tmp_path: pathlib.Path, manifest: dict | None = None,
-                 manifest_path: pathlib.Path | None = None, target: dict | None = None):
-        from kubernetes import client  # pylint: disable=import-outside-toplevel
-
-        self.lab = lab
-        self.namespace = namespace
-        self.tmp_path = tmp_path
-        self.api = lab.kube_client()
-        self.apps = client.AppsV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        self.core = client.CoreV1Api(self.api)
-        if manifest_path is None:
-            manifest_path = tmp_path / "canary.yaml"
-            manifest_path.write_text(yaml.safe_dump(manifest))
-        self.manifest_path = manifest_path
-        self.manifest = yaml.safe_load(manifest_path.read_text())
-        self.name = self.manifest["metadata"]["name"]
-        self.apps.create_namespaced_deployment(namespace, target or deployment(self.name))
-
-    def extra_vars(self, **overrides) -> dict:
-        values = {"canary_kubeconfig": self.lab.kubeconfig, "canary_prometheus_url": self.lab.prometheus_url,
-                  "canary_manifest": str(self.manifest_path), "canary_report_dir": str(self.tmp_path / "reports"),
-                  "ansible_python_interpreter": sys.executable}
-        values.update(FAST)
-        values.update(overrides)
-        return values
-
-    def run(self, **overrides) -> subprocess.CompletedProcess:
-        return run_playbook(PLAYBOOK, self.extra_vars(**overrides), timeout=300)
-
-    def popen(self, **overrides) -> subprocess.Popen:
-        from tests.support.modules import _environment  # pylint: disable=import-outside-toplevel
-
-        env = _environment(None)
-        env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
-        command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   str(PLAYBOOK), "-e", json.dumps(self.extra_vars(**overrides))]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                cwd=str(REPO_ROOT))
-
-    def template(self, name: str | None = None) -> dict:
-        return self.apps.read_namespaced_deployment(name or self.name, self.namespace).to_dict()["spec"]["template"]
-
-    def set_template(self, image: str | None = None, annotations: dict | None = None) -> None:
-        patch: dict = {"spec": {"template": {}}}
-        if image:
-            container = self.template()["spec"]["containers"][0]["name"]
-            patch["spec"]["template"]["spec"] = {"containers": [{"name": container, "image": image}]}
-        if annotations:
-            patch["spec"]["template"]["metadata"] = {"annotations": annotations}
-        self.apps.patch_namespaced_deployment(self.name, self.namespace, patch)
-
-    def weights(self) -> dict[str, int]:
-        vs = self.custom.get_namespaced_custom_object("networking.istio.io", "v1", self.namespace, "virtualservices",
-                                                      self.manifest["spec"]["service"].get("name", self.name))
-        return {d["destination"]["host"]: d.get("weight", 0) for d in vs["spec"]["http"][0]["route"]}
-
-    def replicas(self) -> int:
-        return self.apps.read_namespaced_deployment(self.name, self.namespace).spec.replicas or 0
-
-    def state(self) -> dict:
-        config_map = self.core.read_namespaced_config_map(self.name + "-canary-state", self.namespace)
-        return json.loads(config_map.data["state.json"])
-
-    def report(self) -> dict:
-        reports = sorted((self.tmp_path / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime)
-        return json.loads(reports[-1].read_text())
-
-
-def assert_safe(release: Release) -> None:
-    """Traffic entirely on the primary, canary at 0 replicas."""
-    service = release.manifest["spec"]["service"].get("name", release.name)
-    assert release.weights() == {service + "-primary": 100, service + "-canary": 0}
-    assert release.replicas() == 0
 
 
 @pytest.fixture
@@ -274,46 +181,22 @@ def test_failing_rollout_webhook_counts_as_failed_checks(lab, namespace, tmp_pat
     assert_safe(release)
 
 
-def _post(url: str, payload: dict) -> int:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"},
-                                     method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def _hook_calls(lab, namespace: str, path: str) -> list[dict]:
-    with urllib.request.urlopen(lab.hooks_url + "/calls", timeout=5) as answer:
-        calls = json.loads(answer.read())
-    return [call for call in calls if call["path"] == path and (call.get("body") or {}).get("namespace") == namespace]
-
-
-def _hook_bodies(lab, namespace: str, path: str) -> list[dict]:
-    return [call["body"] for call in _hook_calls(lab, namespace, path)]
-
-
-def _gate_answers(lab, namespace: str) -> list[int]:
-    return [call["status"] for call in _hook_calls(lab, namespace, "/gate/check")]
-
-
 def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_path):
     hooks = [{"name": "approval", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"},
              {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}]
     release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
     canary = {"name": "app", "namespace": namespace}
-    _post(lab.hooks_url + "/gate/close", canary)
+    post(lab.hooks_url + "/gate/close", canary)
     assert release.run().returncode == 0
     release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
     process = release.popen()
     try:
         wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=90, message="phase WaitingPromotion")
         # Held means asked again and again, not asked once: wait for the closed gate to have said no three times.
-        wait_for(lambda: _gate_answers(lab, namespace).count(403) >= 3, timeout=60, message="three closed gate answers")
+        wait_for(lambda: gate_answers(lab, namespace).count(403) >= 3, timeout=60, message="three closed gate answers")
         held_at = release.weights()
         assert held_at["app-canary"] == 60 and release.state()["phase"] == "WaitingPromotion"
-        assert _post(lab.hooks_url + "/gate/open", canary) in (200, 202)
+        assert post(lab.hooks_url + "/gate/open", canary) in (200, 202)
         output, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
@@ -324,10 +207,10 @@ def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_pa
     assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
     assert_safe(release)
     # Event webhooks hear of every phase the release went through, in order.
-    phases = [body["phase"] for body in _hook_bodies(lab, namespace, "/gate/approve")]
+    phases = [body["phase"] for body in hook_bodies(lab, namespace, "/gate/approve")]
     distinct = [phase for index, phase in enumerate(phases) if index == 0 or phases[index - 1] != phase]
     assert distinct == ["Initialized", "Progressing", "WaitingPromotion", "Promoting", "Finalising", "Succeeded"], phases
-    assert all(body["metadata"]["eventMessage"] for body in _hook_bodies(lab, namespace, "/gate/approve"))
+    assert all(body["metadata"]["eventMessage"] for body in hook_bodies(lab, namespace, "/gate/approve"))
 
 
 def test_prometheus_stopped_during_analysis_never_promotes(lab, initialized: Release):
