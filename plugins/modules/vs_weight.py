@@ -23,7 +23,8 @@ description:
     C(409 Conflict) re-reads and retries up to O(max_retries) times with jittered back-off; after writing, the
     object is read again and the weights are verified. A change without conflicts costs one GET, one PUT and one
     verifying GET.
-  - Uses C(networking.istio.io/v1) and falls back to C(networking.istio.io/v1beta1) where C(v1) is not served.
+  - Uses O(api_version) when given. Otherwise it tries C(networking.istio.io/v1), then C(v1beta1), then C(v1alpha3),
+    and uses the first one the cluster serves; each version not served costs one more request.
   - With none of O(weight), O(weights), O(mirror) and O(match) the module only reads and returns the current state.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
@@ -175,6 +176,14 @@ options:
       - How many times a write refused with C(409 Conflict) is retried after re-reading the object.
     type: int
     default: 5
+  api_version:
+    description:
+      - The API version of the VirtualService, used as given with no discovery request.
+      - M(progressive.delivery.canary_step) records the version it found when it initialized the canary in its state
+        (C(state.virtualService.apiVersion)); pass it on here.
+      - When omitted, the newest version the cluster serves is found by trying each in turn.
+    type: str
+    choices: [networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3]
 attributes:
   check_mode:
     support: full
@@ -197,6 +206,14 @@ EXAMPLES = r"""
     name: backend-service
     namespace: prod
     weight: 10
+
+- name: Shift traffic with the API version canary_step recorded, with no discovery request
+  progressive.delivery.vs_weight:
+    name: "{{ release.state.virtualService.name }}"
+    namespace: prod
+    route: "{{ release.state.virtualService.route | default(omit, true) }}"
+    api_version: "{{ release.state.virtualService.apiVersion }}"
+    weight: 20
 
 - name: Read the current split of a named route of a user-owned VirtualService
   progressive.delivery.vs_weight:
@@ -373,6 +390,7 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import RouteError, request_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
@@ -407,6 +425,7 @@ def argument_spec() -> dict:
             state=dict(type="str", choices=["present", "absent"], default="present"),
             headers=dict(type="list", elements="dict"), cookie=dict(type="list", elements="raw"))),
         max_retries=dict(type="int", default=5),
+        api_version=dict(type="str", choices=list(ISTIO_API_VERSIONS)),
     )
 
 
@@ -421,7 +440,7 @@ def main() -> None:
         module.fail_json(msg="VirtualService %s/%s: %s" % (namespace, name, error))
     if module.params["max_retries"] < 0:
         module.fail_json(msg="max_retries must be 0 or more, got %d" % module.params["max_retries"])
-    router = VirtualServiceRouter(client_from_module(module), name, namespace)
+    router = VirtualServiceRouter(client_from_module(module), name, namespace, api_version=module.params["api_version"])
     try:
         result = router.apply(request, check_mode=module.check_mode, max_retries=module.params["max_retries"])
     except RouterError as error:

@@ -102,3 +102,19 @@ def test_weights_change_through_v1beta1_when_v1_is_not_served(lab, namespace, k8
     assert not at_v1.get("failed"), at_v1.get("msg")
     assert at_v1["api_version"] == "%s/v1" % GROUP and at_v1["canary_weight"] == 0
     assert route_weights(read_at(back, lab, namespace, "v1").json()) == [100, 0]
+
+
+def test_a_given_api_version_is_used_as_it_is(lab, namespace, k8s_auth, split_virtual_service):
+    args = dict(k8s_auth, name=NAME, namespace=namespace)
+    with istio_served_at(lab, ["v1beta1"]) as session:
+        result = run_module("vs_weight", dict(args, weight=30, api_version="%s/v1beta1" % GROUP))
+        assert not result.get("failed"), result.get("msg")
+        assert result["api_version"] == "%s/v1beta1" % GROUP and result["canary_weight"] == 30
+
+        wrong = run_module("vs_weight", dict(args, weight=40, api_version="%s/v1" % GROUP))
+        assert wrong["failed"]
+        assert "does not serve VirtualServices as %s/v1 (api_version)" % GROUP in wrong["msg"]
+        assert route_weights(read_at(session, lab, namespace, "v1beta1").json()) == [70, 30]
+
+    unknown = run_module("vs_weight", dict(args, api_version="%s/v2" % GROUP))
+    assert unknown["failed"] and "api_version" in unknown["msg"]

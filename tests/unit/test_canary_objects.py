@@ -123,10 +123,6 @@ def test_route_lookup_for_adoption():
     assert co.find_route(vs, "nope") is None
 
 
-def test_pick_istio_version_prefers_v1():
-    assert co.pick_istio_version(["v1alpha3", "v1beta1", "v1"]) == "v1"
-    assert co.pick_istio_version(["v1alpha3", "v1beta1"]) == "v1beta1"
-    assert co.pick_istio_version([]) is None
 
 
 def test_ownership_problem_explains_foreign_objects():

@@ -92,11 +92,11 @@ def api(httpserver):
     return FakeIstioApi(httpserver)
 
 
-def make_router(httpserver, name="backend", sleeps=None):
+def make_router(httpserver, name="backend", sleeps=None, api_version=None):
     client = kube.client_from_auth(kube.resolve_auth({"host": httpserver.url_for("").rstrip("/"), "api_key": "t"},
                                                      environ={}))
-    return VirtualServiceRouter(client, name, NS, sleep=(sleeps.append if sleeps is not None else lambda _s: None),
-                                rng=lambda: 0.5)
+    return VirtualServiceRouter(client, name, NS, api_version=api_version,
+                                sleep=(sleeps.append if sleeps is not None else lambda _s: None), rng=lambda: 0.5)
 
 
 def request(**kwargs):
@@ -115,7 +115,7 @@ def test_change_costs_get_put_and_verifying_get(httpserver, api):
     assert router.client.request_count == 3
     assert weights(api.obj) == [80, 20]
     assert result.written and result.attempts == 1
-    assert result.resource_version == "2" and result.api_version == "v1"
+    assert result.resource_version == "2" and result.api_version == "networking.istio.io/v1"
     assert api.obj["spec"]["http"][0]["retries"] == {"attempts": 2}
 
 
@@ -164,13 +164,37 @@ def test_v1beta1_fallback_when_v1_is_not_served(httpserver):
     router = make_router(httpserver)
     result = router.apply(request(weight=10))
     assert api.calls == [("GET", "v1"), ("GET", "v1beta1"), ("PUT", "v1beta1"), ("GET", "v1beta1")]
-    assert result.api_version == "v1beta1" and weights(api.obj) == [90, 10]
+    assert result.api_version == "networking.istio.io/v1beta1" and weights(api.obj) == [90, 10]
+
+
+def test_a_given_api_version_is_used_with_no_discovery(httpserver):
+    api = FakeIstioApi(httpserver, served=("v1beta1",))
+    router = make_router(httpserver, api_version="networking.istio.io/v1beta1")
+    result = router.apply(request(weight=10))
+    assert api.calls == [("GET", "v1beta1"), ("PUT", "v1beta1"), ("GET", "v1beta1")]
+    assert result.api_version == "networking.istio.io/v1beta1" and weights(api.obj) == [90, 10]
+
+
+def test_a_given_api_version_the_cluster_does_not_serve_is_not_a_fallback(httpserver):
+    api = FakeIstioApi(httpserver, served=("v1beta1",))
+    with pytest.raises(RouterError) as caught:
+        make_router(httpserver, api_version="networking.istio.io/v1").apply(request(weight=10))
+    assert "does not serve VirtualServices as networking.istio.io/v1 (api_version)" in caught.value.message
+    assert api.calls == [("GET", "v1")]
+
+
+def test_every_version_the_collection_speaks_is_tried_newest_first(httpserver):
+    api = FakeIstioApi(httpserver, served=("v1alpha3",))
+    result = make_router(httpserver).apply(request())
+    assert api.calls == [("GET", "v1"), ("GET", "v1beta1"), ("GET", "v1alpha3")]
+    assert result.api_version == "networking.istio.io/v1alpha3"
 
 
 def test_no_istio_api_at_all(httpserver):
     FakeIstioApi(httpserver, served=())
-    with pytest.raises(RouterError, match="serves no VirtualService API"):
+    with pytest.raises(RouterError, match="serves no VirtualService API") as caught:
         make_router(httpserver).apply(request())
+    assert "networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3" in caught.value.message
 
 
 def test_missing_virtual_service_is_not_a_fallback(httpserver, api):

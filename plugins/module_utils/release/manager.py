@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_api
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
@@ -438,14 +439,14 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         except objects.ServiceSpecError as exc:
             raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
         apex, primary_svc, canary_svc = service_names(spec.name)
-        with self.store.api("discover", "API group", objects.ISTIO_GROUP):
-            istio_version = objects.pick_istio_version(self.client.served_versions(objects.ISTIO_GROUP))
+        with self.store.api("discover", "API group", istio_api.ISTIO_GROUP):
+            istio_version = istio_api.pick_istio_version(self.client.served_versions(istio_api.ISTIO_GROUP))
         if istio_version is None:
             raise self.fail("The cluster does not serve the Istio networking API (%s, versions %s): install Istio "
-                            "before initializing canary %s/%s" % (objects.ISTIO_GROUP, ", ".join(objects.ISTIO_VERSIONS),
+                            "before initializing canary %s/%s" % (istio_api.ISTIO_GROUP, ", ".join(istio_api.ISTIO_VERSIONS),
                                                                   self.ns, params.name))
-        istio = ("%s/%s" % (objects.ISTIO_GROUP, istio_version), "destinationrules")
-        vs_api = ("%s/%s" % (objects.ISTIO_GROUP, istio_version), "virtualservices")
+        istio = (istio_api.group_version(istio_version), istio_api.DESTINATION_RULE_PLURAL)
+        vs_api = (istio_api.group_version(istio_version), istio_api.VIRTUAL_SERVICE_PLURAL)
         primary_deployment = primary_name(params.target_name)
 
         # Everything is read and judged before the first write, so bad input leaves nothing behind.

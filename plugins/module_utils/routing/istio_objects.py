@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import group_version
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import service_names
 
-ISTIO_GROUP = "networking.istio.io"
-ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 MESH_GATEWAY = "mesh"
 SIDECAR_CONTAINERS = frozenset(["istio-proxy", "envoy"])
 HTTP_ROUTE_FIELDS = ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers")
@@ -152,7 +151,7 @@ def build_destination_rule(name: str, namespace: str, canary: str, api_version: 
     spec: dict[str, Any] = {"host": name}
     if traffic_policy:
         spec["trafficPolicy"] = copy.deepcopy(traffic_policy)
-    rule = {"apiVersion": "%s/%s" % (ISTIO_GROUP, api_version), "kind": "DestinationRule",
+    rule = {"apiVersion": group_version(api_version), "kind": "DestinationRule",
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
     return mark(rule, namespace, canary)
 
@@ -187,7 +186,7 @@ def build_virtual_service(namespace: str, canary: str, api_version: str, spec: S
         {"destination": {"host": canary_service}, "weight": 0},
     ]
     virtual_service = {
-        "apiVersion": "%s/%s" % (ISTIO_GROUP, api_version),
+        "apiVersion": group_version(api_version),
         "kind": "VirtualService",
         "metadata": {"name": apex, "namespace": namespace},
         "spec": {"hosts": virtual_service_hosts(spec), "gateways": virtual_service_gateways(spec), "http": [route]},
@@ -238,12 +237,4 @@ def find_route(virtual_service: dict[str, Any], route_name: str) -> dict[str, An
     for route in (virtual_service.get("spec") or {}).get("http") or []:
         if route.get("name") == route_name:
             return route
-    return None
-
-
-def pick_istio_version(served: list[str]) -> str | None:
-    """The newest Istio networking API version the cluster serves that this collection speaks."""
-    for version in ISTIO_VERSIONS:
-        if version in served:
-            return version
     return None

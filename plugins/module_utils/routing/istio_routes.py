@@ -19,10 +19,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, match_route_name, primary_name
 
-ISTIO_GROUP = "networking.istio.io"
-# Preferred first: v1 is served from Istio 1.22, v1beta1 by every release still in use.
-ISTIO_API_VERSIONS = ("v1", "v1beta1")
-VIRTUAL_SERVICE_PLURAL = "virtualservices"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read, edit, write and verify one VirtualService through :class:`KubeClient`.
 
-The edit itself is :func:`istio.edit_virtual_service`; this file only adds
-the API round-trips: a GET (with the v1 -> v1beta1 fallback folded into it),
+The edit itself is :func:`istio_routes.edit_virtual_service`; this file only adds
+the API round-trips: a GET (with the version fallback folded into it, unless
+the caller names the version it recorded),
 a PUT carrying ``metadata.resourceVersion`` so a concurrent writer makes it
 fail instead of being overwritten, a bounded retry with jitter on 409 and a
 verifying GET.  A change without conflicts costs exactly three requests.
@@ -17,10 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import (
     ISTIO_API_VERSIONS,
     ISTIO_GROUP,
     VIRTUAL_SERVICE_PLURAL,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (
     RouteEdit,
     RouteError,
     RouteRequest,
@@ -64,14 +67,19 @@ def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float
 
 
 class VirtualServiceRouter:
-    """One VirtualService's traffic split, changed optimistically."""
+    """One VirtualService's traffic split, changed optimistically.
 
-    def __init__(self, client: Any, name: str, namespace: str,
+    ``api_version`` (``networking.istio.io/v1``, as ``canary_step`` records it) is used as given; without it the
+    first read tries each version this collection speaks, newest first, and keeps the one served.
+    """
+
+    def __init__(self, client: Any, name: str, namespace: str, api_version: str | None = None,
                  sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random) -> None:
         self.client = client
         self.name = name
         self.namespace = namespace
-        self.api_version: str | None = None
+        self.api_version = api_version
+        self._given = api_version is not None
         self._sleep = sleep
         self._rng = rng
 
@@ -97,17 +105,21 @@ class VirtualServiceRouter:
         versions = [self.api_version] if self.api_version else list(ISTIO_API_VERSIONS)
         for api_version in versions:
             try:
-                obj = self.client.get("%s/%s" % (ISTIO_GROUP, api_version), VIRTUAL_SERVICE_PLURAL, self.name,
-                                      self.namespace)
+                obj = self.client.get(api_version, VIRTUAL_SERVICE_PLURAL, self.name, self.namespace)
             except KubeApiError as error:
                 if is_kind_not_served(error) and not self.api_version:
                     continue
+                if is_kind_not_served(error) and self._given:
+                    raise RouterError(
+                        "The cluster does not serve VirtualServices as %s (api_version), HTTP 404 for %s. Give the "
+                        "apiVersion canary_step recorded for it, or leave api_version out to find the one served."
+                        % (api_version, self.target)) from None
                 raise self._explain(error, "get") from None
             self.api_version = api_version
             return obj
         raise RouterError(
             "The cluster serves no VirtualService API (tried %s): install Istio's CRDs, or check that the "
-            "credentials reach the right cluster." % ", ".join("%s/%s" % (ISTIO_GROUP, v) for v in ISTIO_API_VERSIONS))
+            "credentials reach the right cluster." % ", ".join(ISTIO_API_VERSIONS))
 
     def _edit(self, obj: dict[str, Any], request: RouteRequest) -> RouteEdit:
         try:
@@ -125,8 +137,7 @@ class VirtualServiceRouter:
             if not edit.changed or check_mode:
                 return RouterResult(edit, self.api_version or "", resource_version, attempt + 1, False)
             try:
-                self.client.replace("%s/%s" % (ISTIO_GROUP, self.api_version), VIRTUAL_SERVICE_PLURAL, self.name,
-                                    edit.obj, self.namespace)
+                self.client.replace(self.api_version, VIRTUAL_SERVICE_PLURAL, self.name, edit.obj, self.namespace)
                 break
             except KubeApiError as error:
                 if error.status != 409 or attempt >= max_retries:
@@ -164,7 +175,7 @@ def module_result(result: RouterResult, name: str, namespace: str, diff: bool = 
         "match": edit.match,
         "changes": edit.changes,
         "resource_version": result.resource_version,
-        "api_version": "%s/%s" % (ISTIO_GROUP, result.api_version),
+        "api_version": result.api_version,
         "attempts": result.attempts,
     }
     if diff:
