@@ -25,7 +25,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "build" / "collections")]
 
 from tests.support.modules import run_module  # noqa: E402  (needs the path above)
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client  # noqa: E402
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube  # noqa: E402
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import (  # noqa: E402
     DestinationRef,
     RouteRequest,

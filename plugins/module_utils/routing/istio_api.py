@@ -31,4 +31,3 @@ def pick_istio_version(served: list[str]) -> str | None:
         if version in served:
             return version
     return None
-
