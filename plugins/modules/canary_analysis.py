@@ -44,8 +44,8 @@ options:
     default: step
   plan:
     description:
-      - The release plan the P(progressive.delivery.canary_plan#filter) filter builds from a Flagger Canary manifest:
-        name, namespace, target, steps, threshold, interval, metrics and webhooks.
+      - The release plan the P(progressive.delivery.canary_plan#filter) filter builds from a Flagger Canary manifest
+        (its name, namespace, target, steps, threshold, interval, metrics and webhooks).
     type: dict
     required: true
   position:
@@ -133,6 +133,12 @@ options:
       route:
         description: Name of the HTTP route the canary drives, for a VirtualService the user owns.
         type: str
+      api_version:
+        description:
+          - The VirtualService's C(apiVersion), as M(progressive.delivery.canary_step) recorded it at initialization
+            (RV(progressive.delivery.canary_step#module:state.virtualService.apiVersion)); discovered when not given.
+        type: str
+        choices: [networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3]
   webhook_validate_certs:
     description: Verify the TLS certificates of webhook receivers.
     type: bool

@@ -26,6 +26,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.lease
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run, StepError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterError
 
 STEP = "step"
@@ -59,6 +60,7 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     virtual_service=dict(type="dict", options=dict(
         name=dict(type="str", required=True),
         route=dict(type="str"),
+        api_version=dict(type="str", choices=list(ISTIO_API_VERSIONS)),
     )),
     webhook_validate_certs=dict(type="bool", default=True),
     webhook_ca_cert=dict(type="path"),

@@ -69,7 +69,8 @@ class ClusterPorts:
         self._clock = clock
         self._sleep = sleep
         self.lock = LeaseLock(kube, plan["namespace"], plan["name"], run.run_id, run.holder, run.lease_ttl, clock)
-        self.router = VirtualServiceRouter(kube, virtual_service["name"], plan["namespace"])
+        self.router = VirtualServiceRouter(kube, virtual_service.get("name") or "", plan["namespace"],
+                                           api_version=virtual_service.get("api_version"))
         self.last_renewal = clock()
         self.phase = ""
 
