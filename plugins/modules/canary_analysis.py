@@ -107,7 +107,9 @@ options:
     type: float
     default: 0.2
   compare:
-    description: Compare the canary with the primary over the same window (see M(progressive.delivery.prometheus_gate) O(progressive.delivery.prometheus_gate#module:mode=compare)).
+    description:
+      - Compare the canary with the primary over the same window, as
+        O(progressive.delivery.prometheus_gate#module:mode=compare) does.
     type: dict
     suboptions:
       confidence:

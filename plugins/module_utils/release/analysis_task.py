@@ -118,7 +118,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> di
     except (StepError, GateConfigError, MetricDefinitionError, TemplateError, PrometheusConfigError, RouterError, ValueError) as exc:
         raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc)) from None
     except KubeApiError as exc:
-        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc.explain("use", "the canary's objects", None, plan["namespace"]))) from None
+        explained = exc.explain("use", "the canary's objects", None, plan["namespace"])
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], explained)) from None
     move = outcome.move
     return {
         "changed": move.action == "advance",
