@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
+    ConflictRetriesExhausted,
+    optimistic_update,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
 
 DEPLOYMENTS = ("apps/v1", "deployments")
@@ -22,7 +26,6 @@ SECRETS = ("v1", "secrets")
 SERVICES = ("v1", "services")
 EVENTS = ("v1", "events")
 HPAS = ("autoscaling/v2", "horizontalpodautoscalers")
-CONFLICT_RETRIES = 5
 
 
 class CanaryFailure(Exception):
@@ -97,54 +100,46 @@ class CanaryStore:
             return self.client.get_or_none(api[0], api[1], name, self.ns)
 
     def ensure(self, api: tuple[str, str], kind: str, name: str,
-               compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> dict[str, Any] | None:
-        """Read, let ``compute`` decide the desired object (None = leave as is), write optimistically."""
-        for _attempt in range(CONFLICT_RETRIES):
-            existing = self.get(api, kind, name)
-            problem = ownership_problem(existing, kind, self.ns, self.canary)
+               compute: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+               owned: bool = True) -> dict[str, Any] | None:
+        """Read, let ``compute`` decide the desired object (None = leave as is), write optimistically.
+
+        ``owned=False`` is for the user's own objects (the target): they are changed only where ``compute`` says,
+        without the ownership check.
+        """
+        key = "%s/%s" % (kind, name)
+
+        def change(existing: dict[str, Any] | None) -> dict[str, Any] | None:
+            problem = ownership_problem(existing, kind, self.ns, self.canary) if owned else None
             if problem:
                 raise self.fail(problem)
-            desired = compute(existing)
-            if desired is None:
-                return existing
-            key = "%s/%s" % (kind, name)
-            if existing is None:
-                self.plan.add("create %s %s/%s" % (kind, self.ns, name), key, None, owned_view(desired))
-                if self.check_mode:
-                    return desired
-                try:
-                    with self.api("create", kind, name):
-                        return self.client.create(api[0], api[1], desired, self.ns)
-                except CanaryFailure:
-                    if self.conflicted(api, name, existing):
-                        continue
-                    raise
-            desired.setdefault("metadata", {})["resourceVersion"] = (existing.get("metadata") or {}).get("resourceVersion")
-            self.plan.add("update %s %s/%s" % (kind, self.ns, name), key, owned_view(existing), owned_view(desired))
+            return compute(existing)
+
+        def write(existing: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+            verb = "create" if existing is None else "update"
+            self.plan.add("%s %s %s/%s" % (verb, kind, self.ns, name), key, owned_view(existing), owned_view(desired))
             if self.check_mode:
                 return desired
             try:
-                with self.api("update", kind, name):
-                    return self.client.replace(api[0], api[1], name, desired, self.ns)
-            except CanaryFailure:
-                if self.conflicted(api, name, existing):
-                    self.plan.changes.pop()
-                    self.plan.writes -= 1
-                    continue
-                raise
-        raise self.fail("%s %s/%s kept changing under us (%d conflicting writes): another controller is writing it; "
-                        "stop it and re-run" % (kind, self.ns, name, CONFLICT_RETRIES))
+                if existing is None:
+                    return self.client.create(api[0], api[1], desired, self.ns)
+                return self.client.replace(api[0], api[1], name, desired, self.ns)
+            except KubeApiError as exc:
+                if exc.status == 409:
+                    raise  # read again and recompute
+                raise self.fail(exc.explain(verb, kind, name, self.ns)) from None
 
-    def conflicted(self, api: tuple[str, str], name: str, existing: dict[str, Any] | None) -> bool:
-        """True when the object changed since it was read (HTTP 409), so a fresh read-modify-write may succeed."""
         try:
-            current = self.client.get_or_none(api[0], api[1], name, self.ns)
-        except KubeApiError:
-            return False
-        if existing is None:
-            return current is not None
-        return current is not None and (current.get("metadata") or {}).get("resourceVersion") != (
-            existing.get("metadata") or {}).get("resourceVersion")
+            return optimistic_update(lambda: self.get(api, kind, name), change, write, before_retry=self._forget_refused)
+        except ConflictRetriesExhausted as exc:
+            self._forget_refused(exc.attempts - 1)
+            raise self.fail("%s %s/%s kept changing under us (%d conflicting writes): another controller is writing "
+                            "it; stop it and re-run" % (kind, self.ns, name, exc.attempts)) from None
+
+    def _forget_refused(self, _attempt: int) -> None:
+        """The write the API server refused with 409 did not happen: it leaves the plan."""
+        self.plan.changes.pop()
+        self.plan.writes -= 1
 
     def scale(self, name: str, replicas: int) -> None:
         deployment = self.get(DEPLOYMENTS, "Deployment", name)

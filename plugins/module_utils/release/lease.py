@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
+    ConflictRetriesExhausted,
+    optimistic_update,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import lease_name
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
@@ -180,63 +184,72 @@ class LeaseLock:
     def describe(self, lease: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return LeaseView.of(lease).describe(self.clock())
 
+    def _write(self, lease: Mapping[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+        if lease is None:
+            return self.client.create(LEASE_API, LEASE_PLURAL, desired, self.namespace)
+        return self.client.replace(LEASE_API, LEASE_PLURAL, self.name, desired, self.namespace)
+
+    def _decide(self, lease: Mapping[str, Any] | None) -> tuple[str, float]:
+        """The lock decision on fresh data; raise :class:`LockHeld` when another live run has the lease."""
+        now = self.clock()
+        decision = lock_decision(lease, self.run_id, now)
+        if decision == REFUSE:
+            raise LockHeld(held_message(self.namespace, self.canary, lease, now))
+        return decision, now
+
     def acquire(self, check_mode: bool = False) -> tuple[str, dict[str, Any] | None]:
         """Take or renew the lease; raise :class:`LockHeld` when another live run has it."""
-        for _attempt in range(CONFLICT_RETRIES):
-            lease = self.read()
-            now = self.clock()
-            decision = lock_decision(lease, self.run_id, now)
-            if decision == REFUSE:
-                raise LockHeld(held_message(self.namespace, self.canary, lease, now))
-            desired = desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
-            if check_mode:
-                return decision, desired
-            try:
-                if lease is None:
-                    return decision, self.client.create(LEASE_API, LEASE_PLURAL, desired, self.namespace)
-                return decision, self.client.replace(LEASE_API, LEASE_PLURAL, self.name, desired, self.namespace)
-            except KubeApiError as exc:
-                # Someone else wrote the lease between our read and write: decide again on fresh data.
-                if exc.status != 409:
-                    raise
-        lease = self.read()
-        raise LockHeld(held_message(self.namespace, self.canary, lease, self.clock()))
+        decided: list[str] = []
+
+        def change(lease: dict[str, Any] | None) -> dict[str, Any]:
+            decision, now = self._decide(lease)
+            decided[:] = [decision]
+            return desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
+
+        def write(lease: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+            return desired if check_mode else self._write(lease, desired)
+
+        try:
+            # Someone else wrote the lease between our read and write: decide again on fresh data.
+            lease = optimistic_update(self.read, change, write, attempts=CONFLICT_RETRIES)
+        except ConflictRetriesExhausted:
+            raise LockHeld(held_message(self.namespace, self.canary, self.read(), self.clock())) from None
+        return decided[0], lease
 
     def renew_if_held(self, check_mode: bool = False) -> dict[str, Any] | None:
         """Extend the lease when this run holds it; refuse when another live run does; else leave it alone."""
-        for _attempt in range(CONFLICT_RETRIES):
-            lease = self.read()
-            now = self.clock()
-            decision = lock_decision(lease, self.run_id, now)
-            if decision == REFUSE:
-                raise LockHeld(held_message(self.namespace, self.canary, lease, now))
+        def change(lease: dict[str, Any] | None) -> dict[str, Any] | None:
+            decision, now = self._decide(lease)
             if decision != RENEW or check_mode:
-                return lease
-            desired = desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
-            try:
-                return self.client.replace(LEASE_API, LEASE_PLURAL, self.name, desired, self.namespace)
-            except KubeApiError as exc:
-                if exc.status != 409:
-                    raise
-        raise KubeApiError(status=409, reason="Conflict",
-                           message="the lease %s/%s kept changing while this run renewed it (%d attempts)"
-                           % (self.namespace, self.name, CONFLICT_RETRIES))
+                return None
+            return desired_lease(lease, self.namespace, self.canary, self.run_id, self.holder, self.ttl, now)
+
+        try:
+            return optimistic_update(self.read, change, self._write, attempts=CONFLICT_RETRIES)
+        except ConflictRetriesExhausted:
+            raise KubeApiError(status=409, reason="Conflict",
+                               message="the lease %s/%s kept changing while this run renewed it (%d attempts)"
+                               % (self.namespace, self.name, CONFLICT_RETRIES)) from None
 
     def release(self, check_mode: bool = False) -> tuple[bool, dict[str, Any] | None]:
         """Give the lease up if this run holds it; returns (changed, lease)."""
-        for _attempt in range(CONFLICT_RETRIES):
-            lease = self.read()
+        released: list[bool] = []
+
+        def change(lease: dict[str, Any] | None) -> dict[str, Any] | None:
             if lease is None or LeaseView.of(lease).run_id != self.run_id:
-                return False, lease
-            released = released_lease(lease)
-            if check_mode:
-                return True, released
-            try:
-                return True, self.client.replace(LEASE_API, LEASE_PLURAL, self.name, released, self.namespace)
-            except KubeApiError as exc:
-                if exc.status != 409:
-                    raise
-        return False, self.read()
+                return None
+            return released_lease(lease)
+
+        def write(lease: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
+            answer = desired if check_mode else self._write(lease, desired)
+            released.append(True)
+            return answer
+
+        try:
+            lease = optimistic_update(self.read, change, write, attempts=CONFLICT_RETRIES)
+        except ConflictRetriesExhausted:
+            return False, self.read()
+        return bool(released), lease
 
 
 def _time() -> float:

@@ -21,7 +21,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release impor
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import (
     CONFIGMAPS,
-    CONFLICT_RETRIES,
     DEPLOYMENTS,
     EVENTS,
     HPAS,
@@ -30,7 +29,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.store im
     CanaryFailure,
     CanaryStore,
     Plan,
-    owned_view,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LeaseView, LockHeld
@@ -794,27 +792,13 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                 raise self.fail(str(exc)) from None
 
         # The target is the user's object: only its image and pod annotations are changed, nothing is marked.
-        for _attempt in range(CONFLICT_RETRIES):
-            current = self.store.get(DEPLOYMENTS, "Deployment", params.target_name)
-            desired = compute(current)
-            if desired is None:
-                self.message = "Deployment %s/%s already runs this image and these annotations" % (self.ns, params.target_name)
-                return
-            self.plan.add("update Deployment %s/%s" % (self.ns, params.target_name), "Deployment/%s" % params.target_name,
-                          owned_view(current), owned_view(desired))
-            if self.check_mode:
-                return
-            try:
-                with self.store.api("update", "Deployment", params.target_name):
-                    self.target = self.client.replace(DEPLOYMENTS[0], DEPLOYMENTS[1], params.target_name, desired, self.ns)
-                self.message = "Deployment %s/%s updated" % (self.ns, params.target_name)
-                return
-            except CanaryFailure:
-                if not self.store.conflicted(DEPLOYMENTS, params.target_name, current):
-                    raise
-                self.plan.changes.pop()
-                self.plan.writes -= 1
-        raise self.fail("Deployment %s/%s kept changing under us: re-run" % (self.ns, params.target_name))
+        writes = self.plan.writes  # a write that the API refused and was redone is not counted twice
+        written = self.store.ensure(DEPLOYMENTS, "Deployment", params.target_name, compute, owned=False)
+        if self.plan.writes == writes:
+            self.message = "Deployment %s/%s already runs this image and these annotations" % (self.ns, params.target_name)
+        elif not self.check_mode:
+            self.target = written
+            self.message = "Deployment %s/%s updated" % (self.ns, params.target_name)
 
     def do_retry(self, rule: st.Rule) -> None:
         params = self.params

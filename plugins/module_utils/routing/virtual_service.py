@@ -30,6 +30,10 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
     edit_virtual_service,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
+    ConflictRetriesExhausted,
+    optimistic_update,
+)
 
 RBAC_RESOURCE = "%s.%s" % (VIRTUAL_SERVICE_PLURAL, ISTIO_GROUP)
 RETRY_BASE_DELAY = 0.05
@@ -129,36 +133,45 @@ class VirtualServiceRouter:
 
     def apply(self, request: RouteRequest, check_mode: bool = False, max_retries: int = 5) -> RouterResult:
         """Bring the route to ``request``; read-only when nothing changes or in check mode."""
-        obj = self.read()
-        attempt = 0
-        while True:
-            edit = self._edit(obj, request)
-            resource_version = (obj.get("metadata") or {}).get("resourceVersion")
-            if not edit.changed or check_mode:
-                return RouterResult(edit, self.api_version or "", resource_version, attempt + 1, False)
-            try:
-                self.client.replace(self.api_version, VIRTUAL_SERVICE_PLURAL, self.name, edit.obj, self.namespace)
-                break
-            except KubeApiError as error:
-                if error.status != 409 or attempt >= max_retries:
-                    if error.status == 409:
-                        raise RouterError(
-                            "%s kept changing under us: %d writes in a row were refused with HTTP 409 Conflict. "
-                            "Another controller (Flagger, Argo Rollouts, a GitOps sync) may be writing the same "
-                            "object; stop it or raise max_retries." % (self.target, attempt + 1)) from None
-                    raise self._explain(error, "update") from None
-            self._sleep(retry_delay(attempt, self._rng))
-            attempt += 1
-            obj = self.read()
+        edits: list[RouteEdit] = []
+        refused: list[int] = []
+        written: list[dict[str, Any]] = []
 
-        written = self.read()
-        check = self._edit(written, request)
+        def change(obj: dict[str, Any]) -> dict[str, Any] | None:
+            edits.append(self._edit(obj, request))
+            return edits[-1].obj if edits[-1].changed and not check_mode else None
+
+        def write(_obj: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+            written.append(self.client.replace(self.api_version, VIRTUAL_SERVICE_PLURAL, self.name, desired,
+                                               self.namespace))
+            return written[-1]
+
+        def back_off(attempt: int) -> None:
+            refused.append(attempt)
+            self._sleep(retry_delay(attempt, self._rng))
+
+        try:
+            current = optimistic_update(self.read, change, write, attempts=max_retries + 1, before_retry=back_off)
+        except ConflictRetriesExhausted as exhausted:
+            raise RouterError(
+                "%s kept changing under us: %d writes in a row were refused with HTTP 409 Conflict. Another "
+                "controller (Flagger, Argo Rollouts, a GitOps sync) may be writing the same object; stop it or raise "
+                "max_retries." % (self.target, exhausted.attempts)) from None
+        except KubeApiError as error:
+            raise self._explain(error, "update") from None
+        edit, attempts = edits[-1], len(refused) + 1
+        if not written:
+            return RouterResult(edit, self.api_version or "", ((current or {}).get("metadata") or {}).get(
+                "resourceVersion"), attempts, False)
+
+        verified = self.read()
+        check = self._edit(verified, request)
         if check.changed:
             raise RouterError(
                 "%s was written but a re-read does not hold the requested state (%s). Another writer changed it "
                 "right after us; find it before retrying." % (self.target, "; ".join(check.changes)))
-        return RouterResult(edit, self.api_version or "", (written.get("metadata") or {}).get("resourceVersion"),
-                            attempt + 1, True)
+        return RouterResult(edit, self.api_version or "", (verified.get("metadata") or {}).get("resourceVersion"),
+                            attempts, True)
 
 
 def module_result(result: RouterResult, name: str, namespace: str, diff: bool = False) -> dict[str, Any]:
