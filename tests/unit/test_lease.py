@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.progressive.delivery.plugins.module_utils.release import lease as ls
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 
 NOW = 1_700_000_000.0
 
@@ -14,19 +15,10 @@ def lease(run_id="run-a", acquired=NOW - 30, renewed=NOW - 10, duration=60, hold
     if run_id:
         spec["holderIdentity"] = run_id
     if acquired is not None:
-        spec["acquireTime"] = ls.format_micro_time(acquired)
+        spec["acquireTime"] = format_rfc3339(acquired)
     if renewed is not None:
-        spec["renewTime"] = ls.format_micro_time(renewed)
+        spec["renewTime"] = format_rfc3339(renewed)
     return {"metadata": {"name": "backend-canary-lock", "annotations": {ls.HOLDER_ANNOTATION: holder}}, "spec": spec}
-
-
-def test_micro_time_round_trip_keeps_microseconds():
-    text = ls.format_micro_time(NOW + 0.123456)
-    assert text.endswith("Z") and ".123456" in text
-    assert ls.parse_micro_time(text) == pytest.approx(NOW + 0.123456, abs=1e-6)
-    assert ls.parse_micro_time("2023-11-14T22:13:20Z") == NOW
-    assert ls.parse_micro_time("not a time") is None
-    assert ls.parse_micro_time(None) is None
 
 
 @pytest.mark.parametrize("renewed_ago, duration, free", [
@@ -76,18 +68,18 @@ def test_desired_lease_acquire_renew_and_take_over():
     acquired = ls.desired_lease(None, "prod", "backend", "me", "host h", 90, NOW)
     assert acquired["spec"]["holderIdentity"] == "me"
     assert acquired["spec"]["leaseDurationSeconds"] == 90
-    assert acquired["spec"]["acquireTime"] == acquired["spec"]["renewTime"] == ls.format_micro_time(NOW)
+    assert acquired["spec"]["acquireTime"] == acquired["spec"]["renewTime"] == format_rfc3339(NOW)
     assert acquired["spec"]["leaseTransitions"] == 0
     assert acquired["metadata"]["annotations"][ls.HOLDER_ANNOTATION] == "host h"
 
     renewed = ls.desired_lease(acquired, "prod", "backend", "me", "host h", 90, NOW + 20)
-    assert renewed["spec"]["acquireTime"] == ls.format_micro_time(NOW)
-    assert renewed["spec"]["renewTime"] == ls.format_micro_time(NOW + 20)
+    assert renewed["spec"]["acquireTime"] == format_rfc3339(NOW)
+    assert renewed["spec"]["renewTime"] == format_rfc3339(NOW + 20)
     assert renewed["spec"]["leaseTransitions"] == 0
 
     taken = ls.desired_lease(renewed, "prod", "backend", "other", "host i", 90, NOW + 500)
     assert taken["spec"]["holderIdentity"] == "other"
-    assert taken["spec"]["acquireTime"] == ls.format_micro_time(NOW + 500)
+    assert taken["spec"]["acquireTime"] == format_rfc3339(NOW + 500)
     assert taken["spec"]["leaseTransitions"] == 1
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 
 NOW = 1_700_000_000.0
 
@@ -133,7 +134,7 @@ def test_record_validates_phase_and_weight():
     with pytest.raises(ValueError, match="between 0 and 100"):
         st.apply_record(state, {"weight": 120}, NOW)
     assert st.apply_record(state, {"weight": 50, "phase": st.WAITING_PROMOTION}, NOW)
-    assert state.phase == st.WAITING_PROMOTION and state.last_transition_time == st.utc_now_iso(NOW)
+    assert state.phase == st.WAITING_PROMOTION and state.last_transition_time == format_rfc3339(NOW)
 
 
 @pytest.mark.parametrize("phase, applied, promoted, failed, checksum, expected", [
@@ -214,4 +215,4 @@ def test_set_phase_stamps_transition_time_only_on_change():
     assert state.last_transition_time == "earlier"
     state.set_phase(st.FAILED, NOW, message="m", reason="r")
     assert (state.phase, state.last_transition_time, state.message, state.reason) == (
-        st.FAILED, st.utc_now_iso(NOW), "m", "r")
+        st.FAILED, format_rfc3339(NOW), "m", "r")

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 import re
 import time as _time
@@ -45,6 +44,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templ
     render_named,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339, parse_rfc3339_epoch
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     PrometheusClient,
     PrometheusError,
@@ -60,8 +60,7 @@ class GateConfigError(Exception):
 
 
 def isoformat(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_rfc3339(timestamp, timespec="milliseconds")
 
 
 _RELATIVE = re.compile(r"^(?:now)?\s*([+-])\s*(%s)$" % PROMETHEUS_DURATION_PATTERN)
@@ -93,15 +92,12 @@ def _parse_time(value: Any, now: float) -> float:
         return float(text)
     except ValueError:
         pass
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
+    seconds = parse_rfc3339_epoch(text)
+    if seconds is None:
         raise GateConfigError(
             "time %r is not understood; use RFC 3339 (2024-05-07T14:00:00Z), unix seconds, 'now', or an offset like -2h" % (value,)
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+        )
+    return seconds
 
 
 def parse_step(value: Any, option: str = "step") -> float:

@@ -12,7 +12,6 @@ its TTL must outlast the longest gap between two calls.
 from __future__ import annotations
 
 import copy
-import datetime
 import os
 import socket
 from dataclasses import dataclass
@@ -25,24 +24,13 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimist
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import lease_name
-from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339, parse_rfc3339_epoch
 
 LEASE_API = "coordination.k8s.io/v1"
 LEASE_PLURAL = "leases"
 HOLDER_ANNOTATION = "progressive.delivery/holder"
 DEFAULT_TTL = 120
 CONFLICT_RETRIES = 3
-
-
-def format_micro_time(epoch: float) -> str:
-    """Kubernetes MicroTime: RFC 3339 in UTC with microseconds."""
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_micro_time(text: str | None) -> float | None:
-    """Epoch seconds of a MicroTime/Time string, None when absent or unreadable."""
-    parsed = parse_rfc3339(text)
-    return parsed.timestamp() if parsed is not None else None
 
 
 @dataclass(frozen=True)
@@ -59,8 +47,8 @@ class LeaseView:
     def of(cls, lease: Mapping[str, Any] | None) -> "LeaseView":
         spec = (lease or {}).get("spec") or {}
         annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
-        acquired = parse_micro_time(spec.get("acquireTime"))
-        renewed = parse_micro_time(spec.get("renewTime")) or acquired
+        acquired = parse_rfc3339_epoch(spec.get("acquireTime"))
+        renewed = parse_rfc3339_epoch(spec.get("renewTime")) or acquired
         return cls(run_id=spec.get("holderIdentity") or None, holder=annotations.get(HOLDER_ANNOTATION),
                    acquired=acquired, renewed=renewed, duration=int(spec.get("leaseDurationSeconds") or DEFAULT_TTL))
 
@@ -86,8 +74,8 @@ class LeaseView:
             "held": bool(self.run_id) and not self.is_free(now),
             "run_id": self.run_id,
             "holder": self.holder,
-            "acquired": format_micro_time(self.acquired) if self.acquired is not None else None,
-            "renewed": format_micro_time(self.renewed) if self.renewed is not None else None,
+            "acquired": format_rfc3339(self.acquired) if self.acquired is not None else None,
+            "renewed": format_rfc3339(self.renewed) if self.renewed is not None else None,
             "age_seconds": None if self.age(now) is None else round(self.age(now) or 0.0, 1),
             "lease_duration_seconds": self.duration,
             "expires_in_seconds": None if self.expires_at() is None else round((self.expires_at() or 0.0) - now, 1),
@@ -140,11 +128,11 @@ def desired_lease(existing: Mapping[str, Any] | None, namespace: str, canary: st
     lease["metadata"]["annotations"][HOLDER_ANNOTATION] = holder
     spec = lease.setdefault("spec", {})
     if view.run_id != run_id:
-        spec["acquireTime"] = format_micro_time(now)
+        spec["acquireTime"] = format_rfc3339(now)
         spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if view.run_id else 0)
     spec["holderIdentity"] = run_id
     spec["leaseDurationSeconds"] = int(ttl)
-    spec["renewTime"] = format_micro_time(now)
+    spec["renewTime"] = format_rfc3339(now)
     return lease
 
 

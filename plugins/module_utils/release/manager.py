@@ -38,6 +38,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.names
     service_names,
     state_name,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -179,7 +180,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                 self.state = current
                 return None
             candidate.run_id = self.params.run_id
-            candidate.last_update_time = st.utc_now_iso(self.clock())
+            candidate.last_update_time = format_rfc3339(self.clock())
             self.state = candidate
             body = copy.deepcopy(existing) if existing else {
                 "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": self.ns}}
@@ -196,7 +197,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
         if self.check_mode:
             return
         target = self.target or {}
-        now = st.utc_now_iso(self.clock())
+        now = format_rfc3339(self.clock())
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -596,7 +597,7 @@ class CanaryManager:  # pylint: disable=too-many-public-methods
                     state.last_applied_spec, params.target_name, self.ns)
             self._update_state(self._transition(
                 "start", st.PROGRESSING, message, now, canary_weight=0, failed_checks=0, iterations=0, step_index=-1,
-                last_applied_spec=checksum, tracked_configs=self.tracked_configs, started_at=st.utc_now_iso(now),
+                last_applied_spec=checksum, tracked_configs=self.tracked_configs, started_at=format_rfc3339(now),
                 failed_spec=None, reason="", primary_template_before_promotion=None,
                 primary_configs_before_promotion=None))
             self._event(message)

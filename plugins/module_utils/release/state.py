@@ -10,10 +10,11 @@ only knows the data, never the cluster.
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 
 STATE_KEY = "state.json"
 STATE_VERSION = 1
@@ -127,10 +128,6 @@ def transition(action: str, phase: str) -> Rule:
     return TRANSITIONS[action][phase]
 
 
-def utc_now_iso(now: float) -> str:
-    return datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 # JSON field name -> attribute name; the JSON names follow Kubernetes' camelCase.
 _FIELDS = {
     "version": "version",
@@ -202,7 +199,7 @@ class CanaryState:  # pylint: disable=too-many-instance-attributes
 
     def set_phase(self, phase: str, now: float, message: str | None = None, reason: str | None = None) -> None:
         if phase != self.phase:
-            self.last_transition_time = utc_now_iso(now)
+            self.last_transition_time = format_rfc3339(now)
         self.phase = phase
         if message is not None:
             self.message = message
@@ -328,7 +325,7 @@ def apply_record(state: CanaryState, analysis: dict[str, Any], now: float, limit
             and failed_checks == state.failed_checks and phase == state.phase):
         return False
     entry = {
-        "time": utc_now_iso(now),
+        "time": format_rfc3339(now),
         "iteration": iteration,
         "weight": weight,
         "phase": phase,
@@ -351,5 +348,5 @@ def apply_record(state: CanaryState, analysis: dict[str, Any], now: float, limit
 
 def transition_entry(action: str, state: CanaryState, now: float, message: str) -> dict[str, Any]:
     """A history line for a phase change, so the history tells the whole story and not only the checks."""
-    return {"time": utc_now_iso(now), "action": action, "phase": state.phase, "weight": state.canary_weight,
+    return {"time": format_rfc3339(now), "action": action, "phase": state.phase, "weight": state.canary_weight,
             "runId": state.run_id, "message": message}

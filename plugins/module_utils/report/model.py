@@ -23,6 +23,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdi
     PASS,
     SKIPPED,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
 
 PROMOTION = "promotion"
 ROLLBACK = "rollback"
@@ -160,14 +161,8 @@ def parse_time(value: Any) -> datetime.datetime | None:
     """An aware datetime from ISO 8601 text (``Z`` suffix allowed) or epoch seconds; naive times are UTC."""
     if isinstance(value, datetime.datetime):
         moment = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            return None
+    elif isinstance(value, str):
+        return parse_rfc3339(value)
     else:
         seconds = to_number(value)
         if seconds is None:
