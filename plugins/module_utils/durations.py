@@ -32,6 +32,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
+
 GO = "go"
 PROMETHEUS = "prometheus"
 
@@ -46,7 +48,7 @@ _PROMETHEUS_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _PROMETHEUS_DURATION = re.compile(r"^%s$" % PROMETHEUS_DURATION_PATTERN)
 
 
-class DurationError(ValueError):
+class DurationError(DeliveryError, ValueError):
     """A value that is not a duration in the expected grammar."""
 
 

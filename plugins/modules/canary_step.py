@@ -422,11 +422,8 @@ message:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import (
-    CanaryFailure,
-    CanaryManager,
-    CanaryParams,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
     client_from_module,
@@ -489,7 +486,7 @@ def main() -> None:
     manager = CanaryManager(client_from_module(module), params, check_mode=module.check_mode)
     try:
         result = manager.run()
-    except CanaryFailure as failure:
+    except DeliveryError as failure:
         result = dict(failure.result)
         for warning in result.pop("warnings_list", []):
             module.warn(warning)

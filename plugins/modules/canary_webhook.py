@@ -366,6 +366,7 @@ metadata_keys:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import (
     CANARY_PHASES,
@@ -373,7 +374,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runn
     ON_GATE_TIMEOUT,
     REQUESTS_IMPORT_ERROR,
     WEBHOOK_TYPES,
-    WebhookInputError,
     run_webhook,
     spec_from_params,
 )
@@ -409,8 +409,8 @@ def main():
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:
         spec = spec_from_params(module.params)
-    except WebhookInputError as exc:
-        module.fail_json(msg=f"canary_webhook: {exc}", changed=False)
+    except DeliveryError as exc:
+        module.fail_json(msg=f"canary_webhook: {exc.message}", changed=False)
 
     run = run_webhook(spec, check_mode=module.check_mode)
     for warning in run.warnings:

@@ -399,21 +399,16 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, GateConfigError, run_mode, summarize
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
-    MetricDefinitionError,
-    RenderContext,
-    TemplateError,
-    resolve_metric,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, run_mode, summarize
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
     PROMETHEUS_ARG_SPEC,
     PROMETHEUS_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_REQUIRED_TOGETHER,
     REQUESTS_IMPORT_ERROR,
-    PrometheusConfigError,
     client_from_params,
 )
 
@@ -469,8 +464,10 @@ def main():
         context = RenderContext(params["namespace"], params["target"], params["service"], params["canary_name"])
         gate = Gate(client_from_params(params), specs, context)
         result = run_mode(gate, params)
-    except (GateConfigError, MetricDefinitionError, TemplateError, PrometheusConfigError) as exc:
-        module.fail_json(msg="prometheus_gate: configuration error: %s" % exc, changed=False, config_error=True, passed=False)
+    except DeliveryError as exc:
+        # Prometheus being down is a failed check inside the result; what reaches here is the configuration.
+        module.fail_json(msg="prometheus_gate: configuration error: %s" % exc.message, changed=False, config_error=True,
+                         passed=False)
 
     result["critical_failure"] = any(m["critical"] and not m["ok"] for m in result["metrics"])
     result["elapsed"] = round(time.monotonic() - started, 3)

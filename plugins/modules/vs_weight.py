@@ -390,15 +390,15 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import RouteError, request_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
     K8S_AUTH_ARG_SPEC,
     client_from_module,
     ensure_kubernetes,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import (
-    RouterError,
     VirtualServiceRouter,
     module_result,
 )
@@ -436,15 +436,15 @@ def main() -> None:
     name, namespace = module.params["name"], module.params["namespace"]
     try:
         request = request_from_params(module.params)
-    except RouteError as error:
-        module.fail_json(msg="VirtualService %s/%s: %s" % (namespace, name, error))
+    except DeliveryError as error:
+        module.fail_json(msg="VirtualService %s/%s: %s" % (namespace, name, error.message))
     if module.params["max_retries"] < 0:
         module.fail_json(msg="max_retries must be 0 or more, got %d" % module.params["max_retries"])
     router = VirtualServiceRouter(client_from_module(module), name, namespace, api_version=module.params["api_version"])
     try:
         result = router.apply(request, check_mode=module.check_mode, max_retries=module.params["max_retries"])
-    except RouterError as error:
-        module.fail_json(msg=error.message, api_version=router.api_version)
+    except DeliveryError as error:
+        module.fail_json(msg=error.message, api_version=router.api_version, **error.result)
     module.exit_json(**module_result(result, name, namespace, diff=module._diff))
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 
 CONFLICT_RETRIES = 5
 
 
-class ConflictRetriesExhausted(Exception):
+class ConflictRetriesExhausted(DeliveryError):
     """Every write of a bounded read-change-write was refused with 409 Conflict."""
 
     def __init__(self, attempts: int, error: KubeApiError) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
     ConflictRetriesExhausted,
@@ -28,13 +29,8 @@ EVENTS = ("v1", "events")
 HPAS = ("autoscaling/v2", "horizontalpodautoscalers")
 
 
-class CanaryFailure(Exception):
+class CanaryFailure(DeliveryError):
     """An action that could not be done; ``result`` carries what is known (phase, state, lock)."""
-
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.result = result or {}
 
 
 @dataclass

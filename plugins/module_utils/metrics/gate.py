@@ -10,6 +10,7 @@ import re
 import time as _time
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (
     ERROR,
     FAIL,
@@ -55,7 +56,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prome
 )
 
 
-class GateConfigError(Exception):
+class GateConfigError(DeliveryError):
     """The gate is misconfigured; retrying cannot help, so the task fails at once."""
 
 

@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import (  # noqa: F401 pylint: disable=unused-import
     PROMETHEUS_ARG_SPEC,
@@ -39,7 +40,7 @@ PROMETHEUS_REQUIRED_TOGETHER = [["prometheus_username", "prometheus_password"], 
 PROMETHEUS_MUTUALLY_EXCLUSIVE = [["prometheus_token", "prometheus_username"]]
 
 
-class PrometheusError(Exception):
+class PrometheusError(DeliveryError):
     """Base class; ``str()`` is a sentence a person can act on."""
 
 

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import is_prometheus_duration
 
 # PromQL of Flagger's Istio observer, unchanged, so a threshold tuned for Flagger means the same here.
@@ -80,11 +81,11 @@ _VARIABLE_REF = re.compile(r"^(?:\.)?variables\.([A-Za-z_][A-Za-z0-9_\-]*)$")
 _BARE_TOKEN = re.compile(r"^[A-Za-z0-9_:.\-]+$")
 
 
-class TemplateError(ValueError):
+class TemplateError(DeliveryError, ValueError):
     """A query template cannot be rendered: unknown or missing variable, unsafe value, bad template."""
 
 
-class MetricDefinitionError(ValueError):
+class MetricDefinitionError(DeliveryError, ValueError):
     """A metric entry or MetricTemplate manifest is not usable as written."""
 
 

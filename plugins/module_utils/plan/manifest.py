@@ -15,6 +15,7 @@ import math
 import re
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import (
     DurationError,
     go_duration_seconds,
@@ -35,7 +36,7 @@ SUPPORTED_PROVIDERS = ("", "istio")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class CanarySpecError(ValueError):
+class CanarySpecError(DeliveryError, ValueError):
     """The manifest (or an override) cannot be run; ``errors`` lists every problem with its field path."""
 
     def __init__(self, errors: list[str]) -> None:

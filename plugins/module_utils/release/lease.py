@@ -17,6 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
     ConflictRetriesExhausted,
@@ -145,7 +146,7 @@ def released_lease(existing: Mapping[str, Any]) -> dict[str, Any]:
     return lease
 
 
-class LockHeld(Exception):
+class LockHeld(DeliveryError):
     """Another live run holds the canary's lease."""
 
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import PRIMARY_SUFFIX, primary_name
 
@@ -32,7 +33,7 @@ UNCOPIED_ANNOTATIONS = frozenset([
 COPIED_SPEC_FIELDS = ("progressDeadlineSeconds", "minReadySeconds", "revisionHistoryLimit", "strategy")
 
 
-class WorkloadError(Exception):
+class WorkloadError(DeliveryError):
     """A target that cannot be turned into a canary, explained for a person."""
 
 

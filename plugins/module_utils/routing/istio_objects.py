@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import group_version
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import service_names
@@ -22,7 +23,7 @@ SIDECAR_CONTAINERS = frozenset(["istio-proxy", "envoy"])
 HTTP_ROUTE_FIELDS = ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers")
 
 
-class ServiceSpecError(ValueError):
+class ServiceSpecError(DeliveryError, ValueError):
     """The ``service`` settings cannot produce valid objects."""
 
 

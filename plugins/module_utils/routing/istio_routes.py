@@ -17,12 +17,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, match_route_name, primary_name
 
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
 
-class RouteError(ValueError):
+class RouteError(DeliveryError, ValueError):
     """The request cannot be applied to this VirtualService; the message says why and what to do."""
 
 

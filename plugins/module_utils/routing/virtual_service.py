@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import (
     ISTIO_API_VERSIONS,
     ISTIO_GROUP,
@@ -40,12 +41,8 @@ RETRY_BASE_DELAY = 0.05
 RETRY_MAX_DELAY = 1.0
 
 
-class RouterError(Exception):
+class RouterError(DeliveryError):
     """A failure a person must act on; ``message`` is the whole explanation."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass

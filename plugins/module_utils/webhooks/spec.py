@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import GO, DurationError, to_seconds
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
 
@@ -50,7 +51,7 @@ CANARY_PHASES = (
 ON_GATE_TIMEOUT = ("fail", "rollback", "wait")
 
 
-class WebhookInputError(ValueError):
+class WebhookInputError(DeliveryError, ValueError):
     """Bad options, found before any request is sent."""
 
 
