@@ -54,14 +54,19 @@ def start_lab(state_dir: pathlib.Path) -> subprocess.Popen:
 def seed(client: kube.KubeClient) -> None:
     if client.get_or_none("v1", "namespaces", NAMESPACE) is None:
         client.create("v1", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    client.delete("networking.istio.io/v1", "virtualservices", NAME, NAMESPACE)
-    client.create("networking.istio.io/v1", "virtualservices", {
+    body = {
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": NAME, "namespace": NAMESPACE},
         "spec": {"hosts": [NAME], "http": [{"route": [
             {"destination": {"host": NAME + "-primary"}, "weight": 100},
             {"destination": {"host": NAME + "-canary"}, "weight": 0}]}]},
-    }, NAMESPACE)
+    }
+    existing = client.get_or_none("networking.istio.io/v1", "virtualservices", NAME, NAMESPACE)
+    if existing is None:
+        client.create("networking.istio.io/v1", "virtualservices", body, NAMESPACE)
+    else:
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        client.replace("networking.istio.io/v1", "virtualservices", NAME, body, NAMESPACE)
 
 
 def measure(kubeconfig: str, runs: int) -> dict:

@@ -424,11 +424,8 @@ message:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
-    K8S_AUTH_ARG_SPEC,
-    client_from_module,
-    ensure_kubernetes,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_module, ensure_kubernetes
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ACTIONS, ON_RESUME_CHOICES
 

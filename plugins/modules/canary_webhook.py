@@ -368,15 +368,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import (
-    CANARY_PHASES,
-    HAS_REQUESTS,
-    ON_GATE_TIMEOUT,
-    REQUESTS_IMPORT_ERROR,
-    WEBHOOK_TYPES,
-    run_webhook,
-    spec_from_params,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import CANARY_PHASES, ON_GATE_TIMEOUT, WEBHOOK_TYPES, spec_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
 
 
 def main():

@@ -403,9 +403,9 @@ from ansible_collections.progressive.delivery.plugins.module_utils.errors import
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, run_mode, summarize
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
-    PROMETHEUS_ARG_SPEC,
     PROMETHEUS_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_REQUIRED_TOGETHER,
     REQUESTS_IMPORT_ERROR,

@@ -393,11 +393,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import (
-    K8S_AUTH_ARG_SPEC,
-    client_from_module,
-    ensure_kubernetes,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_module, ensure_kubernetes
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import (
     VirtualServiceRouter,
     module_result,

@@ -83,8 +83,7 @@ def test_incluster_needs_env_and_token(tmp_path):
 @pytest.mark.parametrize("name,reason", [("a", "Unauthorized"), ("b", "Forbidden")])
 def test_resource_paths(name, reason):
     assert kube.resource_path("v1", "services", name, "prod") == "/api/v1/namespaces/prod/services/" + name
-    assert kube.resource_path("apps/v1", "deployments", name, "prod", "scale") == \
-        "/apis/apps/v1/namespaces/prod/deployments/%s/scale" % name
+    assert kube.resource_path("apps/v1", "deployments", name, "prod") == "/apis/apps/v1/namespaces/prod/deployments/" + name
     assert kube.resource_path("v1", "namespaces", name) == "/api/v1/namespaces/" + name
     assert reason  # both parametrisations exercise distinct names
 
@@ -216,12 +215,11 @@ def test_api_errors_become_sentences(httpserver, code, reason, expected):
     assert "Traceback" not in message
 
 
-def test_get_or_none_and_delete_treat_404_as_absent(httpserver):
+def test_get_or_none_treats_404_as_absent(httpserver):
     httpserver.expect_request("/api/v1/namespaces/p/configmaps/x").respond_with_json(
         status_body(404, "NotFound", 'configmaps "x" not found'), status=404)
     kube_client = client({"host": httpserver.url_for("/").rstrip("/"), "api_key": "t"})
     assert kube_client.get_or_none("v1", "configmaps", "x", "p") is None
-    assert kube_client.delete("v1", "configmaps", "x", "p") is None
 
 
 def test_non_status_error_body_is_bounded(httpserver):

@@ -7,7 +7,7 @@ import json
 
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import is_owned_by
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import previous_secrets_name
 
 
@@ -38,7 +38,7 @@ def test_secret_backup_round_trips_and_is_ours():
     contents = {"db-primary": {"data": {"password": base64.b64encode(b"s3cret").decode()}}, "tls-primary": {}}
     backup = wl.config_backup_secret(previous_secrets_name("app"), contents, "prod", "app")
     assert backup["kind"] == "Secret" and backup["metadata"]["name"] == "app-canary-previous-secrets"
-    assert is_owned_by(backup, "prod", "app")
+    assert ownership_problem(backup, "Secret", "prod", "app") is None
     assert sorted(backup["data"]) == ["db-primary", "tls-primary"]
     # Secret data must be base64, and nothing of the secret may be readable in the object as plain text.
     assert "s3cret" not in json.dumps(backup)

@@ -18,7 +18,8 @@ from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 from werkzeug.wrappers import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook, spec_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 
 
 def spec(url, **overrides):

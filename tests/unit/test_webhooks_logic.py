@@ -6,18 +6,20 @@ import json
 
 import pytest
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks import runner as webhooks
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import (
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.body_summary import summarize_body
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import (
+    GATE_TYPES,
+    WEBHOOK_TYPES,
     WebhookInputError,
     build_payload,
-    is_passing_status,
+    describe_request,
     normalize_metadata,
     parse_duration,
-    redact_url,
     spec_from_params,
-    summarize_body,
     validate_url,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import is_passing_status
 
 
 def params(**overrides):
@@ -215,14 +217,14 @@ def test_bad_input_is_refused_before_any_request(overrides, needle):
 
 
 def test_gate_types_are_exactly_the_question_hooks():
-    assert set(webhooks.GATE_TYPES) == {"confirm-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"}
-    assert set(webhooks.GATE_TYPES) | set(webhooks.SIDE_EFFECT_TYPES) == set(webhooks.WEBHOOK_TYPES)
-    assert len(webhooks.WEBHOOK_TYPES) == 8
+    assert set(GATE_TYPES) == {"confirm-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback"}
+    assert set(WEBHOOK_TYPES) - set(GATE_TYPES) == {"pre-rollout", "rollout", "post-rollout", "event"}
+    assert len(WEBHOOK_TYPES) == 8
 
 
 def test_the_request_description_hides_header_values():
     spec = spec_from_params(params(headers={"Authorization": "Bearer sekrit"}, metadata={"cmd": "hey"}))
-    text = webhooks.describe_request(spec, build_payload("podinfo", "test", "Progressing", "", spec.metadata, "rollout"))
+    text = describe_request(spec, build_payload("podinfo", "test", "Progressing", "", spec.metadata, "rollout"))
     assert "Authorization: <hidden>" in text
     assert "sekrit" not in text
     assert '"cmd": "hey"' in text

@@ -37,13 +37,8 @@ try:
 except ImportError:
     HAS_URLLIB3 = False
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import (  # noqa: F401 pylint: disable=unused-import
-    K8S_AUTH_ARG_SPEC,
-)
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import (  # noqa: F401  (re-exported)
-    KubeApiError,
-    error_from_status,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError, error_from_status
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 
 # Same variable names as kubernetes.core, so AWX credentials and CI settings
 # written for it work unchanged.
@@ -206,17 +201,14 @@ def _api_prefix(api_version: str) -> str:
     return "/api/" + api_version if "/" not in api_version else "/apis/" + api_version
 
 
-def resource_path(api_version: str, plural: str, name: str | None = None, namespace: str | None = None,
-                  subresource: str | None = None) -> str:
-    """REST path of a collection, an object or a subresource."""
+def resource_path(api_version: str, plural: str, name: str | None = None, namespace: str | None = None) -> str:
+    """REST path of a collection or an object."""
     path = _api_prefix(api_version)
     if namespace:
         path += "/namespaces/" + namespace
     path += "/" + plural
     if name:
         path += "/" + name
-    if subresource:
-        path += "/" + subresource
     return path
 
 
@@ -291,12 +283,6 @@ class KubeClient:
                 return None
             raise
 
-    def list(self, api_version: str, plural: str, namespace: str | None = None, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[dict]:
-        result = self.request("GET", resource_path(api_version, plural, namespace=namespace),
-                              query={"labelSelector": label_selector, "fieldSelector": field_selector})
-        return list((result or {}).get("items") or [])
-
     def create(self, api_version: str, plural: str, body: dict, namespace: str | None = None,
                dry_run: bool = False) -> dict:
         return self.request("POST", resource_path(api_version, plural, namespace=namespace), body=body,
@@ -314,22 +300,6 @@ class KubeClient:
         return self.request("PATCH", resource_path(api_version, plural, name, namespace), body=patch,
                             query={"dryRun": "All" if dry_run else None},
                             content_type=PATCH_CONTENT_TYPES[patch_type])
-
-    def delete(self, api_version: str, plural: str, name: str, namespace: str | None = None) -> dict | None:
-        try:
-            return self.request("DELETE", resource_path(api_version, plural, name, namespace))
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def get_subresource(self, api_version: str, plural: str, name: str, subresource: str,
-                        namespace: str | None = None) -> dict:
-        return self.request("GET", resource_path(api_version, plural, name, namespace, subresource))
-
-    def replace_subresource(self, api_version: str, plural: str, name: str, subresource: str, body: dict,
-                            namespace: str | None = None) -> dict:
-        return self.request("PUT", resource_path(api_version, plural, name, namespace, subresource), body=body)
 
     def served_versions(self, group: str) -> list[str]:
         try:

@@ -45,10 +45,6 @@ def owner_of(obj: dict[str, Any] | None) -> str | None:
     return (metadata.get("annotations") or {}).get(CANARY_ANNOTATION)
 
 
-def is_owned_by(obj: dict[str, Any] | None, namespace: str, canary: str) -> bool:
-    return owner_of(obj) == canary_key(namespace, canary)
-
-
 def ownership_problem(obj: dict[str, Any] | None, kind: str, namespace: str, canary: str) -> str | None:
     """A sentence explaining why ``obj`` may not be written by this canary, or None when it may."""
     if obj is None:

@@ -15,9 +15,6 @@ from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import (  # noqa: F401 pylint: disable=unused-import
-    PROMETHEUS_ARG_SPEC,
-)
 
 try:
     import requests
@@ -300,6 +297,3 @@ def _error_text(body: Any, raw: str) -> str:
         return str(body["error"])
     return _clip(raw) or "no details"
 
-
-def dumps_result(result: QueryResult) -> str:
-    return json.dumps([{"labels": s.labels, "value": s.value} for s in result.series], default=str)

@@ -170,9 +170,6 @@ class LeaseLock:
     def read(self) -> dict[str, Any] | None:
         return self.client.get_or_none(LEASE_API, LEASE_PLURAL, self.name, self.namespace)
 
-    def describe(self, lease: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return LeaseView.of(lease).describe(self.clock())
-
     def _write(self, lease: Mapping[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
         if lease is None:
             return self.client.create(LEASE_API, LEASE_PLURAL, desired, self.namespace)

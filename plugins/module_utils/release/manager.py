@@ -48,8 +48,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownershi
 
 EVENT_SOURCE = "progressive.delivery"
 
-__all__ = ["CanaryFailure", "CanaryManager", "CanaryParams"]
-
 
 @dataclass
 class CanaryParams:  # pylint: disable=too-many-instance-attributes

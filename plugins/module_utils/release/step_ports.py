@@ -24,11 +24,13 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.decis
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import Assessment
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LockHeld
-from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryFailure, CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import Checks
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import VirtualServiceRouter
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook, spec_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 
 FAST = "fast"
 

@@ -65,9 +65,6 @@ class ConfigRefs:
     configmaps: set[str] = field(default_factory=set)
     secrets: set[str] = field(default_factory=set)
 
-    def keys(self) -> list[str]:
-        return sorted(["configmap/" + name for name in self.configmaps] + ["secret/" + name for name in self.secrets])
-
 
 def _containers(pod_spec: dict[str, Any]) -> Iterable[dict[str, Any]]:
     for key in ("initContainers", "containers"):

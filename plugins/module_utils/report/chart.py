@@ -13,9 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
 from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
-    FAIL,
-    PASS,
     PROMOTION,
     ROLLBACK,
     Event,
@@ -35,15 +34,6 @@ WEIGHT_HEIGHT = 120
 METRIC_HEIGHT = 140
 AXIS = 30
 MAX_SAMPLE_DOTS = 400
-
-# Matches the page's CSS palette.
-BLUE = "#0969da"
-GREEN = "#1a7f37"
-RED = "#cf222e"
-GREY = "#8c959f"
-AXIS_GREY = "#d0d7de"
-TEXT_GREY = "#57606a"
-PURPLE = "#8250df"
 
 TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
 

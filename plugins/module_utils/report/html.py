@@ -14,9 +14,8 @@ import datetime
 from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.report.chart import format_offset, timeline_svg
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
 from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
-    FAIL,
-    PASS,
     PROMOTION,
     ROLLBACK,
     Event,

@@ -15,14 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (  # noqa: F401 pylint: disable=unused-import
-    ERROR,
-    FAIL,
-    INCONCLUSIVE,
-    NO_DATA,
-    PASS,
-    SKIPPED,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, INCONCLUSIVE
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import parse_rfc3339
 
 PROMOTION = "promotion"

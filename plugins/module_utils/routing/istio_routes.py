@@ -20,8 +20,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, match_route_name, primary_name
 
-DEFAULT_CLUSTER_DOMAIN = "cluster.local"
-
 
 class RouteError(DeliveryError, ValueError):
     """The request cannot be applied to this VirtualService; the message says why and what to do."""

@@ -10,7 +10,8 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import WebhookRun, answer_text, record_answer
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import Answer, WebhookClient
 
 

@@ -1,16 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Flagger-compatible webhooks: the call a canary_webhook task makes, and the names the module uses.
+"""Flagger-compatible webhooks: the call a canary_webhook task makes.
 
 The payload, the 200-202 rule and the meaning of each hook type are Flagger's,
 so an existing load tester, gate or notification receiver works unchanged.
 What is added: bounded retries for transport errors, gates that can time out,
 bodies that cannot flood a job log, and secrets that never reach the result.
 
-Options and payload are in ``webhook_spec``, the HTTP call in ``webhook_transport``,
-response bodies in ``webhook_body_summary``, result keys in ``webhook_outcome`` and gate
-polling in ``webhook_gate``.
+Options and payload are in ``webhooks/spec.py``, the HTTP call in ``webhooks/transport.py``,
+response bodies in ``webhooks/body_summary.py``, result keys in ``webhooks/outcome.py`` and gate
+polling in ``webhooks/gate.py``: import each name from there.
 """
 
 from __future__ import annotations
@@ -18,61 +18,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.body_summary import summarize_body
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.gate import gate_answer, wait_for_gate
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import WebhookRun, base_result, record_answer
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import (
-    CANARY_PHASES,
-    CONFIRM_TYPES,
-    GATE_TYPES,
-    ON_GATE_TIMEOUT,
-    SIDE_EFFECT_TYPES,
-    WEBHOOK_TYPES,
-    WebhookInputError,
-    WebhookSpec,
-    build_payload,
-    describe_request,
-    normalize_headers,
-    normalize_metadata,
-    parse_duration,
-    redact_url,
-    spec_from_params,
-    validate_url,
-)
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import (
-    HAS_REQUESTS,
-    REDIRECT_STATUSES,
-    REQUESTS_IMPORT_ERROR,
-    Answer,
-    WebhookClient,
-    is_passing_status,
-)
-
-__all__ = [
-    "CANARY_PHASES",
-    "CONFIRM_TYPES",
-    "GATE_TYPES",
-    "HAS_REQUESTS",
-    "ON_GATE_TIMEOUT",
-    "REQUESTS_IMPORT_ERROR",
-    "SIDE_EFFECT_TYPES",
-    "WEBHOOK_TYPES",
-    "Answer",
-    "WebhookInputError",
-    "WebhookRun",
-    "WebhookSpec",
-    "build_payload",
-    "describe_request",
-    "is_passing_status",
-    "normalize_headers",
-    "normalize_metadata",
-    "parse_duration",
-    "redact_url",
-    "run_webhook",
-    "spec_from_params",
-    "summarize_body",
-    "validate_url",
-]
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, build_payload, describe_request
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import REDIRECT_STATUSES, Answer, WebhookClient
 
 
 def run_webhook(

@@ -33,7 +33,6 @@ WEBHOOK_TYPES = (
 CONFIRM_TYPES = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
 # Gates only ask a question, so they are safe to send in check mode and to repeat.
 GATE_TYPES = CONFIRM_TYPES + ("rollback",)
-SIDE_EFFECT_TYPES = ("pre-rollout", "rollout", "post-rollout", "event")
 
 CANARY_PHASES = (
     "Initializing",

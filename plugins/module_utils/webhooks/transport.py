@@ -13,7 +13,8 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.body_summary import summarize_body
-from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec
 
 try:
     import requests
