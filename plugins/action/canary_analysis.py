@@ -36,5 +36,5 @@ class ActionModule(ActionBase):
         try:
             result.update(run_analysis_task(args, say=display.display))
         except AnalysisTaskError as exc:
-            raise AnsibleActionFail(str(exc), result=exc.result) from None
+            raise AnsibleActionFail(exc.message, result=exc.result) from None
         return result

@@ -9,25 +9,20 @@ import time
 from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import PROMETHEUS, DurationError, to_seconds
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_auth, resolve_auth
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, GateConfigError
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusConfigError, client_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (
-    MetricDefinitionError,
-    RenderContext,
-    TemplateError,
-    resolve_metric,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import client_from_params
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, Position, Settings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
-from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run, StepError
+from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterError
 
 STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
@@ -67,10 +62,8 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
 )
 
 
-class AnalysisTaskError(Exception):
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.result = result or {}
+class AnalysisTaskError(DeliveryError):
+    """The task cannot run or go on; its message says which canary and why."""
 
 
 def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
@@ -115,7 +108,9 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> di
         loop = StepLoop(plan, settings, ports, gate_poll, args["hard_breach_margin"], timestamp=utc_now)
         started = time.monotonic()
         outcome = loop.run(position)
-    except (StepError, GateConfigError, MetricDefinitionError, TemplateError, PrometheusConfigError, RouterError, ValueError) as exc:
+    except AnalysisTaskError:
+        raise
+    except (DeliveryError, ValueError) as exc:
         raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc)) from None
     except KubeApiError as exc:
         explained = exc.explain("use", "the canary's objects", None, plan["namespace"])

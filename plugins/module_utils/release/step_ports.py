@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import (
@@ -35,7 +36,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec
 FAST = "fast"
 
 
-class StepError(Exception):
+class StepError(DeliveryError):
     """The step cannot go on (the lock was taken, a write failed); the role's rescue puts traffic back."""
 
 
