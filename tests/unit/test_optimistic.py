@@ -20,7 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimist
     with_resource_version,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CONFIGMAPS, CanaryFailure, CanaryStore, Plan
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CONFIGMAPS, CanaryFailure, CanaryStore, ChangeLog
 from ansible_collections.progressive.delivery.plugins.module_utils.release import lease as ls
 
 NS = "prod"
@@ -156,26 +156,26 @@ def configmap(name, data):
 
 
 def store(client, check_mode=False):
-    plan = Plan()
-    return CanaryStore(client, NS, "web", plan, check_mode, lambda message: CanaryFailure(message)), plan
+    changelog = ChangeLog()
+    return CanaryStore(client, NS, "web", changelog, check_mode, lambda message: CanaryFailure(message)), changelog
 
 
-def test_store_ensure_retries_a_conflict_and_plans_one_write(api, client):
+def test_store_ensure_retries_a_conflict_and_logs_one_write(api, client):
     api.put_object("/api/v1/namespaces/prod/configmaps/cfg", configmap("cfg", {"a": "1"}))
     api.interlopers = 2
-    canary_store, plan = store(client)
+    canary_store, changelog = store(client)
     written = canary_store.ensure(CONFIGMAPS, "ConfigMap", "cfg", lambda cur: dict(cur, data={"a": "2"}))
     assert written["data"] == {"a": "2"}
     assert [method for method, _name in api.calls] == ["GET", "PUT", "GET", "PUT", "GET", "PUT"]
-    assert plan.changes == ["update ConfigMap prod/cfg"] and plan.writes == 1
+    assert changelog.changes == ["update ConfigMap prod/cfg"] and changelog.writes == 1
 
 
 def test_store_ensure_creates_and_check_mode_writes_nothing(api, client):
-    canary_store, plan = store(client, check_mode=True)
+    canary_store, changelog = store(client, check_mode=True)
     planned = canary_store.ensure(CONFIGMAPS, "ConfigMap", "new", lambda cur: configmap("new", {"a": "1"}))
     assert planned["data"] == {"a": "1"} and api.calls == [("GET", "new")]
-    assert plan.changes == ["create ConfigMap prod/new"] and plan.after["ConfigMap/new"]["data"] == {"a": "1"}
-    canary_store, plan = store(client)
+    assert changelog.changes == ["create ConfigMap prod/new"] and changelog.after["ConfigMap/new"]["data"] == {"a": "1"}
+    canary_store, changelog = store(client)
     canary_store.ensure(CONFIGMAPS, "ConfigMap", "new", lambda cur: configmap("new", {"a": "1"}))
     assert "/api/v1/namespaces/prod/configmaps/new" in api.objects
 
@@ -183,16 +183,16 @@ def test_store_ensure_creates_and_check_mode_writes_nothing(api, client):
 def test_store_ensure_gives_up_with_a_reason(api, client):
     api.put_object("/api/v1/namespaces/prod/configmaps/cfg", configmap("cfg", {"a": "1"}))
     api.interlopers = 99
-    canary_store, plan = store(client)
+    canary_store, changelog = store(client)
     with pytest.raises(CanaryFailure) as caught:
         canary_store.ensure(CONFIGMAPS, "ConfigMap", "cfg", lambda cur: dict(cur, data={"a": "2"}))
     assert "ConfigMap prod/cfg kept changing under us (5 conflicting writes)" in caught.value.message
-    assert plan.writes == 0
+    assert changelog.writes == 0
 
 
 def test_store_ensure_refuses_an_object_it_does_not_own(api, client):
     api.put_object("/api/v1/namespaces/prod/configmaps/cfg", {"metadata": {"name": "cfg"}, "data": {}})
-    canary_store, _plan = store(client)
+    canary_store, _changelog = store(client)
     with pytest.raises(CanaryFailure, match="was not created by progressive.delivery"):
         canary_store.ensure(CONFIGMAPS, "ConfigMap", "cfg", lambda cur: dict(cur, data={"a": "2"}))
     canary_store.ensure(CONFIGMAPS, "ConfigMap", "cfg", lambda cur: dict(cur, data={"a": "2"}), owned=False)

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Reads and writes of a canary's objects: ownership checked, optimistic concurrency, check mode and diff.
 
-Every write is recorded in a ``Plan`` first, so check mode reports exactly what a real run would change.
+Every write is recorded in a ``ChangeLog`` first, so check mode reports exactly what a real run would change.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class CanaryFailure(DeliveryError):
 
 
 @dataclass
-class Plan:
+class ChangeLog:
     """What an action changed (or, in check mode, would change)."""
 
     changes: list[str] = field(default_factory=list)
@@ -74,12 +74,12 @@ class CanaryStore:
     ``fail`` turns a message into the exception to raise, so failures carry the caller's result.
     """
 
-    def __init__(self, client: Any, namespace: str, canary: str, plan: Plan, check_mode: bool,
+    def __init__(self, client: Any, namespace: str, canary: str, changelog: ChangeLog, check_mode: bool,
                  fail: Callable[[str], CanaryFailure]) -> None:
         self.client = client
         self.ns = namespace
         self.canary = canary
-        self.plan = plan
+        self.changelog = changelog
         self.check_mode = check_mode
         self.fail = fail
 
@@ -113,7 +113,7 @@ class CanaryStore:
 
         def write(existing: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
             verb = "create" if existing is None else "update"
-            self.plan.add("%s %s %s/%s" % (verb, kind, self.ns, name), key, owned_view(existing), owned_view(desired))
+            self.changelog.add("%s %s %s/%s" % (verb, kind, self.ns, name), key, owned_view(existing), owned_view(desired))
             if self.check_mode:
                 return desired
             try:
@@ -133,9 +133,9 @@ class CanaryStore:
                             "it; stop it and re-run" % (kind, self.ns, name, exc.attempts)) from None
 
     def _forget_refused(self, _attempt: int) -> None:
-        """The write the API server refused with 409 did not happen: it leaves the plan."""
-        self.plan.changes.pop()
-        self.plan.writes -= 1
+        """The write the API server refused with 409 did not happen: it leaves the change log."""
+        self.changelog.changes.pop()
+        self.changelog.writes -= 1
 
     def scale(self, name: str, replicas: int) -> None:
         deployment = self.get(DEPLOYMENTS, "Deployment", name)
@@ -145,7 +145,7 @@ class CanaryStore:
         current = (deployment.get("spec") or {}).get("replicas")
         if current == replicas:
             return
-        self.plan.add("scale Deployment %s/%s from %s to %s" % (self.ns, name, current, replicas),
+        self.changelog.add("scale Deployment %s/%s from %s to %s" % (self.ns, name, current, replicas),
                       "Deployment/%s" % name, {"spec": {"replicas": current}}, {"spec": {"replicas": replicas}})
         if self.check_mode:
             return

@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``initialize``: the primary, its configs and autoscaler, the Services, DestinationRules and VirtualService."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    HPAS,
+    SECRETS,
+    SERVICES,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
+from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name, service_names
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_api
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
+
+
+class Initialize(CanaryAction):
+    """Create (or adopt) everything the canary routes through, then point the apex Service at the primary."""
+
+    def apply(self, rule: st.Rule) -> None:  # pylint: disable=too-many-locals,too-many-statements
+        params = self.params
+        first_time = self.state.phase in (st.NONE, st.INITIALIZING)
+        target, label, value, tracked, found = self._target_revision()
+        try:
+            spec = objects.ServiceSpec.from_option(params.service, params.target_name)
+        except objects.ServiceSpecError as exc:
+            raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
+        apex, primary_svc, canary_svc = service_names(spec.name)
+        with self.store.api("discover", "API group", istio_api.ISTIO_GROUP):
+            istio_version = istio_api.pick_istio_version(self.client.served_versions(istio_api.ISTIO_GROUP))
+        if istio_version is None:
+            raise self.fail("The cluster does not serve the Istio networking API (%s, versions %s): install Istio "
+                            "before initializing canary %s/%s" % (istio_api.ISTIO_GROUP, ", ".join(istio_api.ISTIO_VERSIONS),
+                                                                  self.ns, params.name))
+        istio = (istio_api.group_version(istio_version), istio_api.DESTINATION_RULE_PLURAL)
+        vs_api = (istio_api.group_version(istio_version), istio_api.VIRTUAL_SERVICE_PLURAL)
+        primary_deployment = primary_name(params.target_name)
+
+        # Everything is read and judged before the first write, so bad input leaves nothing behind.
+        existing = {
+            ("Deployment", primary_deployment): self.store.get(DEPLOYMENTS, "Deployment", primary_deployment),
+            ("Service", apex): self.store.get(SERVICES, "Service", apex),
+            ("Service", primary_svc): self.store.get(SERVICES, "Service", primary_svc),
+            ("Service", canary_svc): self.store.get(SERVICES, "Service", canary_svc),
+            ("DestinationRule", primary_svc): self.store.get(istio, "DestinationRule", primary_svc),
+            ("DestinationRule", canary_svc): self.store.get(istio, "DestinationRule", canary_svc),
+        }
+        for key in sorted(found):
+            kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
+            name = primary_name(key.split("/", 1)[1])
+            existing[(kind, name)] = self.store.get(CONFIGMAPS if kind == "ConfigMap" else SECRETS, kind, name)
+        adopt = (params.virtual_service or {}).get("adopt")
+        route_name = (params.virtual_service or {}).get("route")
+        vs_record: dict[str, Any]
+        if adopt:
+            if not route_name:
+                raise self.fail("virtual_service.adopt=%s needs virtual_service.route: the name of the HTTP route whose "
+                                "destinations the canary drives" % adopt)
+            adopted = self.store.get(vs_api, "VirtualService", adopt)
+            if adopted is None:
+                raise self.fail("VirtualService %s/%s to adopt was not found: create it first, or drop "
+                                "virtual_service.adopt to let the canary generate %s" % (self.ns, adopt, apex))
+            if objects.find_route(adopted, route_name) is None:
+                names = objects.route_names(adopted)
+                raise self.fail("VirtualService %s/%s has no HTTP route named '%s' (routes: %s): name the route in "
+                                "spec.http[].name or set virtual_service.route to one of them"
+                                % (self.ns, adopt, route_name, ", ".join(names) if names else "none named"))
+            vs_record = {"name": adopt, "route": route_name, "adopted": True, "apiVersion": vs_api[0]}
+        else:
+            existing[("VirtualService", apex)] = self.store.get(vs_api, "VirtualService", apex)
+            vs_record = {"name": apex, "route": None, "adopted": False, "apiVersion": vs_api[0]}
+        hpa = None
+        if params.autoscaler:
+            hpa = self.store.get(HPAS, "HorizontalPodAutoscaler", params.autoscaler)
+            if hpa is None:
+                raise self.fail("HorizontalPodAutoscaler %s/%s (autoscaler) was not found: create it or drop the "
+                                "autoscaler option" % (self.ns, params.autoscaler))
+            existing[("HorizontalPodAutoscaler", primary_name(params.autoscaler))] = self.store.get(
+                HPAS, "HorizontalPodAutoscaler", primary_name(params.autoscaler))
+        problems = [p for p in (ownership_problem(obj, kind, self.ns, params.name)
+                                for (kind, _name), obj in sorted(existing.items(), key=lambda i: i[0])) if p]
+        if problems:
+            raise self.fail("Cannot initialize canary %s/%s, nothing was changed: %s" % (self.ns, params.name, "; ".join(problems)))
+
+        now = self.clock()
+        desired_primary = wl.build_primary(target, self.ns, params.name, label, value, tracked, self.checksum or "")
+        extra_ports = {}
+        if spec.port_discovery:
+            extra_ports = objects.discovered_ports(((target["spec"].get("template") or {}).get("spec") or {}).get("containers") or [], spec)
+        settings = {"target": params.target_name, "service": spec.name, "virtual_service": vs_record}
+
+        if first_time:
+            def begin(state: st.CanaryState) -> bool:
+                if state.phase == st.INITIALIZING and all(getattr(state, k) == v for k, v in settings.items()):
+                    return False
+                for key, val in settings.items():
+                    setattr(state, key, copy.deepcopy(val))
+                state.set_phase(st.INITIALIZING, now, message="Initializing canary %s.%s" % (params.name, self.ns))
+                return True
+            self._update_state(begin)
+
+        self._sync_primary_configs(found, update_existing=False)
+        primary = self.store.ensure(DEPLOYMENTS, "Deployment", primary_deployment, lambda cur: desired_primary if cur is None else None)
+        if hpa is not None:
+            desired_hpa = wl.primary_hpa(hpa, primary_deployment, self.ns, params.name)
+            self.store.ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
+                              lambda cur: desired_hpa if cur is None else None)
+        for name, selector in ((canary_svc, value), (primary_svc, primary_name(value))):
+            desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports)
+            self.store.ensure(SERVICES, "Service", name,
+                              lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
+        for name in (primary_svc, canary_svc):
+            desired_rule = objects.build_destination_rule(name, self.ns, params.name, istio_version, spec.traffic_policy)
+            self.store.ensure(istio, "DestinationRule", name,
+                              lambda cur, d=desired_rule: d if cur is None else objects.spec_update(cur, d))
+
+        if first_time and not self.check_mode:
+            readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment")
+            if not readiness.ready:
+                message = ("Primary Deployment %s/%s is not ready, so traffic was not moved to it and %s/%s keeps its "
+                           "replicas: %s. Fix the workload and run initialize again." % (
+                               self.ns, primary_deployment, self.ns, params.target_name, readiness.message))
+                self._event(message, warning=True)
+                raise self.fail(message)
+        elif first_time:
+            self.changelog.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
+
+        desired_apex = objects.build_service(apex, self.ns, params.name, label, primary_name(value), spec, extra_ports)
+        self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
+        if not adopt:
+            desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)
+            self.store.ensure(vs_api, "VirtualService", apex,
+                              lambda cur: desired_vs if cur is None else objects.virtual_service_update(cur, desired_vs))
+
+        if first_time:
+            self.store.scale(params.target_name, 0)
+            promoted = (((primary or {}).get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+                "annotations", {}).get(wl.REVISION_ANNOTATION, self.checksum)
+            message = "Initialization done! %s.%s" % (params.name, self.ns)
+
+            def done(state: st.CanaryState) -> bool:
+                for key, val in settings.items():
+                    setattr(state, key, copy.deepcopy(val))
+                state.last_promoted_spec = promoted
+                state.last_applied_spec = promoted
+                state.tracked_configs = dict(self.tracked_configs)
+                state.canary_weight = 0
+                state.set_phase(rule.to or st.INITIALIZED, now, message=message)
+                state.history = st.append_history(state.history, st.transition_entry("initialize", state, now, message),
+                                                  params.history_limit)
+                return True
+            self._update_state(done)
+            self._event(message)
+            self.initialized = True
+        else:
+            def settle(state: st.CanaryState) -> bool:
+                if all(getattr(state, k) == v for k, v in settings.items()):
+                    return False
+                for key, val in settings.items():
+                    setattr(state, key, copy.deepcopy(val))
+                return True
+            self._update_state(settle)
+        self.message = self.state.message

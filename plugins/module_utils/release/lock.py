@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``lock`` and ``unlock``: take and give back the canary's Lease; nothing else changes."""
+
+from __future__ import annotations
+
+from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseView, LockHeld
+
+
+class Lock(CanaryAction):
+    """Take or renew the Lease for this run; refuse while another live run holds it."""
+
+    def hold_lock(self) -> None:
+        try:
+            with self.store.api("acquire", "Lease", self.lock.name):
+                decision, self.lease = self.lock.acquire(self.check_mode)
+        except LockHeld as exc:
+            raise self.fail(str(exc)) from None
+        if decision != "renew":
+            verb = decision.replace("_", " ")
+            self.changelog.add("%s Lease %s/%s for %s" % (verb, self.ns, self.lock.name, self.params.holder))
+        self.message = {"acquire": "lock acquired", "renew": "lock renewed",
+                        "take_over": "lock taken over from a run that stopped renewing it"}[decision]
+
+    def apply(self, rule: st.Rule) -> None:
+        """Nothing beyond the lock."""
+
+
+class Unlock(CanaryAction):
+    """Give the Lease back when this run holds it; another run's Lease is left alone."""
+
+    def hold_lock(self) -> None:
+        with self.store.api("release", "Lease", self.lock.name):
+            changed, self.lease = self.lock.release(self.check_mode)
+        if changed:
+            self.changelog.add("release Lease %s/%s" % (self.ns, self.lock.name))
+            self.message = "lock released"
+        else:
+            self.message = "this run did not hold the lock; nothing to release"
+            other = LeaseView.of(self.lease)
+            if other.run_id and other.run_id != self.params.run_id:
+                self.changelog.warnings.append(
+                    "Lease %s/%s is held by another run: %s (run id %s)%s; this run (%s) left it alone" % (
+                        self.ns, self.lock.name, other.holder or "unknown holder", other.run_id,
+                        ", which stopped renewing it" if other.is_free(self.clock()) else "", self.params.run_id))
+
+    def apply(self, rule: st.Rule) -> None:
+        """Nothing beyond the lock."""
