@@ -123,8 +123,6 @@ def test_route_lookup_for_adoption():
     assert co.find_route(vs, "nope") is None
 
 
-
-
 def test_ownership_problem_explains_foreign_objects():
     foreign = {"metadata": {"name": "backend-service"}}
     text = ownership_problem(foreign, "Service", "prod", "backend-service")

@@ -15,11 +15,7 @@ import yaml
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError, error_from_status
-
-
-def status_body(code: int, reason: str, message: str, **details) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "details": details, "code": code}
+from tests.support.kube_api import status_body
 
 
 def write_kubeconfig(path, server: str, token: str, context: str = "lab", extra_contexts: dict | None = None) -> str:

@@ -10,9 +10,7 @@ import json
 import re
 
 import pytest
-from werkzeug.wrappers import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
     ConflictRetriesExhausted,
@@ -22,6 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimist
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CONFIGMAPS, CanaryFailure, CanaryStore, ChangeLog
 from ansible_collections.progressive.delivery.plugins.module_utils.release import lease as ls
+from tests.support.kube_api import client_for, json_response, status_body
 
 NS = "prod"
 NOW = 1_700_000_000.0
@@ -116,27 +115,22 @@ class FakeObjectApi:
         self.calls.append((request.method, path.rsplit("/", 1)[1]))
         if request.method == "GET":
             if path not in self.objects:
-                return self.json({"kind": "Status", "code": 404, "reason": "NotFound", "message": "not found",
-                                  "details": {"name": path.rsplit("/", 1)[1]}}, 404)
-            return self.json(self.objects[path])
+                return json_response(status_body(404, "NotFound", "not found", name=path.rsplit("/", 1)[1]), 404)
+            return json_response(self.objects[path])
         body = json.loads(request.data)
         if request.method == "POST":
             path = "%s/%s" % (path, body["metadata"]["name"])
             if path in self.objects:
-                return self.json({"kind": "Status", "code": 409, "reason": "AlreadyExists", "message": "exists"}, 409)
+                return json_response(status_body(409, "AlreadyExists", "exists"), 409)
             self.put_object(path, body)
-            return self.json(body, 201)
+            return json_response(body, 201)
         if self.interlopers:
             self.interlopers -= 1
             self.put_object(path, dict(self.objects[path]))
         if body["metadata"].get("resourceVersion") != self.objects[path]["metadata"]["resourceVersion"]:
-            return self.json({"kind": "Status", "code": 409, "reason": "Conflict", "message": "modified"}, 409)
+            return json_response(status_body(409, "Conflict", "modified"), 409)
         self.put_object(path, body)
-        return self.json(body)
-
-    @staticmethod
-    def json(body, code=200):
-        return Response(json.dumps(body), status=code, content_type="application/json")
+        return json_response(body)
 
 
 @pytest.fixture
@@ -146,8 +140,7 @@ def api(httpserver):
 
 @pytest.fixture
 def client(httpserver):
-    return kube.client_from_auth(kube.resolve_auth({"host": httpserver.url_for("").rstrip("/"), "api_key": "t"},
-                                                   environ={}))
+    return client_for(httpserver)
 
 
 def configmap(name, data):

@@ -12,7 +12,6 @@ import re
 import pytest
 from werkzeug.wrappers import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import DestinationRef, RouteRequest
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import (
     RouterError,
@@ -22,13 +21,9 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtu
     retry_delay,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from tests.support.kube_api import client_for, json_response, status_body
 
 NS = "prod"
-
-
-def status(code, reason, message, **details):
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "details": details, "code": code}
 
 
 class FakeIstioApi:
@@ -57,34 +52,30 @@ class FakeIstioApi:
         if version not in self.served:
             return Response("404 page not found\n", status=404, content_type="text/plain")
         if name != self.obj["metadata"]["name"]:
-            return self.json(status(404, "NotFound", 'virtualservices.networking.istio.io "%s" not found' % name,
-                                    name=name, group="networking.istio.io", kind="virtualservices"), 404)
+            return json_response(status_body(404, "NotFound", 'virtualservices.networking.istio.io "%s" not found' % name,
+                                             name=name, group="networking.istio.io", kind="virtualservices"), 404)
         if request.method == "GET":
-            return self.json(self.obj)
+            return json_response(self.obj)
         if self.forbid_put:
-            return self.json(status(403, "Forbidden", 'virtualservices.networking.istio.io "backend" is forbidden: '
-                                    'User "viewer" cannot update resource "virtualservices"'), 403)
+            return json_response(status_body(403, "Forbidden", 'virtualservices.networking.istio.io "backend" is forbidden: '
+                                             'User "viewer" cannot update resource "virtualservices"'), 403)
         body = json.loads(request.data)
         if self.conflicts_left:
             self.conflicts_left -= 1
             self.bump(self.obj)  # someone else wrote in between
         if body["metadata"].get("resourceVersion") != self.obj["metadata"]["resourceVersion"]:
-            return self.json(status(409, "Conflict", "the object has been modified; please apply your changes to "
-                                    "the latest version and try again"), 409)
+            return json_response(status_body(409, "Conflict", "the object has been modified; please apply your changes to "
+                                             "the latest version and try again"), 409)
         self.obj = body
         self.bump(self.obj)
         if self.writer_after_put:
             self.writer_after_put(self.obj)
             self.bump(self.obj)
-        return self.json(self.obj)
+        return json_response(self.obj)
 
     @staticmethod
     def bump(obj):
         obj["metadata"]["resourceVersion"] = str(int(obj["metadata"]["resourceVersion"]) + 1)
-
-    @staticmethod
-    def json(body, code=200):
-        return Response(json.dumps(body), status=code, content_type="application/json")
 
 
 @pytest.fixture
@@ -93,9 +84,7 @@ def api(httpserver):
 
 
 def make_router(httpserver, name="backend", sleeps=None, api_version=None):
-    client = kube.client_from_auth(kube.resolve_auth({"host": httpserver.url_for("").rstrip("/"), "api_key": "t"},
-                                                     environ={}))
-    return VirtualServiceRouter(client, name, NS, api_version=api_version,
+    return VirtualServiceRouter(client_for(httpserver), name, NS, api_version=api_version,
                                 sleep=(sleeps.append if sleeps is not None else lambda _s: None), rng=lambda: 0.5)
 
 
@@ -226,8 +215,8 @@ def test_a_writer_right_after_us_fails_verification(httpserver, api):
 def test_kind_not_served_is_told_apart_from_object_missing():
     assert is_kind_not_served(KubeApiError(404, "NotFound", "404 page not found"))
     assert is_kind_not_served(KubeApiError(404, "NotFound", "the server could not find the requested resource",
-                                           body=status(404, "NotFound", "x")))
-    assert not is_kind_not_served(KubeApiError(404, "NotFound", "not found", body=status(404, "NotFound", "x", name="b")))
+                                           body=status_body(404, "NotFound", "x")))
+    assert not is_kind_not_served(KubeApiError(404, "NotFound", "not found", body=status_body(404, "NotFound", "x", name="b")))
     assert not is_kind_not_served(KubeApiError(403, "Forbidden", "no"))
 
 

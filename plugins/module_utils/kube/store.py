@@ -146,7 +146,7 @@ class CanaryStore:
         if current == replicas:
             return
         self.changelog.add("scale Deployment %s/%s from %s to %s" % (self.ns, name, current, replicas),
-                      "Deployment/%s" % name, {"spec": {"replicas": current}}, {"spec": {"replicas": replicas}})
+                           "Deployment/%s" % name, {"spec": {"replicas": current}}, {"spec": {"replicas": replicas}})
         if self.check_mode:
             return
         # A merge patch of replicas alone cannot overwrite anything else a person changed meanwhile.

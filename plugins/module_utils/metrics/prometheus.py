@@ -296,4 +296,3 @@ def _error_text(body: Any, raw: str) -> str:
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])
     return _clip(raw) or "no details"
-

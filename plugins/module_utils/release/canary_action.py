@@ -239,24 +239,18 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
         refs = wl.collect_config_refs(pod_spec)
         tracked = wl.ConfigRefs()
         found: dict[str, dict[str, Any]] = {}
-        for name in sorted(refs.configmaps):
-            configmap = self.store.get(CONFIGMAPS, "ConfigMap", name)
-            if configmap is None:
-                self.changelog.warnings.append("ConfigMap %s/%s referenced by the target does not exist; it is not tracked"
-                                          % (self.ns, name))
-                continue
-            tracked.configmaps.add(name)
-            found["configmap/" + name] = configmap
-        for name in sorted(refs.secrets):
-            secret = self.store.get(SECRETS, "Secret", name)
-            if secret is None:
-                self.changelog.warnings.append("Secret %s/%s referenced by the target does not exist; it is not tracked"
-                                          % (self.ns, name))
-                continue
-            if not wl.is_tracked_secret(secret):
-                continue
-            tracked.secrets.add(name)
-            found["secret/" + name] = secret
+        for kind, api, names, kept in (("ConfigMap", CONFIGMAPS, refs.configmaps, tracked.configmaps),
+                                       ("Secret", SECRETS, refs.secrets, tracked.secrets)):
+            for name in sorted(names):
+                obj = self.store.get(api, kind, name)
+                if obj is None:
+                    self.changelog.warnings.append("%s %s/%s referenced by the target does not exist; it is not tracked"
+                                                   % (kind, self.ns, name))
+                    continue
+                if kind == "Secret" and not wl.is_tracked_secret(obj):
+                    continue
+                kept.add(name)
+                found[kind.lower() + "/" + name] = obj
         return tracked, found
 
     def _target_revision(self) -> tuple[dict[str, Any], str, str, wl.ConfigRefs, dict[str, dict[str, Any]]]:

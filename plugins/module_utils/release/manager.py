@@ -85,14 +85,11 @@ class CanaryManager:
 
     def __init__(self, client: Any, params: CanaryParams, check_mode: bool = False,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.client = client
-        self.params = params
-        self.check_mode = check_mode
-        self.clock = clock
-        self.sleep = sleep
+        self.action_name = params.action
+        action = ACTION_CLASSES.get(params.action)
+        self.action = action(client, params, check_mode, clock, sleep) if action is not None else None
 
     def run(self) -> dict[str, Any]:
-        action = ACTION_CLASSES.get(self.params.action)
-        if action is None:
-            raise CanaryFailure("unknown action %r, expected one of %s" % (self.params.action, ", ".join(st.ACTIONS)))
-        return action(self.client, self.params, self.check_mode, self.clock, self.sleep).run()
+        if self.action is None:
+            raise CanaryFailure("unknown action %r, expected one of %s" % (self.action_name, ", ".join(st.ACTIONS)))
+        return self.action.run()
