@@ -89,7 +89,6 @@ def test_decision_table(mode, position, seen, expected):
     action, index, weight, failed_checks, phase, pause = expected
     assert (move.action, move.position.index, move.weight, move.position.failed_checks, move.phase, move.pause) == (
         action, index, weight, failed_checks, phase, pause)
-    assert move.finished is (action in (PROMOTE, ROLLBACK))
     if action == ROLLBACK:
         assert move.reason
 

@@ -40,7 +40,6 @@ ADVANCE = "advance"
 HOLD = "hold"
 PROMOTE = "promote"
 ROLLBACK = "rollback"
-MOVES = (ADVANCE, HOLD, PROMOTE, ROLLBACK)
 
 PROGRESSING = "Progressing"
 WAITING_PROMOTION = "WaitingPromotion"
@@ -116,11 +115,6 @@ class Move:
     pause: float
     reason: str = ""
     waiting_for: str = ""
-
-    @property
-    def finished(self) -> bool:
-        """The step loop ends: the release is promoted or rolled back."""
-        return self.action in (PROMOTE, ROLLBACK)
 
 
 def gate_type(settings: Settings, position: Position) -> str:

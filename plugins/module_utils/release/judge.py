@@ -9,9 +9,11 @@ metric gate and the webhooks; what happens next is ``release.decision``'s call.
 
 from __future__ import annotations
 
-import datetime
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 
 _RESULT_WORDS = {"pass": "ok", "fail": "FAILED", "no_data": "no data", "error": "error",
                  "inconclusive": "inconclusive", "skipped": "skipped"}
@@ -215,4 +217,4 @@ def gate_samples(gate: Mapping[str, Any] | None, weight: int) -> list[dict[str, 
 
 
 def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_rfc3339(time.time())
