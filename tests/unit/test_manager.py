@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import (
     ACTION_CLASSES,
     CanaryManager,

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The entry point of ``canary_step``: one action against one canary, ``CanaryManager(...).run()``.
 
-Each action is a class of its own in ``release/`` (``initialize.py``, ``start.py``, ``record.py``,
+Each action is a class of its own in ``release/actions/`` (``initialize.py``, ``start.py``, ``record.py``,
 ``promote.py``, ``rollback.py``, ``retry.py``, ``update_target.py``, ``lock.py``, ``status.py``,
 ``detect.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
 """
@@ -16,17 +16,17 @@ from typing import Any, Callable
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
-from ansible_collections.progressive.delivery.plugins.module_utils.release.detect import Detect
-from ansible_collections.progressive.delivery.plugins.module_utils.release.initialize import Initialize
-from ansible_collections.progressive.delivery.plugins.module_utils.release.lock import Lock, Unlock
-from ansible_collections.progressive.delivery.plugins.module_utils.release.promote import Finalize, Promote
-from ansible_collections.progressive.delivery.plugins.module_utils.release.record import Record
-from ansible_collections.progressive.delivery.plugins.module_utils.release.retry import Retry
-from ansible_collections.progressive.delivery.plugins.module_utils.release.rollback import Rollback
-from ansible_collections.progressive.delivery.plugins.module_utils.release.start import Start
-from ansible_collections.progressive.delivery.plugins.module_utils.release.status import Status
-from ansible_collections.progressive.delivery.plugins.module_utils.release.update_target import UpdateTarget
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.detect import Detect
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.initialize import Initialize
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.lock import Lock, Unlock
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.promote import Finalize, Promote
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.record import Record
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.retry import Retry
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.rollback import Rollback
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.start import Start
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.status import Status
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.update_target import UpdateTarget
 
 
 @dataclass

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 
 
 class Record(CanaryAction):

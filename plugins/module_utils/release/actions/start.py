@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import DEPLOYMENTS, HPAS
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 

@@ -11,7 +11,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownershi
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CONFIGMAPS, DEPLOYMENTS, SECRETS
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import (
     previous_secrets_name,
     primary_name,

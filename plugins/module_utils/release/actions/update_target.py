@@ -10,7 +10,7 @@ from typing import Any
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import DEPLOYMENTS
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 
 
 class UpdateTarget(CanaryAction):

@@ -18,7 +18,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.store im
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
-from ansible_collections.progressive.delivery.plugins.module_utils.release.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name, service_names
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_api
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
