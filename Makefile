@@ -19,7 +19,7 @@ MODULES := $(basename $(notdir $(wildcard plugins/modules/*.py)))
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv collection prometheus test unit integration molecule lint ansible-lint sanity docs-check \
-        changelog-lint build demo lab-up lab-down lab-status clean
+        changelog-lint build controlplane demo lab-up lab-down lab-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ changelog-lint: venv
 
 build: venv ## Build the collection tarball into build/
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+controlplane: ## Build kube-apiserver, kube-controller-manager, kube-scheduler, etcd and kwok from pinned upstream sources
+	lab/controlplane/build.sh build/controlplane
 
 demo: setup ## Run the main job on the local lab
 	@if [ ! -f playbooks/demo.yml ]; then \
