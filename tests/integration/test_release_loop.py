@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lab.testing import wait_for
-from tests.support.releases import Release, assert_safe, gate_answers, post, short_manifest
+from tests.support.releases import Release, assert_safe, gate_answers, hook_bodies, post, short_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,8 @@ PATIENT = 100
 
 
 def gated_release(lab, namespace, tmp_path, gate: str, **analysis) -> tuple[Release, dict]:
-    hooks = [{"name": "approval", "type": gate, "url": lab.hooks_url + "/gate/check"}]
+    hooks = [{"name": "approval", "type": gate, "url": lab.hooks_url + "/gate/check"},
+             {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}]
     release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks, threshold=PATIENT, **analysis))
     canary = {"name": release.name, "namespace": namespace}
     post(lab.hooks_url + "/gate/open", canary)
@@ -66,8 +67,15 @@ def test_confirm_promotion_gate_closed_for_a_thousand_polls_then_opened(lab, nam
     post(lab.hooks_url + "/gate/close", canary)
     process = release.popen(**FAST_TICKS, canary_lease_ttl=LEASE_TTL)
     output = hold_then_open(lab, release, canary, process, weight=60)
-    assert "waiting for confirm-promotion" in output and "confirm-promotion gate open -> promoting" in output
+    # The opened gate is seen by a poll during the wait, or by the next analysis when it opened during one.
+    assert "waiting for confirm-promotion" in output and "-> promoting" in output
     assert_promoted(release)
+    # Event webhooks hear of every phase the release went through, in order.
+    bodies = hook_bodies(lab, release.namespace, "/gate/approve")
+    phases = [body["phase"] for body in bodies]
+    distinct = [phase for index, phase in enumerate(phases) if index == 0 or phases[index - 1] != phase]
+    assert distinct == ["Initialized", "Progressing", "WaitingPromotion", "Promoting", "Finalising", "Succeeded"], distinct
+    assert all(body["metadata"]["eventMessage"] for body in bodies)
 
 
 def test_confirm_traffic_increase_gate_holds_at_an_intermediate_step(lab, namespace, tmp_path):
@@ -77,7 +85,7 @@ def test_confirm_traffic_increase_gate_holds_at_an_intermediate_step(lab, namesp
     wait_for(lambda: release.weights()["app-canary"] == 30, timeout=120, interval=0.02, message="weight 30%")
     post(lab.hooks_url + "/gate/close", canary)
     output = hold_then_open(lab, release, canary, process, weight=30)
-    assert "waiting for confirm-traffic-increase" in output and "confirm-traffic-increase gate open -> weight 60%" in output
+    assert "waiting for confirm-traffic-increase" in output and "-> weight 60%" in output
     assert_promoted(release)
 
 

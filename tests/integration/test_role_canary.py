@@ -16,9 +16,6 @@ from tests.support.releases import (
     SEED,
     Release,
     assert_safe,
-    gate_answers,
-    hook_bodies,
-    post,
     short_manifest,
 )
 
@@ -179,38 +176,6 @@ def test_failing_rollout_webhook_counts_as_failed_checks(lab, namespace, tmp_pat
     assert report["failed_checks"] == 2
     assert release.state()["failedChecks"] == 2
     assert_safe(release)
-
-
-def test_closed_confirm_promotion_gate_holds_until_opened(lab, namespace, tmp_path):
-    hooks = [{"name": "approval", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"},
-             {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}]
-    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
-    canary = {"name": "app", "namespace": namespace}
-    post(lab.hooks_url + "/gate/close", canary)
-    assert release.run().returncode == 0
-    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
-    process = release.popen()
-    try:
-        wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=90, message="phase WaitingPromotion")
-        # Held means asked again and again, not asked once: wait for the closed gate to have said no three times.
-        wait_for(lambda: gate_answers(lab, namespace).count(403) >= 3, timeout=60, message="three closed gate answers")
-        held_at = release.weights()
-        assert held_at["app-canary"] == 60 and release.state()["phase"] == "WaitingPromotion"
-        assert post(lab.hooks_url + "/gate/open", canary) in (200, 202)
-        output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, output[-3000:]
-    assert "waiting for confirm-promotion" in output
-    assert release.state()["phase"] == "Succeeded"
-    assert release.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
-    assert_safe(release)
-    # Event webhooks hear of every phase the release went through, in order.
-    phases = [body["phase"] for body in hook_bodies(lab, namespace, "/gate/approve")]
-    distinct = [phase for index, phase in enumerate(phases) if index == 0 or phases[index - 1] != phase]
-    assert distinct == ["Initialized", "Progressing", "WaitingPromotion", "Promoting", "Finalising", "Succeeded"], phases
-    assert all(body["metadata"]["eventMessage"] for body in hook_bodies(lab, namespace, "/gate/approve"))
 
 
 def test_prometheus_stopped_during_analysis_never_promotes(lab, initialized: Release):
