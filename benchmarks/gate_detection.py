@@ -104,7 +104,7 @@ def main() -> None:
     api = lab.kube_client()
     namespace = "bench-gate-%s" % uuid.uuid4().hex[:6]
     client.CoreV1Api(api).create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    objects = Objects(api, namespace)
+    objects = Objects(api, namespace, mesh_url=lab.mesh_url)
     flagger_times: list[float] = []
     watch_times: list[float] = []
     try:

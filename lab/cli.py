@@ -15,6 +15,12 @@ import time
 from typing import Any
 
 from lab import control
+from lab.cluster.binaries import ControlPlaneMissing, require
+from lab.runtime import BACKENDS, default_backend
+
+BACKEND_NAMES = {"cluster": "the real control plane (build/controlplane)", "emulated": "the Kubernetes API emulator"}
+BACKEND_HELP = ("cluster: the real control plane built by `make controlplane`; emulated: the API emulator; "
+                "auto (default, or $LAB_BACKEND): cluster when it is built")
 
 ENDPOINT_KEYS = ("kube_url", "kubeconfig", "readonly_kubeconfig", "prometheus_url", "mesh_url", "hooks_url")
 
@@ -27,7 +33,8 @@ def _print_endpoints(info: dict[str, Any]) -> None:
     for key in ENDPOINT_KEYS:
         print(f"  {key:<20} {info.get(key)}")
     pids = info.get("pids") or {}
-    print(f"  {'pids':<20} lab={pids.get('lab')} prometheus={pids.get('prometheus')}")
+    print(f"  {'backend':<20} {info.get('backend', 'emulated')} ({info.get('kube_version', '')})")
+    print(f"  {'pids':<20} " + " ".join(f"{name}={pid}" for name, pid in pids.items()))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -46,8 +53,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     if leftovers:
         print(f"could not stop the previous lab in {state_dir}: {', '.join(leftovers)}", file=sys.stderr)
         return 1
+    try:
+        backend = _backend(args)
+    except (ValueError, ControlPlaneMissing) as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(f"starting the lab on {BACKEND_NAMES[backend]} ({state_dir})")
     started = time.monotonic()
-    process = control.spawn_serve(state_dir, seed=args.seed, prometheus=True, detach=True)
+    process = control.spawn_serve(state_dir, seed=args.seed, prometheus=True, detach=True, backend=backend)
     try:
         info = control.wait_until_up(state_dir, process, args.timeout)
     except control.LabError as error:
@@ -57,6 +70,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"lab up in {time.monotonic() - started:.1f}s ({state_dir})")
     _print_endpoints(info)
     return 0
+
+
+def _backend(args: argparse.Namespace) -> str:
+    backend = default_backend() if args.backend == "auto" else args.backend
+    if backend == "cluster":
+        require()
+    return backend
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -98,9 +118,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from lab.runtime import serve  # pylint: disable=import-outside-toplevel
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        backend = _backend(args)
+    except (ValueError, ControlPlaneMissing) as error:
+        print(str(error), file=sys.stderr)
+        return 2
     return serve(_state_dir(args), seed_demo=args.seed, host=args.host, prometheus=not args.no_prometheus,
                  ports={"kube": args.kube_port, "mesh": args.mesh_port, "hooks": args.hooks_port,
-                        "prometheus": args.prometheus_port})
+                        "prometheus": args.prometheus_port}, backend=backend)
 
 
 def _running_info(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", parents=[common], help="start the lab in the background (idempotent)")
     up.add_argument("--seed", action=argparse.BooleanOptionalAction, default=True,
                     help="create the demo objects: namespace prod, Deployment backend-service (default: yes)")
+    up.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto", help=BACKEND_HELP)
     up.add_argument("--timeout", type=float, default=control.DEFAULT_UP_TIMEOUT, help="seconds to wait for every endpoint")
     up.set_defaults(func=cmd_up)
 
@@ -154,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", parents=[common], help="run the lab in the foreground")
     serve.add_argument("--seed", action="store_true", help="create the demo objects")
+    serve.add_argument("--backend", choices=("auto",) + BACKENDS, default="auto", help=BACKEND_HELP)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--no-prometheus", action="store_true", help="do not start Prometheus (start it later on demand)")
     for part in ("kube", "mesh", "hooks", "prometheus"):

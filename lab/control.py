@@ -18,7 +18,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from lab.runtime import PID_FILE, PROMETHEUS_START_PATH, PROMETHEUS_STATUS_PATH, PROMETHEUS_STOP_PATH, STATE_FILE
+from lab.runtime import (ISTIO_VERSIONS_PATH, PID_FILE, PROMETHEUS_START_PATH, PROMETHEUS_STATUS_PATH,
+                         PROMETHEUS_STOP_PATH, STATE_FILE)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_UP_TIMEOUT = 90.0
@@ -87,8 +88,9 @@ def terminate(pid: int | None, expect_in_cmdline: str, timeout: float) -> bool:
     return not process_alive(pid)
 
 
-def serve_command(state_dir: pathlib.Path, seed: bool = False, prometheus: bool = True) -> list[str]:
-    command = [sys.executable, "-m", "lab", "serve", "--state-dir", str(state_dir)]
+def serve_command(state_dir: pathlib.Path, seed: bool = False, prometheus: bool = True,
+                  backend: str = "auto") -> list[str]:
+    command = [sys.executable, "-m", "lab", "serve", "--state-dir", str(state_dir), "--backend", backend]
     if seed:
         command.append("--seed")
     if not prometheus:
@@ -97,7 +99,7 @@ def serve_command(state_dir: pathlib.Path, seed: bool = False, prometheus: bool 
 
 
 def spawn_serve(state_dir: pathlib.Path, seed: bool = False, prometheus: bool = True,
-                detach: bool = True) -> subprocess.Popen:
+                detach: bool = True, backend: str = "auto") -> subprocess.Popen:
     """Start `python -m lab serve` with its output in <state_dir>/lab.log."""
     state_dir = pathlib.Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +107,7 @@ def spawn_serve(state_dir: pathlib.Path, seed: bool = False, prometheus: bool = 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     with open(state_dir / LOG_FILE, "ab") as log:
         return subprocess.Popen(  # pylint: disable=consider-using-with
-            serve_command(state_dir, seed, prometheus), cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+            serve_command(state_dir, seed, prometheus, backend), cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=detach, close_fds=True)
 
 
@@ -143,13 +145,14 @@ def stop_lab(state_dir: pathlib.Path, timeout: float = DEFAULT_DOWN_TIMEOUT) -> 
     lab_pid = pids.get("lab") or read_pid_file(state_dir)
     prometheus_pid = pids.get("prometheus")
     terminate(lab_pid, "lab", timeout)
-    # The lab stops its Prometheus; this catches one left by a lab that was killed.
-    terminate(prometheus_pid, "prometheus", timeout)
+    # The lab stops its children; this catches those left by a lab that was killed.
+    children = {name: pid for name, pid in pids.items() if name != "lab"}
+    for name, pid in children.items():
+        terminate(pid, name, timeout)
     leftovers = []
-    if process_alive(lab_pid, "lab"):
-        leftovers.append(f"lab (pid {lab_pid})")
-    if process_alive(prometheus_pid, "prometheus"):
-        leftovers.append(f"prometheus (pid {prometheus_pid})")
+    for name, pid in {"lab": lab_pid, **children}.items():
+        if process_alive(pid, name):
+            leftovers.append(f"{name} (pid {pid})")
     if not leftovers:
         for name in (STATE_FILE, PID_FILE):
             try:
@@ -201,12 +204,20 @@ def health(info: dict[str, Any]) -> dict[str, str | None]:
             results[name] = None if status == 200 else f"{url} answered HTTP {status}"
         except (LabError, ssl.SSLError, OSError) as error:
             results[name] = str(error)
+    components = {name: pid for name, pid in (info.get("pids") or {}).items() if name not in ("lab", "prometheus")}
+    if components:
+        gone = [f"{name} (pid {pid})" for name, pid in components.items() if not process_alive(pid, name)]
+        results["control_plane"] = f"not running: {', '.join(gone)}" if gone else None
     return results
+
+
+def _fault_url(info: dict[str, Any]) -> str:
+    return info.get("fault_url") or info["kube_url"]
 
 
 def add_fault(info: dict[str, Any], method: str, path_regex: str, status: int | None = None, delay: float = 0.0,
               ratio: float = 1.0, count: int | None = None) -> str:
-    code, body = http_json("POST", info["kube_url"] + "/lab/v1/faults",
+    code, body = http_json("POST", _fault_url(info) + "/lab/v1/faults",
                            {"method": method, "path_regex": path_regex, "status": status, "delay": delay,
                             "ratio": ratio, "count": count},
                            token=info["token"], context=_ssl_context(info))
@@ -216,13 +227,13 @@ def add_fault(info: dict[str, Any], method: str, path_regex: str, status: int | 
 
 
 def clear_faults(info: dict[str, Any]) -> None:
-    code, body = http_json("DELETE", info["kube_url"] + "/lab/v1/faults", token=info["token"], context=_ssl_context(info))
+    code, body = http_json("DELETE", _fault_url(info) + "/lab/v1/faults", token=info["token"], context=_ssl_context(info))
     if code != 200:
         raise LabError(f"clearing faults failed (HTTP {code}): {body}")
 
 
 def list_faults(info: dict[str, Any]) -> list[dict[str, Any]]:
-    code, body = http_json("GET", info["kube_url"] + "/lab/v1/faults", token=info["token"], context=_ssl_context(info))
+    code, body = http_json("GET", _fault_url(info) + "/lab/v1/faults", token=info["token"], context=_ssl_context(info))
     if code != 200:
         raise LabError(f"listing faults failed (HTTP {code}): {body}")
     return body["faults"]
@@ -239,3 +250,12 @@ def prometheus_action(info: dict[str, Any], action: str) -> dict[str, Any]:
     if code != 200:
         raise LabError(f"prometheus {action} failed (HTTP {code}): {body}")
     return body
+
+
+def istio_versions_action(info: dict[str, Any], versions: list[str]) -> list[str]:
+    """Serve networking.istio.io at `versions` only (both backends); returns what is served afterwards."""
+    control = info.get("control_url") or info["mesh_url"]
+    code, body = http_json("PUT", control + ISTIO_VERSIONS_PATH, {"versions": versions}, timeout=60.0)
+    if code != 200:
+        raise LabError(f"serving Istio at {versions} failed (HTTP {code}): {body}")
+    return body["versions"]

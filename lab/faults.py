@@ -1,6 +1,7 @@
 """Fault injection for the emulated API server: errors and delays for a share of matching requests."""
 from __future__ import annotations
 
+import json
 import random
 import re
 import threading
@@ -98,3 +99,22 @@ class FaultInjector:
                 if decision.status is None and fault.status is not None:
                     decision.status = fault.status
         return decision
+
+
+def faults_endpoint(faults: FaultInjector, method: str, body: bytes) -> tuple[int, dict]:
+    """The lab's /lab/v1/faults endpoint: (HTTP status, JSON answer); errors are Kubernetes Status objects."""
+    from lab.kube.status import status_body  # pylint: disable=import-outside-toplevel
+    if method == "GET":
+        return 200, {"faults": faults.list()}
+    if method == "DELETE":
+        faults.clear()
+        return 200, {"faults": []}
+    if method != "POST":
+        return 405, status_body(405, "MethodNotAllowed", f"{method} is not allowed on the faults endpoint")
+    try:
+        spec = json.loads(body or b"{}")
+        fault_id = faults.add(spec.get("method", "*"), spec["path_regex"], status=spec.get("status"),
+                              delay=spec.get("delay", 0.0), ratio=spec.get("ratio", 1.0), count=spec.get("count"))
+    except (ValueError, KeyError, TypeError) as error:
+        return 400, status_body(400, "BadRequest", f"invalid fault: {error}")
+    return 201, {"id": fault_id}

@@ -24,6 +24,21 @@ PID_FILE = "lab.pid"
 PROMETHEUS_STOP_PATH = "/lab/prometheus/stop"
 PROMETHEUS_START_PATH = "/lab/prometheus/start"
 PROMETHEUS_STATUS_PATH = "/lab/prometheus"
+ISTIO_VERSIONS_PATH = "/lab/istio-versions"
+FAULT_KUBECONFIG = "kubeconfig-faults"
+BACKENDS = ("cluster", "emulated")
+MIRROR_SYNC_TIMEOUT = 30.0
+
+
+def default_backend() -> str:
+    """$LAB_BACKEND, else the real control plane when it is built, else the API emulator."""
+    chosen = os.environ.get("LAB_BACKEND", "auto")
+    if chosen in BACKENDS:
+        return chosen
+    if chosen != "auto":
+        raise ValueError(f"LAB_BACKEND must be one of {', '.join(BACKENDS)} or auto, not {chosen!r}")
+    from lab.cluster.binaries import missing  # pylint: disable=import-outside-toplevel
+    return "emulated" if missing() else "cluster"
 
 
 def write_json_atomically(path: pathlib.Path, data: dict[str, Any]) -> None:
@@ -41,7 +56,10 @@ class Lab:
 
     def __init__(self, state_dir: pathlib.Path, host: str = "127.0.0.1", seed_demo: bool = False,
                  kube_port: int = 0, mesh_port: int = 0, hooks_port: int = 0, prometheus_port: int = 0,
-                 prometheus: bool = True, controller_delay: float = 1.0):
+                 prometheus: bool = True, controller_delay: float = 1.0, backend: str = "emulated"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.backend = backend
         self.state_dir = pathlib.Path(state_dir).resolve()
         self.host = host
         self.seed_demo = seed_demo
@@ -51,6 +69,7 @@ class Lab:
         self.store = Store()
         self.faults = FaultInjector()
         self.kube: Any = None
+        self.fault_front: Any = None
         self.controller: Any = None
         self.mesh: Mesh | None = None
         self.hooks: HooksServer | None = None
@@ -63,20 +82,10 @@ class Lab:
         return self.state_dir / STATE_FILE
 
     def start(self) -> None:
-        # Imported here so the mesh, hooks and CLI stay usable on their own.
-        from lab.controller import WorkloadController  # pylint: disable=import-outside-toplevel
-        from lab.kube.server import KubeAPIServer  # pylint: disable=import-outside-toplevel
-
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.kube = KubeAPIServer(self.store, self.state_dir, host=self.host, port=self.ports["kube"], faults=self.faults)
-            self.kube.start()
-            self.controller = WorkloadController(self.store, delay=self.controller_delay)
-            self.controller.start()
-            if self.seed_demo:
-                from lab.seed import seed_demo  # pylint: disable=import-outside-toplevel
-                seed_demo(self.store)
-            self.mesh = Mesh(self.store, host=self.host, port=self.ports["mesh"])
+            routed = self._start_cluster() if self.backend == "cluster" else self._start_emulator()
+            self.mesh = Mesh(routed, host=self.host, port=self.ports["mesh"], endpointslices=self.backend == "cluster")
             self.mesh.start()
             self.hooks = HooksServer(host=self.host, port=self.ports["hooks"], send=self.mesh.send)
             self.hooks.start()
@@ -91,6 +100,61 @@ class Lab:
             raise
         self._started = True
         self.write_state()
+
+    def _start_emulator(self) -> Store:
+        # Imported here so the mesh, hooks and CLI stay usable on their own.
+        from lab.controller import WorkloadController  # pylint: disable=import-outside-toplevel
+        from lab.kube.server import KubeAPIServer  # pylint: disable=import-outside-toplevel
+
+        self.kube = KubeAPIServer(self.store, self.state_dir, host=self.host, port=self.ports["kube"], faults=self.faults)
+        self.kube.start()
+        self.controller = WorkloadController(self.store, delay=self.controller_delay)
+        self.controller.start()
+        if self.seed_demo:
+            from lab.seed import seed_demo  # pylint: disable=import-outside-toplevel
+            seed_demo(self.store)
+        return self.store
+
+    def _start_cluster(self) -> Any:
+        from lab.cluster import bootstrap  # pylint: disable=import-outside-toplevel
+        from lab.cluster.controlplane import ControlPlane  # pylint: disable=import-outside-toplevel
+        from lab.cluster.fault_front import FaultFront  # pylint: disable=import-outside-toplevel
+        from lab.kube import kubeconfig  # pylint: disable=import-outside-toplevel
+        from lab.cluster.mirror import ClusterMirror  # pylint: disable=import-outside-toplevel
+
+        self.kube = ControlPlane(self.state_dir, host=self.host, port=self.ports["kube"])
+        self.kube.start()
+        credentials = self.kube.credentials
+        self.fault_front = FaultFront(self.kube.url, credentials.ca_cert, credentials.serving_cert,
+                                      credentials.serving_key, self.kube.token, host=self.host)
+        self.fault_front.start()
+        kubeconfig.write(self.state_dir / FAULT_KUBECONFIG, self.fault_front.url, credentials.ca_cert,
+                         self.kube.token, "lab-admin")
+        if self.seed_demo:
+            api = self.kube.api()
+            try:
+                bootstrap.seed_demo(api)
+            finally:
+                api.close()
+        # The mirror stands where the emulator's workload controller does: it is stopped with the other parts.
+        self.controller = ClusterMirror(self.kube.api)
+        self.controller.start()
+        deadline = time.monotonic() + MIRROR_SYNC_TIMEOUT
+        while not self.controller.synced():
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"the mesh could not list the cluster's objects within {MIRROR_SYNC_TIMEOUT:.0f}s")
+            time.sleep(0.05)
+        return self.controller
+
+    def serve_istio_versions(self, versions: Any) -> list[str]:
+        if self.backend == "emulated":
+            return list(self.kube.set_istio_versions(versions))
+        from lab.cluster import istio_versions  # pylint: disable=import-outside-toplevel
+        api = self.kube.api()
+        try:
+            return istio_versions.serve(api, versions)
+        finally:
+            api.close()
 
     def _add_control_routes(self) -> None:
         assert self.mesh is not None and self.prometheus is not None
@@ -109,6 +173,13 @@ class Lab:
             return 200, {"running": prometheus.running(), "ready": prometheus.ready(), "url": prometheus.url,
                          "pid": prometheus.pid}
 
+        def istio(body: dict) -> tuple[int, dict]:
+            try:
+                return 200, {"versions": self.serve_istio_versions(body.get("versions"))}
+            except ValueError as error:
+                return 400, {"error": f"invalid Istio versions: {error}"}
+
+        self.mesh.add_route("PUT", ISTIO_VERSIONS_PATH, istio)
         self.mesh.add_route("POST", PROMETHEUS_STOP_PATH, stop)
         self.mesh.add_route("POST", PROMETHEUS_START_PATH, start)
         self.mesh.add_route("GET", PROMETHEUS_STATUS_PATH, status)
@@ -120,6 +191,9 @@ class Lab:
             "kubeconfig": str(self.kube.kubeconfig_path),
             "readonly_kubeconfig": str(self.kube.readonly_kubeconfig_path),
             "kube_url": self.kube.url,
+            # Requests through these meet the faults injected at <fault_url>/lab/v1/faults.
+            "fault_url": self.fault_front.url if self.fault_front else self.kube.url,
+            "fault_kubeconfig": str(self.state_dir / FAULT_KUBECONFIG if self.fault_front else self.kube.kubeconfig_path),
             "token": self.kube.token,
             "readonly_token": self.kube.readonly_token,
             "ca_cert": str(self.kube.ca_cert_path),
@@ -127,7 +201,9 @@ class Lab:
             "mesh_url": self.mesh.url,
             "hooks_url": self.hooks.url,
             "control_url": self.mesh.url,
-            "pids": {"lab": os.getpid(), "prometheus": self.prometheus.pid},
+            "pids": {"lab": os.getpid(), "prometheus": self.prometheus.pid, **getattr(self.kube, "pids", {})},
+            "backend": self.backend,
+            "kube_version": getattr(self.kube, "version", "") or "emulated",
         }
 
     @staticmethod
@@ -149,7 +225,7 @@ class Lab:
 
     def stop(self) -> None:
         parts = [("prometheus", self.prometheus), ("hooks", self.hooks), ("mesh", self.mesh),
-                 ("controller", self.controller), ("kube", self.kube)]
+                 ("controller", self.controller), ("fault front", self.fault_front), ("kube", self.kube)]
         # The parts share nothing but the store, and each waits out its own poll
         # interval when stopping: stopping them side by side keeps `down` quick.
         threads = [threading.Thread(target=self._stop_part, args=(name, part), name=f"stop-{name}")
@@ -167,7 +243,7 @@ class Lab:
 
 
 def serve(state_dir: pathlib.Path, seed_demo: bool = False, host: str = "127.0.0.1", prometheus: bool = True,
-          ports: dict[str, int] | None = None) -> int:
+          ports: dict[str, int] | None = None, backend: str = "emulated") -> int:
     """Run a lab in the foreground until SIGTERM or SIGINT; returns the exit code."""
     stop_requested = threading.Event()
 
@@ -180,7 +256,7 @@ def serve(state_dir: pathlib.Path, seed_demo: bool = False, host: str = "127.0.0
     ports = ports or {}
     lab = Lab(state_dir, host=host, seed_demo=seed_demo, prometheus=prometheus,
               kube_port=ports.get("kube", 0), mesh_port=ports.get("mesh", 0), hooks_port=ports.get("hooks", 0),
-              prometheus_port=ports.get("prometheus", 0))
+              prometheus_port=ports.get("prometheus", 0), backend=backend)
     lab.state_dir.mkdir(parents=True, exist_ok=True)
     # Written before anything starts, so `down` can find a lab that is still starting.
     pid_file = lab.state_dir / PID_FILE
@@ -189,7 +265,7 @@ def serve(state_dir: pathlib.Path, seed_demo: bool = False, host: str = "127.0.0
         started = time.monotonic()
         try:
             lab.start()
-        except PrometheusError as error:
+        except (PrometheusError, RuntimeError) as error:
             LOG.error("%s", error)
             return 2
         LOG.info("lab up in %.2fs: %s", time.monotonic() - started,

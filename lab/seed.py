@@ -83,6 +83,10 @@ def seed_system(store: Store) -> None:
             continue
 
 
+def demo_namespace() -> dict:
+    return _namespace(DEMO_NAMESPACE)
+
+
 def seed_demo(store: Store) -> None:
     """Create namespace prod and Deployment backend-service unless they already exist."""
     for resource, obj in (("namespaces", _namespace(DEMO_NAMESPACE)), ("deployments", demo_deployment())):

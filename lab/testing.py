@@ -48,6 +48,8 @@ class LabHandle:
         self.kubeconfig: str = info["kubeconfig"]
         self.readonly_kubeconfig: str = info["readonly_kubeconfig"]
         self.kube_url: str = info["kube_url"]
+        # Modules that should meet injected faults authenticate with this one.
+        self.fault_kubeconfig: str = info.get("fault_kubeconfig") or info["kubeconfig"]
         self.token: str = info["token"]
         self.readonly_token: str = info["readonly_token"]
         self.ca_cert: str = info["ca_cert"]
@@ -70,6 +72,16 @@ class LabHandle:
 
     def faults(self) -> list[dict[str, Any]]:
         return control.list_faults(self.info)
+
+    # ------------------------------------------------------------ backend
+    @property
+    def backend(self) -> str:
+        """"cluster" (the real control plane) or "emulated" (the API emulator)."""
+        return self.info.get("backend", "emulated")
+
+    def serve_istio_versions(self, versions: list[str]) -> list[str]:
+        """Serve networking.istio.io at these versions only; returns what discovery lists once it applies."""
+        return control.istio_versions_action(self.info, versions)
 
     # -------------------------------------------------------- prometheus
     def stop_prometheus(self) -> None:
@@ -135,11 +147,11 @@ class LabHandle:
 
 
 def start_lab(state_dir: pathlib.Path | str | None = None, seed: bool = False,
-              timeout: float = control.DEFAULT_UP_TIMEOUT) -> LabHandle:
+              timeout: float = control.DEFAULT_UP_TIMEOUT, backend: str = "auto") -> LabHandle:
     """Start a private lab (in a new temp dir unless one is given) and wait until every endpoint answers."""
     owns = state_dir is None
     directory = pathlib.Path(tempfile.mkdtemp(prefix="lab-")) if state_dir is None else pathlib.Path(state_dir)
-    process = control.spawn_serve(directory, seed=seed, detach=False)
+    process = control.spawn_serve(directory, seed=seed, detach=False, backend=backend)
     try:
         info = control.wait_until_up(directory, process, timeout)
     except BaseException:
@@ -205,9 +217,10 @@ def virtualservice(name: str, hosts: list[str], http: list[dict[str, Any]], gate
 class Objects:
     """Create workloads, services and VirtualServices in a lab namespace with the real kubernetes client."""
 
-    def __init__(self, api_client: Any, namespace: str):
+    def __init__(self, api_client: Any, namespace: str, mesh_url: str | None = None):
         from kubernetes import client  # pylint: disable=import-outside-toplevel
         self.namespace = namespace
+        self.mesh_url = mesh_url
         self.core = client.CoreV1Api(api_client)
         self.apps = client.AppsV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
@@ -232,17 +245,47 @@ class Objects:
             name, self.namespace, {"spec": {"template": {"metadata": {"annotations": dict(annotations)}}}})
 
     def wait_ready(self, name: str, timeout: float = WAIT_TIMEOUT) -> None:
-        def ready() -> bool:
-            status = self.apps.read_namespaced_deployment_status(name, self.namespace).status
-            return bool(status and status.ready_replicas)
-        wait_for(ready, timeout, message=f"deployment {self.namespace}/{name} to have ready replicas")
+        """Every replica of the Deployment ready and, when a Service of that name exists, listed as its endpoint."""
+        def ready() -> int:
+            deployment = self.apps.read_namespaced_deployment(name, self.namespace)
+            wanted = deployment.spec.replicas or 0
+            status = deployment.status
+            done = status and (status.updated_replicas or 0) == wanted == (status.ready_replicas or 0)
+            return wanted if done and (status.observed_generation or 0) >= deployment.metadata.generation else 0
+        replicas = wait_for(ready, timeout, message=f"deployment {self.namespace}/{name} to have all replicas ready")
+        if self.core.list_namespaced_service(self.namespace, field_selector=f"metadata.name={name}").items:
+            self.wait_endpoints(name, replicas, timeout)
+
+    def wait_endpoints(self, service_name: str, count: int, timeout: float = WAIT_TIMEOUT) -> None:
+        """The mesh routes requests for the Service to `count` ready pods (it follows the API a moment behind)."""
+        if self.mesh_url is None:
+            return
+        url = f"{self.mesh_url}/endpoints?" + urllib.parse.urlencode({"service": service_name, "namespace": self.namespace})
+
+        def routed() -> bool:
+            _status, body = control.http_json("GET", url)
+            return sum(endpoint["ready_replicas"] for endpoint in body["endpoints"]) == count
+        wait_for(routed, timeout, message=f"the mesh to route Service {self.namespace}/{service_name} to {count} pods")
 
     def virtualservice(self, name: str, hosts: list[str], http: list[dict[str, Any]], gateways: list[str] | None = None,
                        annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return self.custom.create_namespaced_custom_object(
+        return self._routed(self.custom.create_namespaced_custom_object(
             "networking.istio.io", "v1", self.namespace, "virtualservices",
-            virtualservice(name, hosts, http, gateways, annotations))
+            virtualservice(name, hosts, http, gateways, annotations)))
 
     def patch_virtualservice(self, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        return self.custom.patch_namespaced_custom_object(
-            "networking.istio.io", "v1", self.namespace, "virtualservices", name, dict(patch))
+        return self._routed(self.custom.patch_namespaced_custom_object(
+            "networking.istio.io", "v1", self.namespace, "virtualservices", name, dict(patch)))
+
+    def _routed(self, written: dict[str, Any]) -> dict[str, Any]:
+        """Return once the mesh routes by this version of the VirtualService (it follows the API a moment behind)."""
+        if self.mesh_url is None:
+            return written
+        key = f"{self.namespace}/{written['metadata']['name']}"
+        wanted = int(written["metadata"]["resourceVersion"])
+
+        def seen() -> bool:
+            version = control.http_json("GET", f"{self.mesh_url}/traffic")[1]["virtualservices"].get(key)
+            return version is not None and int(version) >= wanted
+        wait_for(seen, message=f"the mesh to route by VirtualService {key} at resourceVersion {wanted}")
+        return written

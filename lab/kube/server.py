@@ -9,7 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from lab.faults import FaultInjector
+from lab.faults import FaultInjector, faults_endpoint
 from lab.kube import kubeconfig, status as st, tls
 from lab.kube.api import KubeAPI, Request, Response
 from lab.kube.auth import ADMIN_USER, TokenAuthenticator
@@ -155,24 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint(method, body)
 
     def _serve_faults(self, method: str, body: bytes) -> None:
-        faults = self.server.owner.faults
-        if method == "GET":
-            self._send_json(200, {"faults": faults.list()})
-        elif method == "DELETE":
-            faults.clear()
-            self._send_json(200, {"faults": []})
-        elif method == "POST":
-            try:
-                spec = json.loads(body or b"{}")
-                fault_id = faults.add(spec.get("method", "*"), spec["path_regex"], status=spec.get("status"),
-                                      delay=spec.get("delay", 0.0), ratio=spec.get("ratio", 1.0),
-                                      count=spec.get("count"))
-            except (ValueError, KeyError, TypeError) as error:
-                self._send_json(400, st.status_body(400, "BadRequest", f"invalid fault: {error}"))
-                return
-            self._send_json(201, {"id": fault_id})
-        else:
-            self._send_json(405, st.status_body(405, "MethodNotAllowed", f"{method} is not allowed on {FAULTS_PATH}"))
+        self._send_json(*faults_endpoint(self.server.owner.faults, method, body))
 
     def _serve_istio_versions(self, method: str, body: bytes) -> None:
         owner = self.server.owner

@@ -8,6 +8,7 @@ import random
 import statistics
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Mapping
@@ -102,8 +103,9 @@ class Mesh:
     """Istio-like traffic over the objects in a Store, with Istio's telemetry."""
 
     def __init__(self, store: Any, host: str = "127.0.0.1", port: int = 0, tick_seconds: float = 0.1,
-                 seed: int | None = None):
+                 seed: int | None = None, endpointslices: bool = False):
         self._store = store
+        self._routed = ROUTED_RESOURCES + (("endpointslices",) if endpointslices else ())
         self._host = host
         self._port = port
         self.tick_seconds = tick_seconds
@@ -169,7 +171,7 @@ class Mesh:
             return self._topology
         with self._refresh_lock:
             if revision != self._seen_revision and self._needs_rebuild(self._seen_revision):
-                self._topology = Topology(*(self._store.list(resource) for resource in ROUTED_RESOURCES))
+                self._topology = Topology(*(self._store.list(resource) for resource in self._routed))
                 self._sources = traffic_sources(self._topology)
             self._seen_revision = revision
         return self._topology
@@ -178,7 +180,7 @@ class Mesh:
         if since < 0:
             return True
         changes, complete = self._store.changes_since(since)
-        return not complete or any(change.resource in ROUTED_RESOURCES for change in changes)
+        return not complete or any(change.resource in self._routed for change in changes)
 
     # ---------------------------------------------------------------- traffic
     def _generate_forever(self) -> None:
@@ -230,9 +232,19 @@ class Mesh:
             f"{vs['metadata'].get('namespace', '')}/{vs['metadata'].get('name', '')}")
         return summary
 
+    def endpoints_of(self, service_name: str, namespace: str) -> dict[str, Any]:
+        """What the mesh would send a request for this Service to: its ready workloads, as it sees them now."""
+        topology = self.topology()
+        service = topology.service(service_name, namespace)
+        endpoints = topology.endpoints(service) if service else []
+        return {"service": f"{namespace}/{service_name}", "known": service is not None,
+                "endpoints": [{"workload": w.name, "ready_replicas": w.ready_replicas} for w in endpoints]}
+
     def describe(self) -> dict[str, Any]:
-        self.topology()
+        topology = self.topology()
         return {
+            "virtualservices": {f"{(vs.get('metadata') or {}).get('namespace', '')}/{(vs.get('metadata') or {}).get('name', '')}":
+                                (vs.get("metadata") or {}).get("resourceVersion") for vs in topology.virtualservices},
             "traffic": [{"virtualservice": f"{s.namespace}/{(s.vs.get('metadata') or {}).get('name', '')}",
                          "gateway": s.gateway, "source_workload": s.source.workload, "rps": s.rps,
                          "hosts": s.hosts, "match_share": s.match_share, "shaped_request": s.shaped}
@@ -295,6 +307,9 @@ def _handler_for(mesh: Mesh) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, b"ok\n", "text/plain")
             elif path == "/traffic":
                 self._json(200, mesh.describe())
+            elif path == "/endpoints":
+                query = urllib.parse.parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "")
+                self._json(200, mesh.endpoints_of(query.get("service", [""])[0], query.get("namespace", ["default"])[0]))
             else:
                 self._custom("GET", path)
 
@@ -313,13 +328,16 @@ def _handler_for(mesh: Mesh) -> type[BaseHTTPRequestHandler]:
                 return
             self._json(200, mesh.send(**arguments))
 
+        def do_PUT(self) -> None:  # noqa: N802
+            self._custom("PUT", self.path.split("?", 1)[0])
+
         def _custom(self, method: str, path: str) -> None:
             handler = mesh.route_handler(method, path)
             if handler is None:
                 self._json(404, {"error": f"no endpoint {method} {path}; try GET /metrics, GET /traffic or POST /send"})
                 return
             try:
-                body = self._body() if method == "POST" else {}
+                body = self._body() if method in ("POST", "PUT") else {}
             except json.JSONDecodeError as error:
                 self._json(400, {"error": f"the body is not valid JSON: {error}"})
                 return

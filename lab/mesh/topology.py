@@ -103,6 +103,31 @@ def workloads_from_pods(pods: Iterable[Mapping[str, Any]]) -> list[Workload]:
     return workloads
 
 
+def _endpoint_ready(endpoint: Mapping[str, Any]) -> bool:
+    # The EndpointSlice API: an unset `ready` means ready.
+    return (endpoint.get("conditions") or {}).get("ready") is not False
+
+
+def sliced_workloads(endpointslices: Iterable[Mapping[str, Any]],
+                     pods: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[Workload]]:
+    """Per Service (namespace, name): the workloads of the ready pods its EndpointSlices list."""
+    pods_by_name = {(_meta(pod).get("namespace", ""), _meta(pod).get("name", "")): pod for pod in pods}
+    listed: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for endpoint_slice in endpointslices:
+        meta = _meta(endpoint_slice)
+        service = (meta.get("labels") or {}).get("kubernetes.io/service-name")
+        if not service:
+            continue
+        namespace = meta.get("namespace", "")
+        members = listed.setdefault((namespace, service), [])
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            target = endpoint.get("targetRef") or {}
+            pod = pods_by_name.get((target.get("namespace") or namespace, target.get("name", "")))
+            if target.get("kind") == "Pod" and pod is not None and _endpoint_ready(endpoint):
+                members.append(pod)
+    return {key: workloads_from_pods(members) for key, members in listed.items()}
+
+
 def workload_from_deployment(deployment: Mapping[str, Any]) -> Workload:
     spec = deployment.get("spec") or {}
     template = spec.get("template") or {}
@@ -123,7 +148,7 @@ class Topology:
 
     def __init__(self, virtualservices: Iterable[Mapping[str, Any]] = (), services: Iterable[Mapping[str, Any]] = (),
                  deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = (),
-                 pods: Iterable[Mapping[str, Any]] = ()):
+                 pods: Iterable[Mapping[str, Any]] = (), endpointslices: Iterable[Mapping[str, Any]] | None = None):
         self.virtualservices = list(virtualservices)
         self._services: dict[tuple[str, str], Service] = {}
         for svc in services:
@@ -144,6 +169,11 @@ class Topology:
                 continue
             workload = workload_from_deployment(deployment)
             self._workloads.setdefault(workload.namespace, []).append(workload)
+        # With EndpointSlices (a real control plane), a Service's endpoints are the ready pods its slices list,
+        # as Envoy's are; without them (the emulator) they are the ready pods its selector picks.
+        self._sliced: dict[tuple[str, str], list[Workload]] | None = None
+        if endpointslices is not None:
+            self._sliced = sliced_workloads(endpointslices, pods)
         self._subsets: dict[tuple[str, str], dict[str, Mapping[str, str]]] = {}
         for rule in destinationrules:
             namespace = _meta(rule).get("namespace", "")
@@ -172,14 +202,17 @@ class Topology:
         """
         if not service.selector:
             return []
-        wanted = dict(service.selector)
+        wanted = {} if self._sliced is not None else dict(service.selector)
         if subset:
             labels = self._subsets.get((service.namespace, service.name), {}).get(subset)
             if labels is None:
                 return []
             wanted.update(labels)
-        return [w for w in self._workloads.get(service.namespace, [])
-                if w.ready_replicas > 0 and all(w.labels.get(k) == v for k, v in wanted.items())]
+        if self._sliced is not None:
+            candidates = self._sliced.get((service.namespace, service.name), [])
+        else:
+            candidates = self._workloads.get(service.namespace, [])
+        return [w for w in candidates if w.ready_replicas > 0 and all(w.labels.get(k) == v for k, v in wanted.items())]
 
     def virtualservice_for(self, host: str, client_namespace: str, gateway: str = MESH_GATEWAY) -> Mapping[str, Any] | None:
         """The VirtualService that routes a request for `host` arriving through `gateway`."""
@@ -189,8 +222,11 @@ class Topology:
             if normalize_gateway(gateway, client_namespace) not in vs_gateways(vs):
                 continue
             for vs_host in (vs.get("spec") or {}).get("hosts") or []:
-                if vs_host == host:
+                # A service name in `hosts` is read in the VirtualService's namespace, as Istio does: a short
+                # "podinfo" in namespace a is not the "podinfo" a client in namespace b asks for.
+                vs_service = resolve_host(vs_host, vs_namespace)
+                if vs_service is None and vs_host == host:
                     return vs
-                if wanted_service is not None and resolve_host(vs_host, vs_namespace) == wanted_service:
+                if vs_service is not None and vs_service == wanted_service:
                     return vs
         return None

@@ -18,6 +18,16 @@ from lab import control
 from lab.testing import LabHandle, Objects, attach, start_lab
 
 
+def pytest_report_header(config) -> str:
+    from lab.runtime import default_backend  # pylint: disable=import-outside-toplevel
+
+    backend = default_backend()
+    if backend == "cluster":
+        from lab.cluster.binaries import build_dir  # pylint: disable=import-outside-toplevel
+        return f"lab: real control plane (kube-apiserver, etcd, kube-controller-manager, kwok from {build_dir()})"
+    return "lab: Kubernetes API emulator (build the real control plane with `make controlplane`)"
+
+
 def _running_lab_from_env() -> LabHandle | None:
     state_dir = os.environ.get("LAB_STATE_DIR")
     if not state_dir:
@@ -36,6 +46,8 @@ def lab() -> Iterator[LabHandle]:
         return
     handle = start_lab()
     try:
+        wanted = os.environ.get("LAB_BACKEND", "auto")
+        assert wanted in ("auto", handle.backend), f"LAB_BACKEND={wanted}, but the lab runs on {handle.backend}"
         yield handle
     finally:
         handle.stop()
@@ -45,6 +57,12 @@ def lab() -> Iterator[LabHandle]:
 def k8s_auth(lab: LabHandle) -> dict[str, str]:
     """Module options that authenticate against the lab as its admin."""
     return {"kubeconfig": lab.kubeconfig}
+
+
+@pytest.fixture(scope="session")
+def faulty_k8s_auth(lab: LabHandle) -> dict[str, str]:
+    """Module options that reach the API through the lab's fault front: requests meet `lab.inject_fault` faults."""
+    return {"kubeconfig": lab.fault_kubeconfig}
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +97,6 @@ def namespace(request: pytest.FixtureRequest, lab_api_client) -> Iterator[str]:
 
 
 @pytest.fixture
-def lab_objects(lab_api_client, namespace: str) -> Objects:
+def lab_objects(lab, lab_api_client, namespace: str) -> Objects:
     """Helpers creating workloads, services and VirtualServices in the test's namespace."""
-    return Objects(lab_api_client, namespace)
+    return Objects(lab_api_client, namespace, mesh_url=lab.mesh_url)

@@ -10,6 +10,7 @@ import pytest
 
 from lab.seed import demo_deployment
 from lab.testing import wait_for
+from tests.support.cluster_objects import config_map_names
 from tests.support.modules import run_module, run_playbook
 from tests.support.releases import (
     PLAYBOOK,
@@ -79,7 +80,7 @@ def test_wrong_manifest_fails_before_anything_changes(lab, namespace, tmp_path):
     assert 'spec.analysis.stepWeight: must be an integer between 1 and 100, got \\"ten\\"' in result.stdout or \
         'spec.analysis.stepWeight: must be an integer between 1 and 100, got "ten"' in result.stdout
     assert [d.metadata.name for d in broken.apps.list_namespaced_deployment(namespace).items] == ["app"]
-    assert broken.core.list_namespaced_config_map(namespace).items == []
+    assert config_map_names(broken.core, namespace) == []
 
 
 def test_relative_manifest_path_is_read_from_the_working_directory(lab, namespace, tmp_path):
@@ -108,7 +109,7 @@ def test_missing_target_fails_with_its_error_and_changes_nothing(lab, namespace,
     assert release.report()["result"] == "Error"
     assert [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items] == ["app"]
     assert release.custom.list_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices")["items"] == []
-    assert release.core.list_namespaced_config_map(namespace).items == []
+    assert config_map_names(release.core, namespace) == []
 
 
 def test_unreachable_prometheus_stops_before_the_canary_starts(initialized: Release):

@@ -165,11 +165,11 @@ def test_ambiguous_route_lists_the_routes(namespace, k8s_auth, custom):
     assert "'api', 'api-v2'" in result["msg"] and "give route: <name>" in result["msg"]
 
 
-def test_conflicts_are_retried_and_the_final_state_is_right(lab, namespace, k8s_auth, custom):
+def test_conflicts_are_retried_and_the_final_state_is_right(lab, namespace, faulty_k8s_auth, custom):
     create_vs(custom, namespace, user_owned_spec(namespace))
     lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409, count=2)
     try:
-        result = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=25))
+        result = run_module("vs_weight", dict(faulty_k8s_auth, name=NAME, namespace=namespace, weight=25))
     finally:
         lab.clear_faults()
     assert not result.get("failed"), result.get("msg")
@@ -181,13 +181,13 @@ def fault_matched(lab, fault_id):
     return next(fault["matched"] for fault in lab.faults() if fault["id"] == fault_id)
 
 
-def test_a_concurrent_writer_is_not_overwritten(lab, namespace, k8s_auth, custom):
+def test_a_concurrent_writer_is_not_overwritten(lab, namespace, faulty_k8s_auth, custom):
     """A real interleaved write: ours is held at the server while another lands, so the API itself answers 409."""
     create_vs(custom, namespace, user_owned_spec(namespace))
     fault_id = lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), delay=2.0, count=1)
     results = []
     worker = threading.Thread(target=lambda: results.append(
-        run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=10))))
+        run_module("vs_weight", dict(faulty_k8s_auth, name=NAME, namespace=namespace, weight=10))))
     try:
         worker.start()
         wait_for(lambda: fault_matched(lab, fault_id) >= 1, interval=0.02, message="the module's PUT to reach the API")
@@ -204,11 +204,11 @@ def test_a_concurrent_writer_is_not_overwritten(lab, namespace, k8s_auth, custom
     assert weights_of(after, "api") == [70, 10, 20]
 
 
-def test_conflicts_beyond_max_retries_fail_clearly(lab, namespace, k8s_auth, custom):
+def test_conflicts_beyond_max_retries_fail_clearly(lab, namespace, faulty_k8s_auth, custom):
     created = create_vs(custom, namespace, user_owned_spec(namespace))
     lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409)
     try:
-        result = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=25, max_retries=2))
+        result = run_module("vs_weight", dict(faulty_k8s_auth, name=NAME, namespace=namespace, weight=25, max_retries=2))
     finally:
         lab.clear_faults()
     assert result["failed"] is True

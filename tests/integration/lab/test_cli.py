@@ -48,11 +48,12 @@ def test_up_status_down_leaves_no_process(state_dir):
     assert status.returncode == 0
     report = json.loads(status.stdout)
     assert report["healthy"] is True
-    assert report["health"] == {"kube": None, "mesh": None, "hooks": None, "prometheus": None}
+    assert report["health"] == {"kube": None, "mesh": None, "hooks": None, "prometheus": None,
+                                **({"control_plane": None} if info["backend"] == "cluster" else {})}
 
     down = run_cli(state_dir, "down")
     assert down.returncode == 0, down.stderr
-    assert not control.process_alive(pids["lab"]) and not control.process_alive(pids["prometheus"])
+    assert [name for name, pid in pids.items() if control.process_alive(pid)] == []
     assert not (state_dir / "lab.json").exists()
 
     after = run_cli(state_dir, "status")
@@ -99,12 +100,13 @@ def test_commands_on_a_lab_that_is_not_running_say_so(state_dir):
     assert "not running" in result.stderr
 
 
-def test_a_killed_lab_takes_its_prometheus_along_and_down_cleans_up(state_dir):
+def test_a_killed_lab_takes_its_children_along_and_down_cleans_up(state_dir):
     assert run_cli(state_dir, "up", "--no-seed").returncode == 0
     pids = json.loads((state_dir / "lab.json").read_text())["pids"]
     os.kill(pids["lab"], signal.SIGKILL)
-    wait_for(lambda: not control.process_alive(pids["prometheus"], "prometheus"), timeout=15,
-             message="Prometheus to exit after its lab was killed")
+    # Prometheus and, on the real control plane, etcd, kube-apiserver and the rest die with their lab.
+    wait_for(lambda: [name for name, pid in pids.items() if control.process_alive(pid, name)] == [], timeout=15,
+             message="every child to exit after its lab was killed")
     down = run_cli(state_dir, "down")
     assert down.returncode == 0
     assert not (state_dir / "lab.json").exists()

@@ -122,6 +122,7 @@ def test_without_a_virtualservice_the_service_balances_over_ready_pods(lab, name
                                                            "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80}]}})
     lab_objects.wait_ready("backend-a")
     lab_objects.wait_ready("backend-b")
+    lab_objects.wait_endpoints("backend", 4)
     result = lab.send(f"backend.{namespace}.svc.cluster.local", "default", count=4000)
     assert result["virtualservice"] is None
     low, high = share_bounds(0.75, 4000)

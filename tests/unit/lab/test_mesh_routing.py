@@ -9,6 +9,7 @@ import pytest
 
 from lab.mesh.routing import (Request, example_for_regex, example_request_shape, mirror_targets, normalize_gateway,
                               pick_weighted, resolve_host, route_weights, select_route, string_match)
+from lab.mesh.topology import Topology
 
 
 @pytest.mark.parametrize("host, namespace, expected", [
@@ -151,3 +152,17 @@ def test_example_request_shape_satisfies_the_first_match():
     request = Request("podinfo", path=path, headers=headers)
     assert select_route(_vs(AB_ROUTES), request)[1]["name"] == "insiders"
     assert example_request_shape(_vs([{"route": [{"destination": {"host": "a"}}]}])) is None
+
+
+def test_a_short_host_belongs_to_the_virtual_service_namespace_and_external_hosts_to_everyone():
+    def virtual_service(namespace, hosts):
+        return {"metadata": {"name": "podinfo", "namespace": namespace},
+                "spec": {"hosts": hosts, "http": [{"route": [{"destination": {"host": "podinfo"}}]}]}}
+
+    in_a = virtual_service("a", ["podinfo", "app.example.com"])
+    topology = Topology(virtualservices=[in_a, virtual_service("b", ["podinfo"])])
+    assert topology.virtualservice_for("podinfo", "a") is in_a
+    assert topology.virtualservice_for("podinfo", "b")["metadata"]["namespace"] == "b"
+    assert topology.virtualservice_for("podinfo.a.svc.cluster.local", "c") is in_a
+    assert topology.virtualservice_for("podinfo", "c") is None
+    assert topology.virtualservice_for("app.example.com", "c") is in_a

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.access import access_message, checked_access
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseView, LockHeld
@@ -12,6 +13,11 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.lease
 
 class Lock(CanaryAction):
     """Take or renew the Lease for this run; refuse while another live run holds it."""
+
+    def run(self) -> dict:
+        # Before the state is even read: every missing permission is named at once, and nothing has changed yet.
+        self._check_access()
+        return super().run()
 
     def hold_lock(self) -> None:
         try:
@@ -27,6 +33,18 @@ class Lock(CanaryAction):
 
     def apply(self, rule: st.Rule) -> None:
         """Nothing beyond the lock."""
+
+    def _check_access(self) -> None:
+        """Name every missing permission before the release changes anything; check mode only warns."""
+        missing, warning = checked_access(self.client, self.ns)
+        if warning:
+            self.changelog.warnings.append(warning)
+        if not missing:
+            return
+        message = access_message(missing, self.ns)
+        if not self.check_mode:
+            raise self.fail(message)
+        self.changelog.warnings.append(message)
 
 
 class Unlock(CanaryAction):

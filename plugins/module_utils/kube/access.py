@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a release needs the API server to allow, and the check that asks before anything changes.
+
+``REQUIRED_ACCESS`` is the ClusterRole of docs/rbac.yml, rule by rule. A run
+asks the API server (SelfSubjectAccessReview) about every verb of it when it
+takes the lock, so missing permissions are named all at once instead of
+surfacing as a 403 half-way through a release.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+
+REVIEWS = ("authorization.k8s.io/v1", "selfsubjectaccessreviews")
+
+
+class Permission(NamedTuple):
+    group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+
+
+REQUIRED_ACCESS: tuple[Permission, ...] = (
+    Permission("apps", ("deployments",), ("get", "list", "watch", "create", "update", "patch"),
+               "the target, the primary copy and the canary's replicas"),
+    Permission("", ("configmaps", "secrets", "services"), ("get", "list", "create", "update", "patch"),
+               "-primary copies of ConfigMaps and Secrets, the state ConfigMap and the generated Services"),
+    Permission("", ("events",), ("create", "patch"), "the Events that tell the release's story"),
+    Permission("coordination.k8s.io", ("leases",), ("get", "create", "update"), "one run per canary"),
+    Permission("networking.istio.io", ("virtualservices", "destinationrules"), ("get", "list", "create", "update", "patch"),
+               "the routing the canary creates and the weights it moves"),
+    Permission("autoscaling", ("horizontalpodautoscalers",), ("get", "create", "update"),
+               "the -primary copy of the target's autoscaler"),
+)
+
+
+def qualified(resource: str, group: str) -> str:
+    return "%s.%s" % (resource, group) if group else resource
+
+
+def review_body(namespace: str, group: str, resource: str, verb: str) -> dict[str, Any]:
+    return {"apiVersion": REVIEWS[0], "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"namespace": namespace, "group": group, "resource": resource, "verb": verb}}}
+
+
+def missing_access(client: Any, namespace: str, required: tuple[Permission, ...] = REQUIRED_ACCESS) -> list[str]:
+    """``"<verbs> <resource>"`` for every resource some required verb is not allowed on, in table order.
+
+    Raises KubeApiError when the API server does not answer the reviews.
+    """
+    missing = []
+    for permission in required:
+        for resource in permission.resources:
+            denied = [verb for verb in permission.verbs
+                      if not (client.create(REVIEWS[0], REVIEWS[1], review_body(namespace, permission.group, resource, verb))
+                              .get("status") or {}).get("allowed")]
+            if denied:
+                missing.append("%s %s" % (", ".join(denied), qualified(resource, permission.group)))
+    return missing
+
+
+def access_message(missing: list[str], namespace: str) -> str:
+    return ("The credentials of this run may not %s in namespace %s: the API server would answer 403 Forbidden part-way "
+            "through the release. Grant what docs/rbac.yml lists (ClusterRole progressive-delivery) and run again; "
+            "nothing was changed." % ("; ".join(missing), namespace))
+
+
+def checked_access(client: Any, namespace: str) -> tuple[list[str], str | None]:
+    """(missing permissions, a warning when the API server could not be asked)."""
+    try:
+        return missing_access(client, namespace), None
+    except KubeApiError as exc:
+        return [], ("Could not check this run's permissions in namespace %s (%s); going on without the check."
+                    % (namespace, exc))

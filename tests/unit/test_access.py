@@ -1,0 +1,71 @@
+"""The permission check a run makes when it takes the lock, against a real local HTTP server."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import yaml
+from werkzeug.wrappers import Request, Response
+
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import access
+from ansible_collections.progressive.delivery.plugins.module_utils.kube import client as kube
+from tests.support.kube_api import json_response, status_body
+
+RBAC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "rbac.yml"
+REVIEW_PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+
+def documented_rules() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    documents = yaml.safe_load(RBAC.read_text(encoding="utf-8"))
+    role = next(item for item in documents["items"] if item["kind"] == "ClusterRole")
+    return [(rule["apiGroups"][0], tuple(rule["resources"]), tuple(rule["verbs"])) for rule in role["rules"]]
+
+
+def test_the_checked_permissions_are_exactly_the_documented_cluster_role():
+    assert [(p.group, p.resources, p.verbs) for p in access.REQUIRED_ACCESS] == documented_rules()
+
+
+def reviewer(denied: set[tuple[str, str]], seen: list[dict]):
+    def answer(request: Request) -> Response:
+        review = json.loads(request.data)
+        attributes = review["spec"]["resourceAttributes"]
+        seen.append(attributes)
+        allowed = (attributes["resource"], attributes["verb"]) not in denied
+        return json_response(dict(review, status={"allowed": allowed}), 201)
+    return answer
+
+
+def client_for(httpserver) -> kube.KubeClient:
+    return kube.client_from_auth(kube.resolve_auth({"host": httpserver.url_for(""), "api_key": "t"}, environ={}))
+
+
+def test_every_documented_verb_is_asked_in_the_namespace_and_denials_are_named(httpserver):
+    seen: list[dict] = []
+    httpserver.expect_request(REVIEW_PATH, method="POST").respond_with_handler(
+        reviewer({("events", "create"), ("leases", "update"), ("leases", "create")}, seen))
+    missing = access.missing_access(client_for(httpserver), "prod")
+    assert missing == ["create events", "create, update leases.coordination.k8s.io"]
+    asked = {(a["group"], a["resource"], a["verb"]) for a in seen}
+    assert asked == {(p.group, resource, verb) for p in access.REQUIRED_ACCESS for resource in p.resources
+                     for verb in p.verbs}
+    assert {a["namespace"] for a in seen} == {"prod"}
+
+
+def test_nothing_is_missing_when_everything_is_allowed(httpserver):
+    httpserver.expect_request(REVIEW_PATH, method="POST").respond_with_handler(reviewer(set(), []))
+    assert access.checked_access(client_for(httpserver), "prod") == ([], None)
+
+
+def test_an_api_server_that_cannot_answer_gives_a_warning_not_a_failure(httpserver):
+    httpserver.expect_request(REVIEW_PATH, method="POST").respond_with_json(
+        status_body(403, "Forbidden", "selfsubjectaccessreviews is forbidden"), status=403)
+    missing, warning = access.checked_access(client_for(httpserver), "prod")
+    assert missing == []
+    assert "Could not check this run's permissions in namespace prod" in warning and "403" in warning
+
+
+def test_the_message_names_every_gap_the_role_and_that_nothing_changed():
+    message = access.access_message(["create events", "update leases.coordination.k8s.io"], "prod")
+    assert "may not create events; update leases.coordination.k8s.io in namespace prod" in message
+    assert "403 Forbidden" in message and "docs/rbac.yml" in message and "nothing was changed" in message
