@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import requests
 
 from lab.faults import FaultInjector, faults_endpoint
+from lab.http_methods import EveryMethod
 from lab.kube import status as st
 
 FAULTS_PATH = "/lab/v1/faults"
@@ -90,26 +91,11 @@ class FaultFront:
 
 
 def _handler_for(front: FaultFront) -> type:
-    class FrontHandler(BaseHTTPRequestHandler):
+    class FrontHandler(EveryMethod, BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: object) -> None:  # pylint: disable=redefined-builtin
             pass
-
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
-            self._serve("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve("POST")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._serve("PUT")
-
-        def do_PATCH(self) -> None:  # noqa: N802
-            self._serve("PATCH")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._serve("DELETE")
 
         def _send(self, code: int, payload: bytes, content_type: str = "application/json") -> None:
             self.send_response(code)

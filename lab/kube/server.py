@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lab.faults import FaultInjector, faults_endpoint
+from lab.http_methods import EveryMethod
 from lab.kube import kubeconfig, status as st, tls
 from lab.kube.api import KubeAPI, Request, Response
 from lab.kube.auth import ADMIN_USER, TokenAuthenticator
@@ -44,7 +45,7 @@ class _TLSServer(ThreadingHTTPServer):
         pass
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(EveryMethod, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _TLSServer
@@ -61,21 +62,6 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ssl.SSLError):
             # Clients that drop the connection or fail the handshake are not the server's problem.
             self.close_connection = True
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        self._serve("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._serve("POST")
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._serve("PUT")
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._serve("PATCH")
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._serve("DELETE")
 
     # ------------------------------------------------------------------------
     def _read_body(self) -> bytes:
