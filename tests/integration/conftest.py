@@ -18,14 +18,23 @@ from lab import control
 from lab.testing import LabHandle, Objects, attach, start_lab
 
 
-def pytest_report_header(config) -> str:
+def _backend_line() -> str:
     from lab.runtime import default_backend  # pylint: disable=import-outside-toplevel
 
-    backend = default_backend()
-    if backend == "cluster":
+    if default_backend() == "cluster":
         from lab.cluster.binaries import build_dir  # pylint: disable=import-outside-toplevel
-        return f"lab: real control plane (kube-apiserver, etcd, kube-controller-manager, kwok from {build_dir()})"
+        return (f"lab: real control plane (kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok "
+                f"from {build_dir()})")
     return "lab: Kubernetes API emulator (build the real control plane with `make controlplane`)"
+
+
+def pytest_report_header(config) -> str:
+    return _backend_line()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    # Also under -q, which hides the header: the output must say what the tests ran against.
+    terminalreporter.write_line(_backend_line())
 
 
 def _running_lab_from_env() -> LabHandle | None:
