@@ -6,6 +6,7 @@ directory; several test runs can coexist.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import uuid
 from dataclasses import dataclass
@@ -76,8 +77,34 @@ class KubeLab:
         self.session().delete(f"{self.url}/lab/v1/faults").raise_for_status()
 
 
+class ClusterKubeLab:
+    """The same contract, held against the real kube-apiserver of the session's lab."""
+
+    controller_delay = 0.0
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.url = handle.kube_url
+        self.kubeconfig = handle.kubeconfig
+        self.readonly_kubeconfig = handle.readonly_kubeconfig
+        self.ca_cert = handle.ca_cert
+        self.token = handle.token
+        self.readonly_token = handle.readonly_token
+
+    session = KubeLab.session
+
+    def inject_fault(self, *args, **kwargs) -> str:
+        return self.handle.inject_fault(*args, **kwargs)
+
+    def clear_faults(self) -> None:
+        self.handle.clear_faults()
+
+
 @pytest.fixture(scope="session")
-def kube_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeLab]:
+def kube_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeLab]:
+    if os.environ.get("KUBE_CONTRACT_BACKEND") == "cluster":
+        yield ClusterKubeLab(request.getfixturevalue("lab"))
+        return
     state_dir = pathlib.Path(tmp_path_factory.mktemp("kube-lab"))
     store = Store()
     server = KubeAPIServer(store, state_dir)
