@@ -54,7 +54,7 @@ prometheus: ## Install Prometheus from the OS packages when it is missing
 setup: venv collection prometheus ## Everything the tests and the demo need
 
 test: ## Unit tests, lint, then integration tests and Molecule on the lab's real control plane
-	@# The control plane compiles (about 22 minutes the first time) while the Python side is set up and checked.
+	@# The control plane compiles (about 16 minutes the first time) while the Python side is set up and checked.
 	$(MAKE) --no-print-directory -j2 controlplane static-checks
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory molecule
@@ -102,7 +102,7 @@ demo: setup ## Run the main job on the local lab
 	  echo "The demo needs the canary role, which is not in this version yet." >&2; exit 1; fi
 	@if [ ! -x build/controlplane/bin/kube-apiserver ]; then \
 	  echo "The lab's real control plane is not built yet: this demo runs on the lab's Kubernetes API emulator."; \
-	  echo "'make controlplane' builds it from pinned upstream sources (about 22 minutes the first time on 2 cores);"; \
+	  echo "'make controlplane' builds it from pinned upstream sources (about 16 minutes the first time on 2 cores);"; \
 	  echo "the next 'make demo' then runs on it."; fi
 	$(BIN)/python -m lab up
 	$(BIN)/ansible-playbook -i localhost, -c local playbooks/demo.yml; status=$$?; \

@@ -119,8 +119,8 @@ class Lab:
         from lab.cluster import bootstrap  # pylint: disable=import-outside-toplevel
         from lab.cluster.controlplane import ControlPlane  # pylint: disable=import-outside-toplevel
         from lab.cluster.fault_front import FaultFront  # pylint: disable=import-outside-toplevel
-        from lab.kube import kubeconfig  # pylint: disable=import-outside-toplevel
         from lab.cluster.mirror import ClusterMirror  # pylint: disable=import-outside-toplevel
+        from lab.kube import kubeconfig  # pylint: disable=import-outside-toplevel
 
         self.kube = ControlPlane(self.state_dir, host=self.host, port=self.ports["kube"])
         self.kube.start()

@@ -7,7 +7,7 @@ import pathlib
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMMANDS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 BUILD_HINT = ("run `make controlplane` to build it from the pinned upstream sources "
-              "(about 22 minutes the first time on 2 cores, seconds afterwards)")
+              "(about 16 minutes the first time on 2 cores, seconds afterwards)")
 
 
 class ControlPlaneMissing(RuntimeError):

@@ -29,7 +29,7 @@ done
 
 echo "Building kube-apiserver, kube-controller-manager, kube-scheduler $kubernetes_version, kwok $kwok_version" \
   "and etcd $etcd_version into $out/bin."
-echo "With empty Go caches this takes about 22 minutes on 2 cores; with nothing changed, seconds."
+echo "With empty Go caches this takes about 16 minutes on 2 cores; with nothing changed, seconds."
 started=$SECONDS
 # One go command for all four, so compiles keep both cores busy and the links overlap. etcd comes after it and finds
 # the standard library already compiled.

@@ -7,6 +7,7 @@ import pytest
 from lab.testing import wait_for
 from tests.support.modules import run_module
 
+SCRAPE_SECONDS = 1  # the lab's Prometheus scrapes the mesh every second
 SUCCESS = {"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "1m"}
 DURATION = {"name": "request-duration", "thresholdRange": {"max": 500}, "interval": "1m"}
 SERVED = 'sum(istio_requests_total{{reporter="destination",destination_workload_namespace="{namespace}",destination_workload="{workload}"}})'
@@ -65,9 +66,11 @@ def test_error_canary_fails_in_watch_at_the_first_poll_after_the_data_shows_it(l
     assert all(s["metrics"][0]["result"] == "pass" for s in samples[:-1])
     assert result["elapsed"] < 90
     if len(samples) > 1:
-        # Asked again about the moment of the previous poll, Prometheus still says pass: the breach
-        # was reported at the first poll that could see it.
-        before = gate(lab, namespace, [SUCCESS], mode="at", time=samples[-2]["timestamp"])
+        # Asked again about the previous poll, Prometheus still says pass: the breach was reported at the first
+        # poll that could see it. Asked one scrape before that moment, because a scrape's samples carry the time it
+        # started and land a moment later: asked afterwards about the very instant of the previous poll, Prometheus
+        # may count samples that had not arrived when that poll asked.
+        before = gate(lab, namespace, [SUCCESS], mode="at", time=samples[-2]["timestamp"] - SCRAPE_SECONDS)
         assert before["metrics"][0]["result"] == "pass", before["metrics"][0]
 
 
