@@ -34,15 +34,7 @@ def fault_status(code: int, path: str) -> dict:
     if match:
         details = {key: value for key, value in (("name", match.group("name")), ("group", match.group("group")),
                                                  ("kind", match.group("plural"))) if value}
-    if code == 409:
-        return st.status_body(409, "Conflict", "Operation cannot be fulfilled on the requested object: the object "
-                              "has been modified; please apply your changes to the latest version and try again",
-                              details)
-    if code == 500:
-        return st.status_body(500, "InternalError", "Internal error occurred: injected fault",
-                              {"causes": [{"message": "injected fault"}]})
-    return st.status_body(code, st.REASON_BY_CODE.get(code, "Unknown" if code >= 400 else ""),
-                          f"injected fault answering {code}", details)
+    return st.injected_fault(code, details)
 
 
 class _QuietServer(ThreadingHTTPServer):

@@ -163,16 +163,7 @@ class _Handler(EveryMethod, BaseHTTPRequestHandler):
 
 
 def _fault_status(code: int, path: str, served: ServedVersions) -> dict:
-    details = _details_from_path(path, served) or None
-    if code == 409:
-        return st.status_body(409, "Conflict", "Operation cannot be fulfilled on the requested object: the object "
-                              "has been modified; please apply your changes to the latest version and try again",
-                              details)
-    if code == 500:
-        return st.status_body(500, "InternalError", "Internal error occurred: injected fault",
-                              {"causes": [{"message": "injected fault"}]})
-    reason = st.REASON_BY_CODE.get(code, "Unknown" if code >= 400 else "")
-    return st.status_body(code, reason, f"injected fault answering {code}", details)
+    return st.injected_fault(code, _details_from_path(path, served) or None)
 
 
 def _details_from_path(path: str, served: ServedVersions) -> dict:

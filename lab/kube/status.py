@@ -157,3 +157,15 @@ def invalid(rtype: ResourceType, name: str, errors: list[FieldError]) -> ApiErro
     if rtype.group:
         details = {"name": name, "group": rtype.group, "kind": rtype.kind, "causes": details["causes"]}
     return ApiError(422, "Invalid", f'{rtype.qualified_kind} "{name}" is invalid: {summary}', details)
+
+
+def injected_fault(code: int, details: dict | None) -> dict:
+    """The Status an injected fault answers with: what a real API server sends with that code."""
+    if code == 409:
+        return status_body(409, "Conflict", "Operation cannot be fulfilled on the requested object: the object "
+                           "has been modified; please apply your changes to the latest version and try again", details)
+    if code == 500:
+        return status_body(500, "InternalError", "Internal error occurred: injected fault",
+                           {"causes": [{"message": "injected fault"}]})
+    return status_body(code, REASON_BY_CODE.get(code, "Unknown" if code >= 400 else ""),
+                       f"injected fault answering {code}", details)
