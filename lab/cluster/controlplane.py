@@ -17,7 +17,8 @@ import yaml
 from lab.cluster import bootstrap, pki
 from lab.cluster.api import Api
 from lab.cluster.binaries import require
-from lab.cluster.processes import Child, free_port, wait_until
+from lab.cluster.processes import Child, wait_until
+from lab.prom import free_port
 
 LOG = logging.getLogger("lab.cluster")
 POD_STAGES = pathlib.Path(__file__).with_name("pod-stages.yaml")

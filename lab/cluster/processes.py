@@ -6,7 +6,6 @@ import logging
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import time
 from typing import Sequence
@@ -81,12 +80,6 @@ def wait_until(check, timeout: float, what: str, watched: Sequence[Child] = (), 
             tails = "".join(f"\n--- {child.log_path}:\n{child.log_tail()}" for child in watched)
             raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}{tails}")
         time.sleep(interval)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def environment() -> dict[str, str]:
