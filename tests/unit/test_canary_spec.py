@@ -126,14 +126,149 @@ def test_all_problems_are_reported_at_once():
     assert 'spec.analysis.metrics[0].thresholdRange.min: must be a number, got "high"' in problems
 
 
-@pytest.mark.parametrize("extra, field, words", [
-    ({"match": [{"headers": {"x-canary": {"exact": "insider"}}}], "iterations": 10}, "spec.analysis.match", "A/B testing"),
-    ({"iterations": 10}, "spec.analysis.iterations", "blue/green"),
-    ({"mirror": True}, "spec.analysis.mirror", "mirroring"),
+def iteration_manifest(**analysis):
+    """The seed with its canary weights replaced by the given iteration-strategy fields."""
+    document = copy.deepcopy(SEED)
+    for key in ("stepWeight", "maxWeight"):
+        document["spec"]["analysis"].pop(key)
+    document["spec"]["analysis"].update(analysis)
+    return document
+
+
+INSIDER = [{"headers": {"x-canary": {"exact": "insider"}}}, {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}]
+
+
+def test_ab_testing_is_match_with_iterations():
+    plan = build_plan(iteration_manifest(iterations=10, match=INSIDER))
+    assert plan["strategy"] == "ab-testing" and plan["iterations"] == 10
+    assert plan["steps"] == [0] * 10 and plan["match"] == INSIDER
+    assert plan["mirror_weight"] is None and plan["session_affinity"] is None
+    assert plan["max_weight"] == 0 and plan["step_weight"] == 0 and plan["promotion_steps"] == [0]
+    assert plan["notes"] == []
+
+
+def test_blue_green_is_iterations_without_match():
+    plan = build_plan(iteration_manifest(iterations=3))
+    assert (plan["strategy"], plan["iterations"], plan["steps"], plan["match"]) == ("blue-green", 3, [0, 0, 0], [])
+    assert plan["mirror_weight"] is None and plan["notes"] == []
+    mirrored = build_plan(iteration_manifest(iterations=3, mirror=True))
+    assert mirrored["strategy"] == "blue-green-mirror" and mirrored["mirror_weight"] == 100
+    assert build_plan(iteration_manifest(iterations=3, mirror=True, mirrorWeight=25))["mirror_weight"] == 25
+
+
+def test_iteration_strategies_walk_promotion_back_from_the_whole_traffic():
+    plan = build_plan(iteration_manifest(iterations=2, stepWeightPromotion=40))
+    assert plan["promotion_steps"] == [60, 20, 0]
+
+
+def test_canary_with_mirroring_analyses_one_mirrored_step_first():
+    plan = build_plan(manifest(mirror=True, mirrorWeight=50))
+    assert plan["strategy"] == "canary" and plan["iterations"] == 0
+    assert plan["steps"] == [0, 10, 20, 30, 40, 50] and plan["mirror_weight"] == 50
+    assert plan["promotion_steps"] == [0]
+    assert any(n.startswith("spec.analysis.mirror:") and "50%" in n for n in plan["notes"]), plan["notes"]
+
+
+def test_seed_has_the_strategy_defaults():
+    plan = build_plan(SEED)
+    assert (plan["strategy"], plan["iterations"], plan["match"], plan["mirror_weight"]) == ("canary", 0, [], None)
+    assert plan["session_affinity"] is None
+    assert (plan["primary_ready_threshold"], plan["canary_ready_threshold"]) == (100, 100)
+
+
+@pytest.mark.parametrize("extra, field, named", [
+    ({"iterations": 5}, "spec.analysis.stepWeight", "spec.analysis.iterations"),
+    ({"iterations": 5, "match": [{"headers": {"x": {"exact": "y"}}}], "mirror": True}, "spec.analysis.mirror",
+     "spec.analysis.match"),
+    ({"mirrorWeight": 20}, "spec.analysis.mirrorWeight", "spec.analysis.mirror"),
+    ({"iterations": 5, "sessionAffinity": {"cookieName": "c"}}, "spec.analysis.sessionAffinity",
+     "spec.analysis.iterations"),
 ])
-def test_other_strategies_are_refused_not_run_as_canary(extra, field, words):
+def test_fields_flagger_silently_drops_are_named_in_notes(extra, field, named):
+    plan = build_plan(manifest(**extra))
+    notes = [n for n in plan["notes"] if n.startswith(field + ":")]
+    assert notes and named in notes[0] and "ignored" in notes[0], plan["notes"]
+
+
+def test_flaggers_precedence_decides_when_both_are_given():
+    plan = build_plan(manifest(iterations=4))
+    assert plan["strategy"] == "blue-green" and plan["steps"] == [0] * 4
+    plan = build_plan(manifest(iterations=4, match=INSIDER, mirror=True))
+    assert plan["strategy"] == "ab-testing" and plan["mirror_weight"] is None
+    assert build_plan(manifest(mirrorWeight=20))["mirror_weight"] is None
+    assert build_plan(manifest(iterations=4, sessionAffinity={"cookieName": "c"}))["session_affinity"] is None
+
+
+def test_match_without_iterations_is_refused_naming_both_fields():
+    problems = errors_of(manifest(match=INSIDER))
+    assert len(problems) == 1 and problems[0].startswith("spec.analysis.match: needs spec.analysis.iterations")
+    assert "stepWeight" in problems[0]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"iterations": 0}, "spec.analysis.iterations: must be an integer of at least 1, got 0"),
+    ({"iterations": "ten"}, 'spec.analysis.iterations: must be an integer of at least 1, got "ten"'),
+    ({"iterations": 2, "match": {"headers": {}}}, "spec.analysis.match: must be a list"),
+    ({"iterations": 2, "match": [{}]}, "spec.analysis.match[0]: is empty"),
+    ({"iterations": 2, "match": [{"header": {"x": {"exact": "y"}}}]}, "spec.analysis.match[0].header: unknown field"),
+    ({"iterations": 2, "match": [{"headers": {"x": {"exact": "y", "regex": "z"}}}]},
+     "spec.analysis.match[0].headers.x: give one of exact, prefix or regex, got exact, regex"),
+    ({"iterations": 2, "match": [{"headers": {"x": {"suffix": "y"}}}]},
+     "spec.analysis.match[0].headers.x.suffix: unknown field; a string match has exact, prefix or regex (Istio has"),
+    ({"iterations": 2, "match": [{"headers": {"x": {}}}]}, "spec.analysis.match[0].headers.x: needs one of exact"),
+    ({"iterations": 2, "match": [{"headers": {"x": "y"}}]}, 'spec.analysis.match[0].headers.x: must be a mapping'),
+    ({"iterations": 2, "match": [{"sourceLabels": {"app": 3}}]}, "spec.analysis.match[0].sourceLabels.app: must be a string"),
+    ({"iterations": 2, "match": [{"ignoreUriCase": "yes"}]}, "spec.analysis.match[0].ignoreUriCase: must be true or false"),
+    ({"mirror": "yes"}, 'spec.analysis.mirror: must be true or false, got "yes"'),
+    ({"mirror": True, "mirrorWeight": 0}, "spec.analysis.mirrorWeight: must be an integer between 1 and 100, got 0"),
+    ({"mirror": True, "mirrorWeight": 101}, "spec.analysis.mirrorWeight: must be an integer between 1 and 100, got 101"),
+    ({"sessionAffinity": {"maxAge": 60}}, "spec.analysis.sessionAffinity.cookieName: is required"),
+    ({"sessionAffinity": {"cookieName": "c", "maxAge": 0}}, "spec.analysis.sessionAffinity.maxAge: must be an integer"),
+    ({"sessionAffinity": {"cookieName": "c", "cookie": "x"}}, "spec.analysis.sessionAffinity.cookie: unknown field"),
+    ({"sessionAffinity": {"cookieName": "c", "primaryCookieName": "c"}},
+     "spec.analysis.sessionAffinity.primaryCookieName: must differ from cookieName"),
+    ({"sessionAffinity": {"cookieName": "c", "sameSite": "lax"}}, "spec.analysis.sessionAffinity.sameSite: must be Strict"),
+    ({"primaryReadyThreshold": 101}, "spec.analysis.primaryReadyThreshold: must be an integer between 0 and 100, got 101"),
+    ({"canaryReadyThreshold": "all"}, 'spec.analysis.canaryReadyThreshold: must be an integer between 0 and 100'),
+])
+def test_strategy_field_errors_name_the_field(extra, expected):
     problems = errors_of(manifest(**extra))
-    assert any(p.startswith(field + ":") and words in p and "not supported yet" in p for p in problems), problems
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_match_accepts_istio_conditions_and_says_which_flagger_would_drop():
+    match = [{"headers": {"user-agent": {"regex": ".*Firefox.*"}}, "queryParams": {"beta": {}}},
+             {"sourceLabels": {"app": "frontend"}}, {"uri": {"prefix": "/api"}, "method": {"exact": "GET"}}]
+    plan = build_plan(iteration_manifest(iterations=2, match=match))
+    assert plan["match"] == match
+    assert plan["notes"] == ["spec.analysis.match[2]: uri, method not in Flagger's Canary CRD (its API server would "
+                             "drop them); the role applies them as Istio match conditions"]
+
+
+def test_session_affinity_and_ready_thresholds():
+    plan = build_plan(manifest(sessionAffinity={"cookieName": "flagger-cookie", "primaryCookieName": "primary-cookie"},
+                               primaryReadyThreshold=50, canaryReadyThreshold=0))
+    assert plan["session_affinity"] == {"cookie_name": "flagger-cookie", "max_age": 86400,
+                                        "primary_cookie_name": "primary-cookie"}
+    assert (plan["primary_ready_threshold"], plan["canary_ready_threshold"]) == (50, 0)
+    assert plan["notes"] == []
+    plan = build_plan(manifest(sessionAffinity={"cookieName": "c", "maxAge": 60, "secure": True, "path": "/"}))
+    assert plan["session_affinity"] == {"cookie_name": "c", "max_age": 60, "primary_cookie_name": None}
+    assert plan["notes"] == ["spec.analysis.sessionAffinity: path, secure not written to the affinity cookie by the "
+                             "role (it sets the name, value and Max-Age)"]
+
+
+def test_step_weights_lose_to_step_weight_as_in_flagger():
+    plan = build_plan(manifest(stepWeights=[5, 50]))
+    assert plan["steps"] == [10, 20, 30, 40, 50] and plan["step_weights"] == []
+    assert any(n.startswith("spec.analysis.stepWeights: ignored") for n in plan["notes"])
+
+
+def test_no_weights_and_no_iterations_names_every_choice():
+    document = iteration_manifest()
+    problems = errors_of(document)
+    assert problems == ["spec.analysis: needs stepWeight (with maxWeight) or stepWeights for a canary, or iterations "
+                        "for A/B testing (with match) or blue/green"]
 
 
 def test_template_ref_resolves_against_given_templates():

@@ -11,16 +11,13 @@ cluster changes.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.durations import (
-    DurationError,
-    go_duration_seconds,
-    is_prometheus_duration,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import is_prometheus_duration
+from ansible_collections.progressive.delivery.plugins.module_utils.plan import strategy
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
 
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -47,24 +44,6 @@ class CanarySpecError(DeliveryError, ValueError):
         if len(self.errors) == 1:
             return "Canary manifest rejected: %s" % self.errors[0]
         return "Canary manifest rejected (%d problems): %s" % (len(self.errors), "; ".join(self.errors))
-
-
-def parse_go_duration(value: Any) -> float:
-    """Seconds in a Go duration string such as ``1m``, ``30s``, ``1m30s`` or ``1.5h``; ValueError otherwise.
-
-    Stricter than Go for manifests: a sign or a bare ``0`` is refused, since no
-    analysis field means anything with them.
-    """
-    problem = "must be a duration string such as 30s, 1m or 1m30s, got %s" % _show(value)
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(problem)
-    text = value.strip()
-    if text in ("0", "") or text[:1] in ("+", "-"):
-        raise ValueError(problem)
-    try:
-        return go_duration_seconds(text)
-    except DurationError:
-        raise ValueError(problem) from None
 
 
 def format_seconds(seconds: float) -> str:
@@ -121,91 +100,6 @@ def promotion_steps(last_weight: int, step_weight_promotion: int) -> list[int]:
     return weights or [0]
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return '"%s"' % value
-    if value is None:
-        return "nothing"
-    return repr(value)
-
-
-class _Checker:
-    """Collects problems with their field paths instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.notes: list[str] = []
-
-    def error(self, path: str, text: str) -> None:
-        self.errors.append("%s: %s" % (path, text))
-
-    def mapping(self, value: Any, path: str, required: bool = False) -> dict[str, Any]:
-        if value is None:
-            if required:
-                self.error(path, "is required")
-            return {}
-        if not isinstance(value, Mapping):
-            self.error(path, "must be a mapping, got %s" % _show(value))
-            return {}
-        return dict(value)
-
-    def integer(self, value: Any, path: str, low: int, high: int | None = None, default: int | None = None) -> int | None:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                self.error(path, "must be an integer %s, got %s" % (_bounds(low, high), _show(value)))
-                return default
-        if value < low or (high is not None and value > high):
-            self.error(path, "must be an integer %s, got %s" % (_bounds(low, high), value))
-            return default
-        return value
-
-    def number(self, value: Any, path: str) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.error(path, "must be a number, got %s" % _show(value))
-            return None
-        if math.isnan(value) or math.isinf(value):
-            self.error(path, "must be a finite number, got %s" % value)
-            return None
-        return float(value)
-
-    def string(self, value: Any, path: str, required: bool = False) -> str | None:
-        if value is None or value == "":
-            if required:
-                self.error(path, "is required")
-            return None
-        if not isinstance(value, str):
-            self.error(path, "must be a string, got %s" % _show(value))
-            return None
-        return value
-
-    def duration(self, value: Any, path: str) -> float | None:
-        try:
-            return parse_go_duration(value)
-        except ValueError as exc:
-            self.error(path, str(exc))
-            return None
-
-    def boolean(self, value: Any, path: str, default: bool = False) -> bool:
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.error(path, "must be true or false, got %s" % _show(value))
-            return default
-        return value
-
-
-def _bounds(low: int, high: int | None) -> str:
-    if high is None:
-        return "of at least %d" % low
-    return "between %d and %d" % (low, high)
-
-
 def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interval_override: str | None = None,
                metric_interval_override: str | None = None, critical_metrics: list[str] | None = None) -> dict[str, Any]:
     """Validate a Flagger Canary manifest and return the plan the role executes.
@@ -216,7 +110,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     over ``interval_override`` for them. ``critical_metrics`` names metrics
     whose breach rolls back at once in the role's fast mode.
     """
-    check = _Checker()
+    check = Checker()
     document = check.mapping(manifest, "manifest", required=True)
     if check.errors:
         raise CanarySpecError(check.errors)
@@ -226,12 +120,12 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     namespace = check.string(metadata.get("namespace"), "metadata.namespace", required=True)
     for path, value in (("metadata.name", name), ("metadata.namespace", namespace)):
         if value and not _DNS_LABEL.match(value):
-            check.error(path, "must be a DNS label (lowercase letters, digits and '-'), got %s" % _show(value))
+            check.error(path, "must be a DNS label (lowercase letters, digits and '-'), got %s" % show(value))
     spec = check.mapping(document.get("spec"), "spec", required=True)
 
     provider = spec.get("provider") or ""
     if provider not in SUPPORTED_PROVIDERS:
-        check.error("spec.provider", "only istio is supported, got %s" % _show(provider))
+        check.error("spec.provider", "only istio is supported, got %s" % show(provider))
     target = _target(check, spec)
     service = _service(check, spec, target)
     if spec.get("ingressRef"):
@@ -241,7 +135,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         ref = check.mapping(spec.get("autoscalerRef"), "spec.autoscalerRef")
         kind = ref.get("kind", "HorizontalPodAutoscaler")
         if kind != "HorizontalPodAutoscaler":
-            check.error("spec.autoscalerRef.kind", "only HorizontalPodAutoscaler is supported, got %s" % _show(kind))
+            check.error("spec.autoscalerRef.kind", "only HorizontalPodAutoscaler is supported, got %s" % show(kind))
         autoscaler = check.string(ref.get("name"), "spec.autoscalerRef.name", required=True)
     deadline = check.integer(spec.get("progressDeadlineSeconds"), "spec.progressDeadlineSeconds", 1,
                              default=DEFAULT_PROGRESS_DEADLINE)
@@ -251,7 +145,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     analysis_key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec else "canaryAnalysis"
     analysis_path = "spec.%s" % analysis_key
     analysis = check.mapping(spec.get(analysis_key), analysis_path, required=True)
-    _reject_other_strategies(check, analysis, analysis_path)
+    chosen = strategy.choose(check, analysis, analysis_path)
 
     interval_path = analysis_path + ".interval"
     interval_text = analysis.get("interval", DEFAULT_INTERVAL)
@@ -259,7 +153,9 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         interval_text, interval_path = interval_override, "interval override"
     interval_seconds = check.duration(interval_text, interval_path)
     threshold = check.integer(analysis.get("threshold"), analysis_path + ".threshold", 1, default=DEFAULT_THRESHOLD)
-    weights = _weights(check, analysis, analysis_path)
+    weights = _weights(check, analysis, analysis_path, chosen)
+    ready = {which: strategy.ready_threshold(check, analysis, analysis_path, "%sReadyThreshold" % which)
+             for which in ("primary", "canary")}
     metric_interval = metric_interval_override or interval_override
     metrics = _metrics(check, analysis, analysis_path, metric_templates or [], namespace, metric_interval,
                        set(critical_metrics or []))
@@ -285,7 +181,13 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "progress_deadline_seconds": deadline,
         "skip_analysis": skip_analysis,
         "suspended": suspended,
-        "strategy": "canary",
+        "strategy": chosen["strategy"],
+        "iterations": chosen["iterations"],
+        "match": chosen["match"],
+        "mirror_weight": chosen["mirror_weight"],
+        "session_affinity": chosen["session_affinity"],
+        "primary_ready_threshold": ready["primary"],
+        "canary_ready_threshold": ready["canary"],
         "interval": format_seconds(interval_seconds),
         "interval_seconds": interval_seconds,
         "threshold": threshold,
@@ -294,7 +196,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "step_weights": weights["step_weights"],
         "step_weight_promotion": weights["step_weight_promotion"],
         "steps": weights["steps"],
-        "promotion_steps": promotion_steps(weights["steps"][-1], weights["step_weight_promotion"]),
+        "promotion_steps": weights["promotion_steps"],
         "metrics": metrics,
         "thresholds": [{"metric": m["name"], "min": (m.get("thresholdRange") or {}).get("min"),
                         "max": (m.get("thresholdRange") or {}).get("max")} for m in metrics],
@@ -303,32 +205,32 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     }
 
 
-def _check_kind(check: _Checker, document: dict[str, Any]) -> None:
+def _check_kind(check: Checker, document: dict[str, Any]) -> None:
     kind = document.get("kind")
     if kind != "Canary":
-        check.error("kind", "must be Canary, got %s" % _show(kind))
+        check.error("kind", "must be Canary, got %s" % show(kind))
     api_version = document.get("apiVersion")
     if api_version is not None and not str(api_version).startswith("flagger.app/"):
-        check.error("apiVersion", "must be a flagger.app version such as flagger.app/v1beta1, got %s" % _show(api_version))
+        check.error("apiVersion", "must be a flagger.app version such as flagger.app/v1beta1, got %s" % show(api_version))
 
 
-def _target(check: _Checker, spec: dict[str, Any]) -> str | None:
+def _target(check: Checker, spec: dict[str, Any]) -> str | None:
     ref = check.mapping(spec.get("targetRef"), "spec.targetRef", required=True)
     kind = ref.get("kind")
     if kind is None:
         check.error("spec.targetRef.kind", "is required (Deployment)")
     elif kind != "Deployment":
-        check.error("spec.targetRef.kind", "not supported yet: only Deployment targets can be released, got %s" % _show(kind))
+        check.error("spec.targetRef.kind", "not supported yet: only Deployment targets can be released, got %s" % show(kind))
     api_version = ref.get("apiVersion")
     if api_version not in (None, "apps/v1"):
-        check.error("spec.targetRef.apiVersion", "must be apps/v1, got %s" % _show(api_version))
+        check.error("spec.targetRef.apiVersion", "must be apps/v1, got %s" % show(api_version))
     name = check.string(ref.get("name"), "spec.targetRef.name", required=True)
     if name and not _DNS_LABEL.match(name):
-        check.error("spec.targetRef.name", "must be a DNS label, got %s" % _show(name))
+        check.error("spec.targetRef.name", "must be a DNS label, got %s" % show(name))
     return name
 
 
-def _service(check: _Checker, spec: dict[str, Any], target: str | None) -> dict[str, Any]:
+def _service(check: Checker, spec: dict[str, Any], target: str | None) -> dict[str, Any]:
     service = check.mapping(spec.get("service"), "spec.service", required=True)
     check.integer(service.get("port"), "spec.service.port", 1, 65535)
     if "port" not in service:
@@ -337,7 +239,7 @@ def _service(check: _Checker, spec: dict[str, Any], target: str | None) -> dict[
         if key in service:
             values = service[key]
             if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-                check.error("spec.service.%s" % key, "must be a list of strings, got %s" % _show(values))
+                check.error("spec.service.%s" % key, "must be a list of strings, got %s" % show(values))
     name = service.get("name")
     if name is not None:
         check.string(name, "spec.service.name")
@@ -348,27 +250,14 @@ def _service(check: _Checker, spec: dict[str, Any], target: str | None) -> dict[
     return out
 
 
-def _reject_other_strategies(check: _Checker, analysis: dict[str, Any], path: str) -> None:
-    iterations = analysis.get("iterations")
-    if analysis.get("match"):
-        check.error(path + ".match", "A/B testing (match with iterations) is not supported yet; only the canary "
-                                     "strategy (stepWeight/stepWeights with maxWeight) runs")
-    elif iterations:
-        check.error(path + ".iterations", "blue/green (iterations without stepWeight) is not supported yet; only the "
-                                          "canary strategy (stepWeight/stepWeights with maxWeight) runs")
-    if analysis.get("mirror"):
-        check.error(path + ".mirror", "traffic mirroring is not supported yet; remove it to run a canary")
-    if analysis.get("sessionAffinity"):
-        check.error(path + ".sessionAffinity", "session affinity is not supported yet")
-
-
-def _weights(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, Any] | None:
+def _weights(check: Checker, analysis: dict[str, Any], path: str, chosen: dict[str, Any]) -> dict[str, Any] | None:
+    """The weights walked by the strategy: the canary's steps, or one 0 per iteration for the others."""
     step_weight = check.integer(analysis.get("stepWeight"), path + ".stepWeight", 1, TOTAL_WEIGHT, default=0)
     raw_steps = analysis.get("stepWeights")
     step_weights: list[int] = []
     if raw_steps is not None:
         if not isinstance(raw_steps, list) or not raw_steps:
-            check.error(path + ".stepWeights", "must be a non-empty list of integers, got %s" % _show(raw_steps))
+            check.error(path + ".stepWeights", "must be a non-empty list of integers, got %s" % show(raw_steps))
         else:
             for index, item in enumerate(raw_steps):
                 value = check.integer(item, "%s.stepWeights[%d]" % (path, index), 1, TOTAL_WEIGHT)
@@ -380,22 +269,49 @@ def _weights(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, 
     max_weight = check.integer(analysis.get("maxWeight"), path + ".maxWeight", 1, TOTAL_WEIGHT)
     promotion = check.integer(analysis.get("stepWeightPromotion"), path + ".stepWeightPromotion", 1, TOTAL_WEIGHT,
                               default=0)
+    if step_weight is None or promotion is None:
+        return None
+    if chosen["strategy"] in strategy.ITERATION_STRATEGIES:
+        if not chosen["iterations"]:
+            return None
+        # The canary holds all of the (matching) traffic when Flagger promotes after the iterations,
+        # so stepWeightPromotion walks back from 100.
+        return {
+            "step_weight": 0,
+            "step_weights": [],
+            "max_weight": 0,
+            "step_weight_promotion": promotion,
+            "steps": [0] * chosen["iterations"],
+            "promotion_steps": promotion_steps(TOTAL_WEIGHT, promotion),
+        }
+    if step_weight and step_weights:
+        check.note(path + ".stepWeights", "ignored: %s.stepWeight is set too and Flagger walks stepWeight; remove "
+                   "one of them" % path)
+        step_weights = []
     if not step_weight and not step_weights:
         if "stepWeight" not in analysis and raw_steps is None:
-            check.error(path, "needs stepWeight (with maxWeight) or stepWeights to run a canary")
+            check.error(path, "needs stepWeight (with maxWeight) or stepWeights for a canary, or iterations for "
+                              "A/B testing (with match) or blue/green")
         return None
     if step_weights and not step_weight:
+        if max_weight is not None:
+            check.note(path + ".maxWeight", "ignored: %s.stepWeights ends at %d, as in Flagger"
+                       % (path, step_weights[-1]))
         max_weight = min(TOTAL_WEIGHT, step_weights[-1])
     elif max_weight is None:
         max_weight = TOTAL_WEIGHT
-    if step_weight is None or promotion is None:
-        return None
+    steps = canary_steps(step_weight, max_weight, step_weights)
+    promotion_walk = promotion_steps(steps[-1], promotion)
+    if chosen["mirror_weight"] is not None:
+        # Flagger's canary with mirroring analyses one mirrored step at weight 0 before the first weight.
+        steps = [0] + steps
     return {
         "step_weight": step_weight,
         "step_weights": step_weights,
         "max_weight": max_weight,
         "step_weight_promotion": promotion,
-        "steps": canary_steps(step_weight, max_weight, step_weights),
+        "steps": steps,
+        "promotion_steps": promotion_walk,
     }
 
 
@@ -404,11 +320,11 @@ def _template_key(manifest: Mapping[str, Any]) -> tuple[str, str | None]:
     return str(metadata.get("name") or ""), metadata.get("namespace")
 
 
-def _resolve_template(check: _Checker, ref: Any, path: str, templates: list[Any], namespace: str | None) -> dict[str, Any] | None:
+def _resolve_template(check: Checker, ref: Any, path: str, templates: list[Any], namespace: str | None) -> dict[str, Any] | None:
     if isinstance(ref, str):
         ref = {"name": ref}
     if not isinstance(ref, Mapping) or not ref.get("name"):
-        check.error(path, "must name a MetricTemplate ({name: ..., namespace: ...}), got %s" % _show(ref))
+        check.error(path, "must name a MetricTemplate ({name: ..., namespace: ...}), got %s" % show(ref))
         return None
     wanted = str(ref["name"])
     wanted_namespace = ref.get("namespace") or namespace
@@ -423,7 +339,7 @@ def _resolve_template(check: _Checker, ref: Any, path: str, templates: list[Any]
     template_spec = template.get("spec") if isinstance(template.get("spec"), Mapping) else {}
     provider = str((template_spec.get("provider") or {}).get("type") or "prometheus")
     if provider.lower() != "prometheus":
-        check.error(path, "MetricTemplate %s uses provider %s; only prometheus is supported" % (wanted, _show(provider)))
+        check.error(path, "MetricTemplate %s uses provider %s; only prometheus is supported" % (wanted, show(provider)))
         return None
     if not isinstance(template_spec.get("query"), str) or not template_spec["query"].strip():
         check.error(path, "MetricTemplate %s has no spec.query" % wanted)
@@ -431,7 +347,7 @@ def _resolve_template(check: _Checker, ref: Any, path: str, templates: list[Any]
     return template
 
 
-def _threshold_range(check: _Checker, metric: dict[str, Any], path: str, name: str) -> dict[str, float] | None:
+def _threshold_range(check: Checker, metric: dict[str, Any], path: str, name: str) -> dict[str, float] | None:
     raw = metric.get("thresholdRange")
     bounds: dict[str, float] = {}
     if raw is not None:
@@ -458,24 +374,24 @@ def _threshold_range(check: _Checker, metric: dict[str, Any], path: str, name: s
     return bounds
 
 
-def _metrics(check: _Checker, analysis: dict[str, Any], path: str, templates: list[Any], namespace: str | None,
+def _metrics(check: Checker, analysis: dict[str, Any], path: str, templates: list[Any], namespace: str | None,
              interval_override: str | None, critical: set[str]) -> list[dict[str, Any]]:
     raw_metrics = analysis.get("metrics") or []
     if not isinstance(raw_metrics, list):
-        check.error(path + ".metrics", "must be a list, got %s" % _show(raw_metrics))
+        check.error(path + ".metrics", "must be a list, got %s" % show(raw_metrics))
         return []
     metrics: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_metrics):
         metric_path = "%s.metrics[%d]" % (path, index)
         if not isinstance(raw, Mapping):
-            check.error(metric_path, "must be a mapping, got %s" % _show(raw))
+            check.error(metric_path, "must be a mapping, got %s" % show(raw))
             continue
         name = check.string(raw.get("name"), metric_path + ".name", required=True)
         if not name:
             continue
         if name in seen:
-            check.error(metric_path + ".name", "%s is listed twice" % _show(name))
+            check.error(metric_path + ".name", "%s is listed twice" % show(name))
         seen.add(name)
         entry: dict[str, Any] = {"name": name}
         if raw.get("templateRef") is not None:
@@ -487,19 +403,19 @@ def _metrics(check: _Checker, analysis: dict[str, Any], path: str, templates: li
             entry["query"] = check.string(raw.get("query"), metric_path + ".query")
         elif name not in BUILTIN_METRICS:
             check.error(metric_path, "%s is not a builtin metric (%s): give it a templateRef"
-                        % (_show(name), ", ".join(BUILTIN_METRICS)))
+                        % (show(name), ", ".join(BUILTIN_METRICS)))
         variables = check.mapping(raw.get("templateVariables"), metric_path + ".templateVariables")
         if variables:
             for key, value in variables.items():
                 if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                    check.error("%s.templateVariables.%s" % (metric_path, key), "must be a string, got %s" % _show(value))
+                    check.error("%s.templateVariables.%s" % (metric_path, key), "must be a string, got %s" % show(value))
             entry["templateVariables"] = {str(k): str(v) for k, v in variables.items()}
         interval_path = metric_path + ".interval"
         interval = raw.get("interval", DEFAULT_METRIC_INTERVAL)
         if interval_override:
             interval, interval_path = interval_override, "metric interval override"
         if not isinstance(interval, str) or not is_prometheus_duration(interval):
-            check.error(interval_path, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % _show(interval))
+            check.error(interval_path, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % show(interval))
         entry["interval"] = interval
         threshold_range = _threshold_range(check, dict(raw), metric_path, name)
         if threshold_range is not None:
@@ -513,28 +429,28 @@ def _metrics(check: _Checker, analysis: dict[str, Any], path: str, templates: li
     return metrics
 
 
-def _webhooks(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str, list[dict[str, Any]]]:
+def _webhooks(check: Checker, analysis: dict[str, Any], path: str) -> dict[str, list[dict[str, Any]]]:
     by_type: dict[str, list[dict[str, Any]]] = {kind: [] for kind in WEBHOOK_TYPES}
     raw_hooks = analysis.get("webhooks") or []
     if not isinstance(raw_hooks, list):
-        check.error(path + ".webhooks", "must be a list, got %s" % _show(raw_hooks))
+        check.error(path + ".webhooks", "must be a list, got %s" % show(raw_hooks))
         return by_type
     names: set[str] = set()
     for index, raw in enumerate(raw_hooks):
         hook_path = "%s.webhooks[%d]" % (path, index)
         if not isinstance(raw, Mapping):
-            check.error(hook_path, "must be a mapping, got %s" % _show(raw))
+            check.error(hook_path, "must be a mapping, got %s" % show(raw))
             continue
         name = check.string(raw.get("name"), hook_path + ".name", required=True)
         if name in names:
-            check.error(hook_path + ".name", "%s is used by another webhook" % _show(name))
+            check.error(hook_path + ".name", "%s is used by another webhook" % show(name))
         names.add(name or "")
         url = check.string(raw.get("url"), hook_path + ".url", required=True)
         if url and not re.match(r"^https?://", url):
-            check.error(hook_path + ".url", "must be an http:// or https:// address, got %s" % _show(url))
+            check.error(hook_path + ".url", "must be an http:// or https:// address, got %s" % show(url))
         kind = raw.get("type") or "rollout"
         if kind not in WEBHOOK_TYPES:
-            check.error(hook_path + ".type", "must be one of %s, got %s" % (", ".join(WEBHOOK_TYPES), _show(kind)))
+            check.error(hook_path + ".type", "must be one of %s, got %s" % (", ".join(WEBHOOK_TYPES), show(kind)))
             continue
         hook: dict[str, Any] = {"name": name, "type": kind, "url": url}
         if raw.get("timeout") is not None:
@@ -543,7 +459,7 @@ def _webhooks(check: _Checker, analysis: dict[str, Any], path: str) -> dict[str,
         metadata = check.mapping(raw.get("metadata"), hook_path + ".metadata")
         for key, value in metadata.items():
             if isinstance(value, (dict, list)):
-                check.error("%s.metadata.%s" % (hook_path, key), "must be a string, got %s" % _show(value))
+                check.error("%s.metadata.%s" % (hook_path, key), "must be a string, got %s" % show(value))
         hook["metadata"] = {str(k): str(v) for k, v in metadata.items() if not isinstance(v, (dict, list))}
         retries = check.integer(raw.get("retries"), hook_path + ".retries", 0)
         if retries is not None:
