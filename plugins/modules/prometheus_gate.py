@@ -58,7 +58,8 @@ options:
       template:
         description:
           - A Flagger C(MetricTemplate) manifest (C(spec.provider.type=prometheus), C(spec.query)).
-          - C(spec.provider.address) is not used; the connection options of this module apply.
+          - Its C(spec.provider.address), when set, is the Prometheus that answers this metric, as in Flagger; see
+            O(metric_templates) for the credentials.
         type: dict
       templateVariables:
         description:
@@ -97,6 +98,17 @@ options:
     description:
       - Flagger C(MetricTemplate) manifests that O(metrics[].templateRef) resolves against, for example read with
         C(kubernetes.core.k8s_info) or from the repository that holds the Canary.
+      - A template's C(spec.provider.address), when set, is the Prometheus that answers its metrics, as in Flagger.
+        Only the transport options O(prometheus_ca_cert), O(prometheus_validate_certs) and O(prometheus_timeout)
+        carry over to it; the credentials options are sent to O(prometheus_url) only, never to another address.
+        C(spec.provider.insecureSkipVerify=true) turns certificate validation off for that address.
+      - This module does not read the cluster, so it cannot read the Secret a template's C(spec.provider.secretRef)
+        names. When the address is O(prometheus_url) itself, the credentials options of this module apply instead.
+        Otherwise the task fails, naming the Secret; give that Prometheus as O(prometheus_url) with
+        O(prometheus_token) or O(prometheus_username)/O(prometheus_password), or use
+        M(progressive.delivery.canary_analysis), which reads the Secret.
+      - A template without C(spec.provider.address) is answered by O(prometheus_url). (Flagger rejects such a
+        template.)
     type: list
     elements: dict
     default: []
@@ -276,6 +288,30 @@ EXAMPLES = r"""
           max: 5
         on_no_data: skip
 
+- name: A MetricTemplate that names its own Prometheus (spec.provider.address) is answered there
+  progressive.delivery.prometheus_gate:
+    prometheus_url: http://prometheus.istio-system:9090
+    namespace: prod
+    target: backend-service
+    metric_templates:
+      - apiVersion: flagger.app/v1beta1
+        kind: MetricTemplate
+        metadata:
+          name: queue-depth
+        spec:
+          provider:
+            type: prometheus
+            address: http://prometheus.monitoring:9090
+          query: max(queue_depth{namespace="{{ namespace }}", app="{{ target }}"})
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+      - name: queue-depth
+        templateRef: queue-depth
+        thresholdRange:
+          max: 100
+
 - name: Would this gate have rolled back last Tuesday's release?
   progressive.delivery.prometheus_gate:
     namespace: prod
@@ -325,6 +361,9 @@ metrics:
     source:
       description: Where the query came from, C(builtin:<name>), C(query) or C(template:<name>).
       type: str
+    prometheus:
+      description: The Prometheus that answered, its URL without credentials.
+      type: str
     query:
       description: The rendered query as sent (whitespace collapsed).
       type: str
@@ -361,6 +400,7 @@ metrics:
   sample:
     - name: request-success-rate
       source: builtin:request-success-rate
+      prometheus: http://prometheus.istio-system:9090
       query: sum( rate( istio_requests_total{ reporter="destination", ...
       value: 99.8
       threshold_range: {min: 99}
@@ -401,7 +441,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, run_mode, summarize
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import run_mode, summarize
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import gate_for
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
@@ -409,7 +450,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prome
     PROMETHEUS_MUTUALLY_EXCLUSIVE,
     PROMETHEUS_REQUIRED_TOGETHER,
     REQUESTS_IMPORT_ERROR,
-    client_from_params,
 )
 
 METRIC_OPTIONS = dict(
@@ -462,7 +502,7 @@ def main():
     try:
         specs = [resolve_metric(metric, params["metric_templates"]) for metric in params["metrics"]]
         context = RenderContext(params["namespace"], params["target"], params["service"], params["canary_name"])
-        gate = Gate(client_from_params(params), specs, context)
+        gate = gate_for(specs, context, params)
         result = run_mode(gate, params)
     except DeliveryError as exc:
         # Prometheus being down is a failed check inside the result; what reaches here is the configuration.

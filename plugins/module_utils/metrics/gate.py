@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import time as _time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (
@@ -120,12 +120,18 @@ class Gate:
         context: RenderContext,
         clock: Callable[[], float] = _time.time,
         sleep: Callable[[float], None] = _time.sleep,
+        clients: Mapping[str, PrometheusClient] | None = None,
     ):
         self.client = client
         self.specs = specs
         self.context = context
         self.clock = clock
         self.sleep = sleep
+        # Per metric name, the Prometheus that answers it when it is not ``client`` (see metrics/providers.py).
+        self.clients = dict(clients or {})
+
+    def client_for(self, spec: MetricSpec) -> PrometheusClient:
+        return self.clients.get(spec.name, self.client)
 
     # -- single evaluation -------------------------------------------------------------------
 
@@ -137,7 +143,7 @@ class Gate:
 
     def _query(self, spec: MetricSpec, query: str, at: float | None) -> QueryResult:
         try:
-            return self.client.query(query, at)
+            return self.client_for(spec).query(query, at)
         except PrometheusQueryError as exc:
             raise GateConfigError("metric '%s': %s" % (spec.name, exc)) from None
 
@@ -148,6 +154,7 @@ class Gate:
         return {
             "name": spec.name,
             "source": spec.source,
+            "prometheus": self.client_for(spec).display_url,
             "query": query,
             "interval": spec.interval,
             "threshold_range": spec.threshold_range.as_dict() if spec.threshold_range else None,
@@ -182,7 +189,7 @@ class Gate:
             what = "the query returned NaN (typically 0/0: no requests in the %s window)" % spec.interval
         else:
             what = "the query returned no data"
-        diagnosis = self.diagnose(context, spec.interval, at)
+        diagnosis = self.diagnose(context, spec.interval, at, self.client_for(spec))
         reason = "%s; %s" % (what, diagnosis)
         if spec.on_no_data == "skip":
             return dict(entry, result=SKIPPED, ok=True, reason=reason + " (on_no_data: skip)")
@@ -190,13 +197,16 @@ class Gate:
             return dict(entry, result=NO_DATA, ok=True, reason=reason + " (on_no_data: pass)")
         return dict(entry, result=NO_DATA, ok=False, reason=reason + " (on_no_data: fail)")
 
-    def diagnose(self, context: RenderContext, interval: str, at: float | None = None) -> str:
+    def diagnose(self, context: RenderContext, interval: str, at: float | None = None,
+                 client: PrometheusClient | None = None) -> str:
         """Say why a workload's metric is likely empty: no telemetry at all, or telemetry without traffic."""
         workload = "%s/%s" % (context.namespace, context.target)
+        # Asked of the Prometheus that came back empty: another one may well see the workload.
+        client = client or self.client
 
         def probe(key: str) -> float:
             query = render_named(PROBE_QUERIES[key], context, interval)
-            values = self.client.query(query, at).finite_values()
+            values = client.query(query, at).finite_values()
             return values[0] if values else 0.0
 
         try:
@@ -266,7 +276,7 @@ class Gate:
             query = self.render(spec)
             entry = self._base(spec, query)
             try:
-                data = self.client.query_range(query, start, end, step)
+                data = self.client_for(spec).query_range(query, start, end, step)
             except PrometheusQueryError as exc:
                 raise GateConfigError("metric '%s': %s" % (spec.name, exc)) from None
             except PrometheusUnavailable as exc:

@@ -104,6 +104,17 @@ class ThresholdRange:
 
 
 @dataclass
+class TemplateProvider:
+    """A MetricTemplate's ``spec.provider``: the Prometheus it names and where its credentials are."""
+
+    template: str
+    namespace: str | None = None
+    address: str | None = None
+    secret_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass
 class MetricSpec:
     name: str
     query_template: str
@@ -113,6 +124,8 @@ class MetricSpec:
     on_no_data: str = "fail"
     critical: bool = False
     template_variables: dict[str, str] = field(default_factory=dict)
+    # Where a MetricTemplate says its Prometheus is (spec.provider); None for builtins and inline queries.
+    provider: TemplateProvider | None = None
 
     @property
     def builtin(self) -> str | None:
@@ -307,6 +320,39 @@ def template_query(manifest: Any, reference: str) -> str:
     return query
 
 
+def template_provider(manifest: Mapping[str, Any], namespace: str | None = None) -> TemplateProvider:
+    """Read ``spec.provider`` of a MetricTemplate already checked by :func:`template_query`."""
+    name, own_namespace = _template_key(manifest)
+    provider = (manifest.get("spec") or {}).get("provider") or {}
+    namespace = own_namespace or namespace
+    label = "%s/%s" % (namespace, name) if namespace else (name or "inline")
+    address = provider.get("address")
+    if address is not None and not isinstance(address, str):
+        raise MetricDefinitionError("MetricTemplate %s: spec.provider.address must be a URL string, got %r" % (label, address))
+    secret_ref = provider.get("secretRef")
+    if secret_ref is not None and (not isinstance(secret_ref, Mapping) or not secret_ref.get("name")):
+        raise MetricDefinitionError("MetricTemplate %s: spec.provider.secretRef must be {name: <Secret>}, got %r" % (label, secret_ref))
+    return TemplateProvider(
+        template=label,
+        namespace=namespace,
+        address=(address or "").strip() or None,
+        secret_name=str(secret_ref["name"]) if secret_ref else None,
+        insecure_skip_verify=bool(provider.get("insecureSkipVerify", False)),
+    )
+
+
+def provider_from_plan(raw: Mapping[str, Any], template: str) -> TemplateProvider:
+    """The plan's ``provider`` entry of a metric ({address, secret_ref, insecure_skip_verify}) as a TemplateProvider."""
+    secret_ref = raw.get("secret_ref") or {}
+    return TemplateProvider(
+        template="%s/%s" % (secret_ref["namespace"], template) if secret_ref.get("namespace") else template,
+        namespace=secret_ref.get("namespace"),
+        address=(raw.get("address") or "").strip() or None,
+        secret_name=secret_ref.get("name"),
+        insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
+    )
+
+
 def _find_template(ref: Any, templates: list[Mapping[str, Any]], metric_name: str) -> Mapping[str, Any]:
     if isinstance(ref, Mapping):
         wanted_name, wanted_namespace = ref.get("name"), ref.get("namespace")
@@ -331,6 +377,7 @@ def resolve_metric(raw: Mapping[str, Any], templates: list[Mapping[str, Any]] | 
     if not name:
         raise MetricDefinitionError("every metric needs a name, got %r" % (dict(raw),))
     templates = templates or []
+    provider: TemplateProvider | None = None
     variables = raw.get("templateVariables") or {}
     if not isinstance(variables, Mapping):
         raise MetricDefinitionError("metric '%s': templateVariables must be a mapping" % name)
@@ -339,16 +386,21 @@ def resolve_metric(raw: Mapping[str, Any], templates: list[Mapping[str, Any]] | 
     elif raw.get("template"):
         query = template_query(raw["template"], "metric '%s' template" % name)
         source = "template:%s" % (_template_key(raw["template"])[0] or "inline")
+        provider = template_provider(raw["template"], _ref_namespace(raw.get("templateRef")))
     elif raw.get("templateRef"):
         manifest = _find_template(raw["templateRef"], templates, name)
         query = template_query(manifest, "MetricTemplate '%s'" % _template_key(manifest)[0])
         source = "template:%s" % _template_key(manifest)[0]
+        provider = template_provider(manifest, _ref_namespace(raw.get("templateRef")))
     elif name in BUILTIN_QUERIES:
         query, source = BUILTIN_QUERIES[name], "builtin:%s" % name
     else:
         raise MetricDefinitionError(
             "metric '%s' has no query, template or templateRef and is not a builtin (%s)" % (name, ", ".join(sorted(BUILTIN_QUERIES)))
         )
+    if isinstance(raw.get("provider"), Mapping) and source.startswith("template:"):
+        # The plan has already read the template's provider and knows the namespace its Secret lives in.
+        provider = provider_from_plan(raw["provider"], source[len("template:"):])
     on_no_data = raw.get("on_no_data") or "fail"
     if on_no_data not in ON_NO_DATA_CHOICES:
         raise MetricDefinitionError("metric '%s': on_no_data must be one of %s, got %r" % (name, ", ".join(ON_NO_DATA_CHOICES), on_no_data))
@@ -364,7 +416,12 @@ def resolve_metric(raw: Mapping[str, Any], templates: list[Mapping[str, Any]] | 
         on_no_data=on_no_data,
         critical=bool(raw.get("critical", False)),
         template_variables={str(k): str(v) for k, v in variables.items()},
+        provider=provider,
     )
+
+
+def _ref_namespace(ref: Any) -> str | None:
+    return ref.get("namespace") if isinstance(ref, Mapping) else None
 
 
 def render_metric(spec: MetricSpec, context: RenderContext) -> str:
