@@ -40,6 +40,15 @@ description:
     a run can deploy the revision it then releases. Nothing else in the target changes.
   - C(retry) re-arms a C(Failed) release. C(status) returns the stored state. C(lock) and C(unlock) take and give
     back the canary's Lease.
+  - C(delete) is Flagger's C(revertOnDeletion) in any phase. It scales the target back up (to the primary's
+    replicas) and waits until it is ready, points the apex Service C(<svc>) at the target's pods and routes the
+    VirtualService's primary and canary destinations to the apex host C(<svc>) (only the named route of an adopted
+    one), then deletes the primary Deployment and its autoscaler copy, the C(-primary)/C(-canary) Services and
+    DestinationRules, the C(-primary) ConfigMaps and Secrets, the saved Secrets, the state and the Lease. The apex
+    Service and a generated VirtualService stay, as they carry the traffic. It refuses, changing nothing, when the
+    target runs a revision the primary does not (an analysis or a failed release), and when the credentials lack
+    the ClusterRole C(progressive-delivery-delete) of C(docs/rbac.yml). Objects not marked as this canary's are
+    never deleted. A second call changes nothing.
   - State is a ConfigMap C(<name>-canary-state) (key C(state.json)) written with optimistic concurrency. Each phase
     change emits a Kubernetes Event on the target Deployment.
   - Every object the module creates carries the label C(app.kubernetes.io/managed-by=progressive.delivery) and the
@@ -55,7 +64,7 @@ options:
       - What to do. See the description for each action.
     type: str
     required: true
-    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target]
+    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target, delete]
   name:
     description:
       - Name of the canary (Flagger's C(metadata.name)); names the state ConfigMap and the Lease.
@@ -80,8 +89,16 @@ options:
     description:
       - Flagger's C(spec.service), keys spelled as in the Canary manifest. Needed by C(initialize).
       - Used keys are C(name) (default O(target)), C(port) (required), C(targetPort) (default C(port)), C(portName)
-        (default C(http)), C(portDiscovery), C(hosts), C(gateways) (default C(mesh)), C(match), C(retries),
-        C(timeout), C(headers), C(corsPolicy), C(rewrite) and C(trafficPolicy). Other keys are ignored.
+        (default C(http)), C(appProtocol), C(portDiscovery), C(hosts), C(gateways) (default C(mesh)), C(delegation),
+        C(match), C(retries), C(timeout), C(headers), C(corsPolicy), C(rewrite), C(trafficPolicy), C(apex),
+        C(primary) and C(canary). Other keys are ignored.
+      - C(appProtocol) is set on the main port of the three Services.
+      - C(delegation=true) generates a delegate VirtualService, without hosts and gateways, for a root
+        VirtualService to delegate to; with C(hosts) or C(gateways) the task fails, as Istio would ignore it.
+      - C(apex), C(primary) and C(canary) are C({labels, annotations}) for the Services C(<svc>), C(<svc>-primary)
+        and C(<svc>-canary); the apex ones also go on the generated VirtualService. Each C(initialize) sets them again
+        and removes the ones it set before and that are no longer given; labels and annotations added by others stay.
+        The selector label and the ownership marker win over a given key of the same name.
     type: dict
   virtual_service:
     description:
@@ -107,6 +124,19 @@ options:
       - How long a canary or primary may take to become ready (Flagger's C(spec.progressDeadlineSeconds)).
     type: int
     default: 600
+  primary_ready_threshold:
+    description:
+      - Percent of the primary's updated replicas that must be available for it to count as ready (Flagger's
+        C(analysis.primaryReadyThreshold)), in every wait on the primary (C(initialize), C(promote)) and on the target
+        before C(delete) gives it the traffic back. Every replica must still be updated.
+    type: int
+    default: 100
+  canary_ready_threshold:
+    description:
+      - Percent of the canary's updated replicas that must be available for it to count as ready (Flagger's
+        C(analysis.canaryReadyThreshold)), in the wait of C(start).
+    type: int
+    default: 100
   wait_timeout:
     description:
       - Overrides O(progress_deadline_seconds) for the waits of this task.
@@ -269,6 +299,15 @@ EXAMPLES = r"""
     namespace: prod
     run_id: "{{ canary_run_id }}"
 
+- name: Take the canary down and give the service back to the target (Flagger's revertOnDeletion)
+  progressive.delivery.canary_step:
+    action: delete
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    service:
+      port: 80
+
 - name: Give the lock back
   progressive.delivery.canary_step:
     action: unlock
@@ -423,11 +462,11 @@ message:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import ACTIONS, CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_module, ensure_kubernetes
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
-from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ACTIONS, ON_RESUME_CHOICES
+from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ON_RESUME_CHOICES
 
 
 def argument_spec() -> dict:
@@ -442,6 +481,8 @@ def argument_spec() -> dict:
         virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
         autoscaler=dict(type="str"),
         progress_deadline_seconds=dict(type="int", default=600),
+        primary_ready_threshold=dict(type="int", default=100),
+        canary_ready_threshold=dict(type="int", default=100),
         wait_timeout=dict(type="int"),
         run_id=dict(type="str"),
         holder=dict(type="str"),
@@ -467,6 +508,9 @@ def main() -> None:
     for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):
         if p[option] < 1:
             module.fail_json(msg="%s must be at least 1, got %s" % (option, p[option]))
+    for option in ("primary_ready_threshold", "canary_ready_threshold"):
+        if not 0 <= p[option] <= 100:
+            module.fail_json(msg="%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
     if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
         module.fail_json(msg="wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
     run_id, holder = run_identity(p["run_id"], p["holder"])
@@ -479,7 +523,8 @@ def main() -> None:
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
-        image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"])
+        image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
+        primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"])
     manager = CanaryManager(client_from_module(module), params, check_mode=module.check_mode)
     try:
         result = manager.run()

@@ -9,13 +9,16 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release impor
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import (
     ACTION_CLASSES,
+    ACTIONS,
     CanaryManager,
     CanaryParams,
 )
 
 
 def test_every_action_has_its_class():
-    assert set(ACTION_CLASSES) == set(st.ACTIONS)
+    # delete works in every phase, outside the phase table of state.ACTIONS.
+    assert set(ACTION_CLASSES) - set(st.ACTIONS) <= {"delete"} and set(st.ACTIONS) <= set(ACTION_CLASSES)
+    assert "delete" in ACTIONS
     assert all(issubclass(action, CanaryAction) and action is not CanaryAction for action in ACTION_CLASSES.values())
     assert all(action.apply is not CanaryAction.apply for action in ACTION_CLASSES.values())
 
@@ -32,3 +35,8 @@ def test_params_name_the_target_and_the_wait():
     assert (params.target_name, params.wait_seconds) == ("web", 300)
     assert CanaryParams(action="start", name="web", namespace="prod", run_id="r", holder="h", target="api",
                         wait_timeout=0).wait_seconds == 0
+
+
+def test_ready_thresholds_default_to_every_replica():
+    params = CanaryParams(action="start", name="web", namespace="prod", run_id="r", holder="h")
+    assert (params.primary_ready_threshold, params.canary_ready_threshold) == (100, 100)

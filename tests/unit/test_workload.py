@@ -259,3 +259,26 @@ def test_updated_target_sets_image_and_annotations_only():
     assert wl.updated_target(target, "s:2", "side", None)["spec"]["template"]["spec"]["containers"][1]["image"] == "s:2"
     with pytest.raises(wl.WorkloadError, match="no container named 'web' \\(containers: app, side\\)"):
         wl.updated_target(target, "x", "web", None)
+
+
+@pytest.mark.parametrize("desired, available, threshold, ready", [
+    (10, 10, 100, True),
+    (10, 9, 100, False),
+    (10, 5, 50, True),
+    (10, 4, 50, False),
+    (3, 2, 75, True),   # 3 x 75 % = 2.25, rounded down as Flagger does: 2 are enough
+    (3, 1, 75, False),
+    (2, 0, 0, True),
+])
+def test_ready_threshold_is_a_share_of_the_updated_replicas(desired, available, threshold, ready):
+    readiness = wl.evaluate_readiness(status(desired=desired, replicas=desired, updated=desired, current=desired,
+                                             available=available), threshold)
+    assert readiness.ready is ready and not readiness.failed
+    if threshold < 100:
+        assert "ready threshold %s%%" % threshold in readiness.message
+
+
+def test_ready_threshold_does_not_skip_the_rollout_itself():
+    # Half the pods ready would do, but not while pods of the old template are still running or not yet updated.
+    assert not wl.evaluate_readiness(status(desired=4, replicas=5, updated=4, current=5, available=4), 50).ready
+    assert not wl.evaluate_readiness(status(desired=4, updated=2, current=2, available=2), 50).ready

@@ -37,6 +37,19 @@ REQUIRED_ACCESS: tuple[Permission, ...] = (
     Permission("autoscaling", ("horizontalpodautoscalers",), ("get", "create", "update"),
                "the -primary copy of the target's autoscaler"),
 )
+ROLE = "progressive-delivery"
+
+# The ClusterRole progressive-delivery-delete of docs/rbac.yml: only canary_step action=delete (playbooks/delete.yml)
+# removes objects, so a release never needs it.
+DELETE_ACCESS: tuple[Permission, ...] = (
+    Permission("apps", ("deployments",), ("delete",), "the primary copy"),
+    Permission("", ("configmaps", "secrets", "services"), ("delete",),
+               "-primary copies of ConfigMaps and Secrets, the state ConfigMap and the -primary/-canary Services"),
+    Permission("coordination.k8s.io", ("leases",), ("delete",), "the canary's lock"),
+    Permission("networking.istio.io", ("destinationrules",), ("delete",), "the -primary/-canary DestinationRules"),
+    Permission("autoscaling", ("horizontalpodautoscalers",), ("delete",), "the -primary copy of the autoscaler"),
+)
+DELETE_ROLE = "progressive-delivery-delete"
 
 
 def qualified(resource: str, group: str) -> str:
@@ -64,16 +77,17 @@ def missing_access(client: Any, namespace: str, required: tuple[Permission, ...]
     return missing
 
 
-def access_message(missing: list[str], namespace: str) -> str:
+def access_message(missing: list[str], namespace: str, role: str = ROLE) -> str:
     return ("The credentials of this run may not %s in namespace %s: the API server would answer 403 Forbidden part-way "
-            "through the release. Grant what docs/rbac.yml lists (ClusterRole progressive-delivery) and run again; "
-            "nothing was changed." % ("; ".join(missing), namespace))
+            "through the %s. Grant what docs/rbac.yml lists (ClusterRole %s) and run again; "
+            "nothing was changed." % ("; ".join(missing), namespace, "deletion" if role == DELETE_ROLE else "release", role))
 
 
-def checked_access(client: Any, namespace: str) -> tuple[list[str], str | None]:
+def checked_access(client: Any, namespace: str,
+                   required: tuple[Permission, ...] = REQUIRED_ACCESS) -> tuple[list[str], str | None]:
     """(missing permissions, a warning when the API server could not be asked)."""
     try:
-        return missing_access(client, namespace), None
+        return missing_access(client, namespace, required), None
     except KubeApiError as exc:
         return [], ("Could not check this run's permissions in namespace %s (%s); going on without the check."
                     % (namespace, exc))

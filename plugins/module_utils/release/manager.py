@@ -5,7 +5,7 @@
 
 Each action is a class of its own in ``release/actions/`` (``initialize.py``, ``start.py``, ``record.py``,
 ``promote.py``, ``rollback.py``, ``retry.py``, ``update_target.py``, ``lock.py``, ``status.py``,
-``detect.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
+``detect.py``, ``delete.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.delete import Delete
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.detect import Detect
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.initialize import Initialize
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.lock import Lock, Unlock
@@ -53,6 +54,9 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     container: str | None = None
     pod_annotations: dict[str, str] | None = None
     poll_interval: float = 0.5
+    # Flagger's primaryReadyThreshold / canaryReadyThreshold: percent of updated replicas that must be available.
+    primary_ready_threshold: int = 100
+    canary_ready_threshold: int = 100
 
     @property
     def target_name(self) -> str:
@@ -63,7 +67,7 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
         return self.wait_timeout if self.wait_timeout is not None else self.progress_deadline_seconds
 
 
-# Every action of ``state.ACTIONS``, by name.
+# Every action of ``state.ACTIONS``, by name, and ``delete``, which takes a canary down in any phase.
 ACTION_CLASSES: dict[str, type[CanaryAction]] = {
     "initialize": Initialize,
     "detect": Detect,
@@ -77,7 +81,10 @@ ACTION_CLASSES: dict[str, type[CanaryAction]] = {
     "lock": Lock,
     "unlock": Unlock,
     "update_target": UpdateTarget,
+    "delete": Delete,
 }
+# canary_step's choices for ``action``.
+ACTIONS = tuple(ACTION_CLASSES)
 
 
 class CanaryManager:
@@ -91,5 +98,5 @@ class CanaryManager:
 
     def run(self) -> dict[str, Any]:
         if self.action is None:
-            raise CanaryFailure("unknown action %r, expected one of %s" % (self.action_name, ", ".join(st.ACTIONS)))
+            raise CanaryFailure("unknown action %r, expected one of %s" % (self.action_name, ", ".join(ACTIONS)))
         return self.action.run()

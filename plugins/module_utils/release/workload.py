@@ -363,8 +363,17 @@ class Readiness:
     message: str
 
 
-def evaluate_readiness(deployment: dict[str, Any]) -> Readiness:
-    """Whether a Deployment's rollout is complete, still going, or stuck past its progress deadline."""
+def ready_threshold_replicas(updated: int, threshold: int) -> int:
+    """How many of ``updated`` replicas must be available for ``threshold`` percent, rounded down as Flagger does."""
+    return (updated * threshold) // 100
+
+
+def evaluate_readiness(deployment: dict[str, Any], threshold: int = 100) -> Readiness:
+    """Whether a Deployment's rollout is complete, still going, or stuck past its progress deadline.
+
+    ``threshold`` is Flagger's primaryReadyThreshold / canaryReadyThreshold: the percent of the updated replicas
+    that must be available. Every replica must still be updated and no old one left, whatever the threshold.
+    """
     metadata = deployment.get("metadata") or {}
     name = "%s/%s" % (metadata.get("namespace"), metadata.get("name"))
     spec = deployment.get("spec") or {}
@@ -390,7 +399,9 @@ def evaluate_readiness(deployment: dict[str, Any]) -> Readiness:
     if current > updated:
         return Readiness(False, False, "Deployment %s: waiting for rollout to finish: %s old replicas are pending termination"
                          % (name, current - updated))
-    if available < updated:
-        return Readiness(False, False, "Deployment %s: waiting for rollout to finish: %s of %s updated replicas are available"
-                         % (name, available, updated))
-    return Readiness(True, False, "Deployment %s is ready: %s of %s replicas available" % (name, available, desired))
+    needed = ready_threshold_replicas(updated, threshold)
+    share = "" if threshold >= 100 else " (ready threshold %s%%: %s needed)" % (threshold, needed)
+    if available < needed:
+        return Readiness(False, False, "Deployment %s: waiting for rollout to finish: %s of %s updated replicas are available%s"
+                         % (name, available, updated, share))
+    return Readiness(True, False, "Deployment %s is ready: %s of %s replicas available%s" % (name, available, desired, share))

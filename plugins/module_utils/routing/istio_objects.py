@@ -14,13 +14,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import (
+    mark,
+    merged_metadata,
+    metadata_differs,
+    with_owned_metadata,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import group_version
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import service_names
 
 MESH_GATEWAY = "mesh"
 SIDECAR_CONTAINERS = frozenset(["istio-proxy", "envoy"])
 HTTP_ROUTE_FIELDS = ("match", "rewrite", "timeout", "retries", "corsPolicy", "headers")
+# Flagger's spec.service.apex / primary / canary: labels and annotations for the generated objects.
+CUSTOM_METADATA_KEYS = ("apex", "primary", "canary")
+# Annotations that describe how an object was applied; Flagger never copies them onto what it generates.
+UNCOPIED_ANNOTATIONS = frozenset(["kubectl.kubernetes.io/last-applied-configuration"])
 
 
 class ServiceSpecError(DeliveryError, ValueError):
@@ -40,6 +49,13 @@ class ServiceSpec:  # pylint: disable=too-many-instance-attributes
     gateways: list[str] = field(default_factory=list)
     http_route: dict[str, Any] = field(default_factory=dict)
     traffic_policy: dict[str, Any] | None = None
+    app_protocol: str | None = None
+    delegation: bool = False
+    metadata: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+
+    def custom_metadata(self, which: str) -> dict[str, dict[str, str]]:
+        """``{"labels": ..., "annotations": ...}`` given for the ``apex``, ``primary`` or ``canary`` objects."""
+        return self.metadata.get(which) or {"labels": {}, "annotations": {}}
 
     @classmethod
     def from_option(cls, option: dict[str, Any] | None, default_name: str) -> "ServiceSpec":
@@ -59,17 +75,48 @@ class ServiceSpec:  # pylint: disable=too-many-instance-attributes
         elif isinstance(target_port, str) and target_port.isdigit():
             target_port = int(target_port)
         http_route = {key: copy.deepcopy(option[key]) for key in HTTP_ROUTE_FIELDS if option.get(key) is not None}
+        hosts = list(option.get("hosts") or [])
+        gateways = list(option.get("gateways") or [])
+        delegation = bool(option.get("delegation"))
+        if delegation and (hosts or gateways):
+            # Istio only follows a delegate that has neither; Flagger refuses the same combination.
+            raise ServiceSpecError(
+                "service.delegation makes the generated VirtualService a delegate, and Istio ignores a delegate that "
+                "has hosts or gateways (found hosts %s, gateways %s): put them on the root VirtualService that "
+                "delegates to this one, or drop service.delegation" % (hosts or "none", gateways or "none"))
+        app_protocol = option.get("appProtocol")
+        if app_protocol is not None and not isinstance(app_protocol, str):
+            raise ServiceSpecError("service.appProtocol must be a string such as 'http' or 'kubernetes.io/h2c', got %r"
+                                   % (app_protocol,))
         return cls(
             name=option.get("name") or default_name,
             port=port,
             target_port=target_port,
             port_name=option.get("portName") or "http",
             port_discovery=bool(option.get("portDiscovery")),
-            hosts=list(option.get("hosts") or []),
-            gateways=list(option.get("gateways") or []),
+            hosts=hosts,
+            gateways=gateways,
             http_route=http_route,
             traffic_policy=copy.deepcopy(option.get("trafficPolicy")),
+            app_protocol=app_protocol or None,
+            delegation=delegation,
+            metadata={which: _custom_metadata(option.get(which), which) for which in CUSTOM_METADATA_KEYS},
         )
+
+
+def _custom_metadata(value: Any, which: str) -> dict[str, dict[str, str]]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"labels", "annotations"}:
+        raise ServiceSpecError("service.%s takes 'labels' and 'annotations' (Flagger's CustomMetadata), got %r"
+                               % (which, value))
+    result: dict[str, dict[str, str]] = {}
+    for kind in ("labels", "annotations"):
+        entries = value.get(kind) or {}
+        if not isinstance(entries, dict):
+            raise ServiceSpecError("service.%s.%s must be a mapping of names to values, got %r" % (which, kind, entries))
+        result[kind] = {str(k): str(v) for k, v in entries.items() if not (kind == "annotations" and k in UNCOPIED_ANNOTATIONS)}
+    return result
 
 
 def discovered_ports(containers: list[dict[str, Any]], spec: ServiceSpec) -> dict[str, int]:
@@ -89,8 +136,12 @@ def discovered_ports(containers: list[dict[str, Any]], spec: ServiceSpec) -> dic
 
 
 def build_service(name: str, namespace: str, canary: str, label: str, selector_value: str, spec: ServiceSpec,
-                  extra_ports: dict[str, int] | None = None) -> dict[str, Any]:
-    ports = [{"name": spec.port_name, "protocol": "TCP", "port": spec.port, "targetPort": spec.target_port}]
+                  extra_ports: dict[str, int] | None = None, which: str = "apex") -> dict[str, Any]:
+    """A ClusterIP Service; ``which`` (apex, primary or canary) picks the labels and annotations it gets."""
+    main_port: dict[str, Any] = {"name": spec.port_name, "protocol": "TCP", "port": spec.port, "targetPort": spec.target_port}
+    if spec.app_protocol:
+        main_port["appProtocol"] = spec.app_protocol
+    ports = [main_port]
     for port_name in sorted(extra_ports or {}):
         number = (extra_ports or {})[port_name]
         ports.append({"name": port_name, "protocol": "TCP", "port": number, "targetPort": number})
@@ -100,11 +151,13 @@ def build_service(name: str, namespace: str, canary: str, label: str, selector_v
         "metadata": {"name": name, "namespace": namespace, "labels": {label: name}},
         "spec": {"type": "ClusterIP", "selector": {label: selector_value}, "ports": ports},
     }
-    return mark(service, namespace, canary)
+    custom = spec.custom_metadata(which)
+    return with_owned_metadata(mark(service, namespace, canary), custom["labels"], custom["annotations"])
 
 
 def _port_view(port: dict[str, Any]) -> tuple:
-    return (port.get("name") or "", port.get("protocol") or "TCP", port.get("port"), port.get("targetPort", port.get("port")))
+    return (port.get("name") or "", port.get("protocol") or "TCP", port.get("port"), port.get("targetPort", port.get("port")),
+            port.get("appProtocol") or "")
 
 
 def service_update(existing: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
@@ -130,21 +183,12 @@ def service_update(existing: dict[str, Any], desired: dict[str, Any]) -> dict[st
 
 
 def _metadata_contains(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
-    current = existing.get("metadata") or {}
-    wanted = desired.get("metadata") or {}
-    for key in ("labels", "annotations"):
-        have = current.get(key) or {}
-        if any(have.get(k) != v for k, v in (wanted.get(key) or {}).items()):
-            return False
-    return True
+    return not metadata_differs(existing, desired)
 
 
 def _merge_metadata(updated: dict[str, Any], desired: dict[str, Any]) -> None:
-    metadata = updated.setdefault("metadata", {})
-    for key in ("labels", "annotations"):
-        merged = dict(metadata.get(key) or {})
-        merged.update((desired.get("metadata") or {}).get(key) or {})
-        metadata[key] = merged
+    """Our labels and annotations set, the ones we set before and no longer want removed, everyone else's kept."""
+    updated.setdefault("metadata", {}).update(merged_metadata(updated, desired))
 
 
 def build_destination_rule(name: str, namespace: str, canary: str, api_version: str,
@@ -168,6 +212,8 @@ def spec_update(existing: dict[str, Any], desired: dict[str, Any]) -> dict[str, 
 
 
 def virtual_service_hosts(spec: ServiceSpec) -> list[str]:
+    if spec.delegation:
+        return []
     hosts = list(spec.hosts)
     if spec.name not in hosts and "*" not in hosts:
         hosts.append(spec.name)
@@ -175,24 +221,36 @@ def virtual_service_hosts(spec: ServiceSpec) -> list[str]:
 
 
 def virtual_service_gateways(spec: ServiceSpec) -> list[str]:
+    if spec.delegation:
+        return []
     return list(spec.gateways) if spec.gateways else [MESH_GATEWAY]
 
 
 def build_virtual_service(namespace: str, canary: str, api_version: str, spec: ServiceSpec) -> dict[str, Any]:
-    """The apex VirtualService with one HTTP route: primary 100, canary 0."""
+    """The apex VirtualService with one HTTP route: primary 100, canary 0.
+
+    A delegate (``service.delegation``) has no hosts and no gateways: a root VirtualService routes to it. The
+    apex labels and annotations go on it too, as Flagger puts them there.
+    """
     apex, primary, canary_service = service_names(spec.name)
     route: dict[str, Any] = copy.deepcopy(spec.http_route)
     route["route"] = [
         {"destination": {"host": primary}, "weight": 100},
         {"destination": {"host": canary_service}, "weight": 0},
     ]
+    vs_spec: dict[str, Any] = {"hosts": virtual_service_hosts(spec), "gateways": virtual_service_gateways(spec),
+                                "http": [route]}
+    if spec.delegation:
+        # The API server drops empty lists; leaving the keys out keeps the next comparison equal.
+        del vs_spec["hosts"], vs_spec["gateways"]
     virtual_service = {
         "apiVersion": group_version(api_version),
         "kind": "VirtualService",
         "metadata": {"name": apex, "namespace": namespace},
-        "spec": {"hosts": virtual_service_hosts(spec), "gateways": virtual_service_gateways(spec), "http": [route]},
+        "spec": vs_spec,
     }
-    return mark(virtual_service, namespace, canary)
+    custom = spec.custom_metadata("apex")
+    return with_owned_metadata(mark(virtual_service, namespace, canary), custom["labels"], custom["annotations"])
 
 
 def _without_weights(spec: dict[str, Any]) -> dict[str, Any]:
@@ -239,3 +297,37 @@ def find_route(virtual_service: dict[str, Any], route_name: str) -> dict[str, An
         if route.get("name") == route_name:
             return route
     return None
+
+
+def routed_to_apex(virtual_service: dict[str, Any], apex: str, primary: str, canary: str,
+                   route_name: str | None = None) -> dict[str, Any] | None:
+    """The VirtualService with the primary and canary destinations replaced by the apex host; None when none are left.
+
+    Used when a canary is deleted: the apex Service then selects the target's pods, so the traffic the primary
+    and the canary shared goes to the apex host (their weights summed, the primary's port kept). Only the named
+    route is changed when ``route_name`` is given (an adopted VirtualService); a mirror to the canary is dropped.
+    """
+    updated = copy.deepcopy(virtual_service)
+    changed = False
+    for route in (updated.get("spec") or {}).get("http") or []:
+        if route_name is not None and route.get("name") != route_name:
+            continue
+        destinations = route.get("route") or []
+        ours = [d for d in destinations if (d.get("destination") or {}).get("host") in (primary, canary)]
+        if ours:
+            kept = [d for d in destinations if d not in ours]
+            primary_dest = next((d for d in ours if d["destination"]["host"] == primary), ours[0])
+            destination = {key: value for key, value in primary_dest["destination"].items() if key != "subset"}
+            destination["host"] = apex
+            entry: dict[str, Any] = {"destination": destination}
+            weights = [d.get("weight") for d in ours]
+            if kept or any(w is not None for w in weights):
+                entry["weight"] = sum(w or 0 for w in weights) if kept else 100
+            route["route"] = [entry] + kept
+            changed = True
+        if (route.get("mirror") or {}).get("host") in (primary, canary):
+            route.pop("mirror", None)
+            route.pop("mirrorPercentage", None)
+            route.pop("mirror_percent", None)
+            changed = True
+    return updated if changed else None

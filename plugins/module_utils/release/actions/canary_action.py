@@ -100,15 +100,18 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
 
     # ------------------------------------------------------------------ waiting
 
-    def _wait_ready(self, name: str, seconds: float, what: str) -> wl.Readiness:
-        """Poll a Deployment until its rollout completes, fails its progress deadline, or ``seconds`` pass."""
+    def _wait_ready(self, name: str, seconds: float, what: str, threshold: int = 100) -> wl.Readiness:
+        """Poll a Deployment until its rollout completes, fails its progress deadline, or ``seconds`` pass.
+
+        ``threshold`` is the percent of updated replicas that must be available (primary/canaryReadyThreshold).
+        """
         deadline = self.clock() + seconds
         last_renew = self.clock()
         while True:
             deployment = self.store.get(DEPLOYMENTS, "Deployment", name)
             if deployment is None:
                 return wl.Readiness(False, True, "Deployment %s/%s does not exist" % (self.ns, name))
-            readiness = wl.evaluate_readiness(deployment)
+            readiness = wl.evaluate_readiness(deployment, threshold)
             if readiness.ready or readiness.failed:
                 return readiness
             now = self.clock()

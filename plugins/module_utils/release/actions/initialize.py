@@ -76,6 +76,10 @@ class Initialize(CanaryAction):
                                 "spec.http[].name or set virtual_service.route to one of them"
                                 % (self.ns, adopt, route_name, ", ".join(names) if names else "none named"))
             vs_record = {"name": adopt, "route": route_name, "adopted": True, "apiVersion": vs_api[0]}
+            if spec.delegation:
+                self.changelog.warnings.append(
+                    "service.delegation has no effect on the adopted VirtualService %s/%s: it only shapes the "
+                    "VirtualService the canary generates; the adopted one keeps its own hosts and gateways" % (self.ns, adopt))
         else:
             existing[("VirtualService", apex)] = self.store.get(vs_api, "VirtualService", apex)
             vs_record = {"name": apex, "route": None, "adopted": False, "apiVersion": vs_api[0]}
@@ -115,8 +119,8 @@ class Initialize(CanaryAction):
             desired_hpa = wl.primary_hpa(hpa, primary_deployment, self.ns, params.name)
             self.store.ensure(HPAS, "HorizontalPodAutoscaler", desired_hpa["metadata"]["name"],
                               lambda cur: desired_hpa if cur is None else None)
-        for name, selector in ((canary_svc, value), (primary_svc, primary_name(value))):
-            desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports)
+        for name, selector, which in ((canary_svc, value, "canary"), (primary_svc, primary_name(value), "primary")):
+            desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports, which)
             self.store.ensure(SERVICES, "Service", name,
                               lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
         for name in (primary_svc, canary_svc):
@@ -125,7 +129,8 @@ class Initialize(CanaryAction):
                               lambda cur, d=desired_rule: d if cur is None else objects.spec_update(cur, d))
 
         if first_time and not self.check_mode:
-            readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment")
+            readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment",
+                                         params.primary_ready_threshold)
             if not readiness.ready:
                 message = ("Primary Deployment %s/%s is not ready, so traffic was not moved to it and %s/%s keeps its "
                            "replicas: %s. Fix the workload and run initialize again." % (
@@ -135,7 +140,7 @@ class Initialize(CanaryAction):
         elif first_time:
             self.changelog.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
 
-        desired_apex = objects.build_service(apex, self.ns, params.name, label, primary_name(value), spec, extra_ports)
+        desired_apex = objects.build_service(apex, self.ns, params.name, label, primary_name(value), spec, extra_ports, "apex")
         self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
         if not adopt:
             desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)

@@ -64,7 +64,8 @@ class Promote(CanaryAction):
             self.changelog.changes.append("wait for Deployment %s/%s to be ready" % (self.ns, primary_deployment))
             self.changelog.changes.append("phase %s" % rule.to)
             return
-        readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment")
+        readiness = self._wait_ready(primary_deployment, params.wait_seconds, "Primary Deployment",
+                                     params.primary_ready_threshold)
         if not readiness.ready:
             message = ("Primary %s.%s is not ready after the promotion of revision %s: %s. Traffic stays on the canary; "
                        "fix the revision and run promote again, or roll back (the primary's previous template and "

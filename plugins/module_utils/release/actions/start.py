@@ -61,7 +61,8 @@ class Start(CanaryAction):
         if params.wait_timeout == 0:
             self.message = "Deployment %s/%s scaled up; not waiting for it (wait_timeout=0)" % (self.ns, params.target_name)
             return
-        readiness = self._wait_ready(params.target_name, params.wait_seconds, "Canary Deployment")
+        readiness = self._wait_ready(params.target_name, params.wait_seconds, "Canary Deployment",
+                                     params.canary_ready_threshold)
         if readiness.ready:
             self.message = readiness.message
             return
