@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
@@ -330,7 +331,22 @@ def test_mirror_to_an_explicit_destination():
 
 def test_cookie_match_is_anchored_and_escaped():
     regex = cookie_match("canary=always.on")["headers"]["cookie"]["regex"]
-    assert regex == r"^(.*?;)?(canary=always\.on)(;.*)?$"
+    assert regex == r"^(.*?;\s*)?(canary=always\.on)(;.*)?$"
+
+
+@pytest.mark.parametrize("header, matches", [
+    ("canary=always", True),
+    ("a=1; canary=always", True),  # browsers join cookies with "; "
+    ("a=1;canary=always;b=2", True),
+    ("a=1; canary=always; b=2", True),
+    ("xcanary=always", False),
+    ("canary=alwaysX", False),
+    ("a=1; canary=never", False),
+])
+def test_cookie_match_finds_the_cookie_wherever_the_client_puts_it(header, matches):
+    # Istio's regex is RE2 with full-match semantics; these patterns mean the same in Python's re.
+    regex = cookie_match("canary=always")["headers"]["cookie"]["regex"]
+    assert bool(re.fullmatch(regex, header)) is matches
 
 
 def test_ab_match_requests_need_entries():
@@ -363,7 +379,7 @@ def test_match_route_is_added_ahead_with_the_route_behaviour():
     assert owned["timeout"] == "10s" and owned["headers"] == vs["spec"]["http"][1]["headers"]
     assert owned["match"] == [
         {"uri": {"prefix": "/api"}, "headers": {"x-canary": {"exact": "insider"}}},
-        {"uri": {"prefix": "/api"}, "headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}},
+        {"uri": {"prefix": "/api"}, "headers": {"cookie": {"regex": "^(.*?;\\s*)?(canary=always)(;.*)?$"}}},
     ]
     assert edit.route_index == 2 and edit.route == "api"
     assert edit.match == {"state": "present", "route": "backend-canary-match", "index": 1, "match": owned["match"]}

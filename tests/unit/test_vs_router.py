@@ -223,3 +223,19 @@ def test_kind_not_served_is_told_apart_from_object_missing():
 def test_retry_delay_grows_and_is_capped():
     assert [retry_delay(n, lambda: 1.0) for n in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
     assert retry_delay(3, lambda: 0.0) == 0.0
+
+
+def test_session_affinity_round_trip_writes_once_and_verifies(httpserver, api):
+    from ansible_collections.progressive.delivery.plugins.module_utils.routing.sticky import session_affinity_from_params
+
+    affinity = session_affinity_from_params({"state": "present", "cookie": "flagger-cookie=a1b2c3", "max_age": 600})
+    router = make_router(httpserver)
+    result = router.apply(request(weight=10, session_affinity=affinity))
+    assert api.calls == [("GET", "v1"), ("PUT", "v1"), ("GET", "v1")]
+    assert [route.get("name") for route in api.obj["spec"]["http"]] == ["backend-canary-sticky", "main"]
+    output = module_result(result, "backend", NS)
+    assert output["session_affinity"]["state"] == "present"
+    assert output["session_affinity"]["set_cookie"]["canary"] == "flagger-cookie=a1b2c3; Max-Age=600"
+
+    again = make_router(httpserver).apply(request(weight=10, session_affinity=affinity))
+    assert not again.written and not again.edit.changed

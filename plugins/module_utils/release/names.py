@@ -18,6 +18,8 @@ LOCK_SUFFIX = "-canary-lock"
 PREVIOUS_SECRETS_SUFFIX = "-canary-previous-secrets"
 # The A/B route vs_weight owns in a VirtualService.
 MATCH_ROUTE_SUFFIX = "-canary-match"
+# The session affinity routes vs_weight owns in a VirtualService, one per cookie.
+STICKY_ROUTE_SUFFIX = "-sticky"
 
 
 def primary_name(name: str) -> str:
@@ -51,3 +53,10 @@ def previous_secrets_name(canary: str) -> str:
 def match_route_name(name: str) -> str:
     """The A/B route this collection owns in the VirtualService ``name``."""
     return name + MATCH_ROUTE_SUFFIX
+
+
+def sticky_route_name(name: str, side: str) -> str:
+    """The session affinity route this collection owns in the VirtualService ``name`` for ``side`` (canary or primary)."""
+    if side not in ("canary", "primary"):
+        raise ValueError("side must be canary or primary, got %r" % (side,))
+    return "%s-%s%s" % (name, side, STICKY_ROUTE_SUFFIX)

@@ -6,9 +6,17 @@
 Everything here works on plain dicts as the API returns them and never talks
 to a cluster, so each decision that moves live traffic (which route, which
 destination, which weights) is testable on its own.  An edit copies the
-object and changes only the selected route's destination weights, its mirror
-and the match route this collection owns; every other byte of a user's
-VirtualService is carried over unchanged.
+object and changes only the selected route's destination weights, its mirror,
+the match and session affinity routes this collection owns, and its own
+``Set-Cookie`` entries on the selected route's primary and canary
+destinations; every other byte of a user's VirtualService is carried over
+unchanged.
+
+Routes this collection owns sit ahead of the weighted route in one order: the
+A/B match route, then the canary's sticky route, then the primary's.  Istio
+takes the first route that matches, so an explicit A/B condition (a header
+the user chose) wins over a cookie handed out by chance, and a client holding
+both cookies stays on the canary, as Flagger's sticky canary promises.
 """
 
 from __future__ import annotations
@@ -18,7 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, match_route_name, primary_name
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import (
+    canary_name,
+    match_route_name,
+    primary_name,
+    sticky_route_name,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.sticky import (
+    Cookie,
+    SessionAffinity,
+    SessionAffinityError,
+    cookie_of_route,
+    cookie_regex,
+    edit_set_cookie,
+    owned_set_cookie,
+    session_affinity_from_params,
+)
 
 
 class RouteError(DeliveryError, ValueError):
@@ -139,13 +162,18 @@ def _quote_label(label: str | int) -> str:
 
 
 def select_route(http: Sequence[Mapping[str, Any]], namespace: str, route_name: str | None,
-                 required: Iterable[DestinationRef], owned_route_name: str | None = None) -> int:
+                 required: Iterable[DestinationRef], owned_route_name: str | None = None,
+                 owned_route_names: Iterable[str] = ()) -> int:
     """Index of the route to edit.
 
     By ``route_name`` when given; otherwise the single route holding every
-    ``required`` destination.  The match route this collection owns is never
-    picked implicitly: it carries the canary only and is managed on its own.
+    ``required`` destination.  The routes this collection owns (match and
+    sticky routes) are never picked implicitly: each carries one destination
+    and is managed on its own.
     """
+    owned = set(owned_route_names)
+    if owned_route_name:
+        owned.add(owned_route_name)
     if route_name is not None:
         found = [index for index, route in enumerate(http) if route.get("name") == route_name]
         if len(found) == 1:
@@ -160,7 +188,7 @@ def select_route(http: Sequence[Mapping[str, Any]], namespace: str, route_name: 
     required = list(required)
     candidates = []
     for index, route in enumerate(http):
-        if owned_route_name and route.get("name") == owned_route_name:
+        if route.get("name") in owned:
             continue
         entries = route.get("route") or []
         if all(any(destination_matches(ref, entry, namespace) for entry in entries) for ref in required):
@@ -316,8 +344,7 @@ def apply_mirror(route: dict[str, Any], enabled: bool, target: DestinationRef, p
 
 def cookie_match(cookie: str) -> dict[str, Any]:
     """An HTTPMatchRequest for a ``name=value`` cookie, anchored so ``xname=value`` does not match."""
-    escaped = "".join("\\" + char if char in ".^$*+?()[]{}|\\" else char for char in cookie)
-    return {"headers": {"cookie": {"regex": "^(.*?;)?(%s)(;.*)?$" % escaped}}}
+    return {"headers": {"cookie": {"regex": cookie_regex(cookie)}}}
 
 
 def ab_match_requests(headers: Sequence[Mapping[str, Any]] | None, cookies: Sequence[Any] | None) -> list[dict[str, Any]]:
@@ -400,10 +427,16 @@ class RouteRequest:
     match_state: str | None = None
     match_headers: list[dict[str, Any]] | None = None
     match_cookies: list[Any] | None = None
+    session_affinity: SessionAffinity | None = None
 
     @property
     def owned_match_route(self) -> str:
         return match_route_name(self.name)
+
+    @property
+    def owned_route_order(self) -> list[str]:
+        """Every route this collection owns in the VirtualService, in the order they must stand."""
+        return [self.owned_match_route, sticky_route_name(self.name, "canary"), sticky_route_name(self.name, "primary")]
 
 
 @dataclass
@@ -423,6 +456,7 @@ class RouteEdit:
     changes: list[str] = field(default_factory=list)
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    session_affinity: dict[str, Any] = field(default_factory=dict)
 
 
 def _weight_of(route: Mapping[str, Any], ref: DestinationRef, namespace: str) -> int | None:
@@ -449,6 +483,209 @@ def _owned_index(http: Sequence[Mapping[str, Any]], owned_name: str) -> int | No
     return None
 
 
+def _identity_index(http: Sequence[Mapping[str, Any]], route: Mapping[str, Any]) -> int:
+    """Where ``route`` (this very dict) stands now: inserting and removing owned routes shifts the weighted one."""
+    for index, candidate in enumerate(http):
+        if candidate is route:
+            return index
+    raise RouteError("the weighted route vanished while editing; this is a bug, please report it")
+
+
+def _insert_owned(http: list[dict[str, Any]], weighted: Mapping[str, Any], name: str, route: dict[str, Any],
+                  order: Sequence[str]) -> None:
+    """Insert an owned route ahead of the weighted route and of every owned route that must come after it."""
+    later = set(order[order.index(name) + 1:])
+    positions = [index for index, candidate in enumerate(http) if candidate.get("name") in later]
+    http.insert(min(positions + [_identity_index(http, weighted)]), route)
+
+
+def _arrange_owned(http: list[dict[str, Any]], weighted: Mapping[str, Any], order: Sequence[str],
+                   label: str | int) -> list[str]:
+    """Put the owned routes back in their order ahead of the weighted route when someone moved them.
+
+    Routes of the user between ours and the weighted route stay where they are
+    whenever the order already holds: moving ours across them would change
+    which of their requests we catch.
+    """
+    present = [(name, index) for name in order for index in [_owned_index(http, name)] if index is not None]
+    positions = [index for _name, index in present]
+    weighted_index = _identity_index(http, weighted)
+    if positions == sorted(positions) and all(index < weighted_index for index in positions):
+        return []
+    routes = [http[index] for index in positions]
+    for index in sorted(positions, reverse=True):
+        http.pop(index)
+    weighted_index = _identity_index(http, weighted)
+    for offset, route in enumerate(routes):
+        http.insert(weighted_index + offset, route)
+    return ["routes %s moved ahead of route %s, in that order" % (
+        ", ".join(repr(name) for name, _index in present), _quote_label(label))]
+
+
+def _find_optional(route: Mapping[str, Any], ref: DestinationRef, namespace: str) -> int | None:
+    entries = route.get("route") or []
+    found = [index for index, entry in enumerate(entries) if destination_matches(ref, entry, namespace)]
+    return found[0] if len(found) == 1 else None
+
+
+def _check_sticky_route(http: Sequence[Mapping[str, Any]], name: str, refs: Sequence[DestinationRef],
+                        namespace: str) -> Mapping[str, Any] | None:
+    """The owned sticky route called ``name``, refusing a route of the user's that merely has that name.
+
+    Ours sends everything to one destination, the primary or the canary; any
+    other route with our name is someone else's and is never rewritten.
+    """
+    found = [route for route in http if route.get("name") == name]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise RouteError("%d http routes are named %r, the name of the session affinity route this module owns; "
+                         "delete the extra ones" % (len(found), name))
+    route = found[0]
+    entries = route.get("route") or []
+    if len(entries) == 1 and entry_weight(entries, 0) == 100 and any(
+            destination_matches(ref, entries[0], namespace) for ref in refs):
+        return route
+    destinations = ", ".join(describe_destination(entry) for entry in entries) or "no destinations"
+    raise RouteError(
+        "route %r has the name of the session affinity route this module owns, but sends traffic to [%s] rather "
+        "than only to %s or %s; it is not ours, so it is left alone. Rename that route, or delete it if an "
+        "earlier tool left it" % (name, destinations, refs[0].describe(), refs[1].describe()))
+
+
+def _sticky_description(route: Mapping[str, Any]) -> str:
+    cookie = cookie_of_route(route)
+    entries = route.get("route") or [{}]
+    text = "requests with cookie %s go to %s" % (cookie.pair if cookie else "?", describe_destination(entries[0]))
+    if owned_set_cookie(entries[0], [cookie.name] if cookie else []):
+        text += ", which tells them to drop it"
+    return text
+
+
+def _ensure_owned_route(http: list[dict[str, Any]], weighted: Mapping[str, Any], name: str,
+                        desired: dict[str, Any] | None, order: Sequence[str], label: str | int) -> list[str]:
+    index = _owned_index(http, name)
+    if desired is None:
+        if index is None:
+            return []
+        http.pop(index)
+        return ["session affinity route %r removed" % name]
+    if index is None:
+        _insert_owned(http, weighted, name, desired, order)
+        return ["session affinity route %r added ahead of route %s: %s" % (
+            name, _quote_label(label), _sticky_description(desired))]
+    if http[index] != desired:
+        http[index] = desired
+        return ["session affinity route %r updated: %s" % (name, _sticky_description(desired))]
+    return []
+
+
+def _sticky_route(name: str, weighted: Mapping[str, Any], entry: Mapping[str, Any], cookie: Cookie,
+                  set_cookie: str | None = None) -> dict[str, Any]:
+    """Requests carrying ``cookie`` go wholly to ``entry``'s destination, with the weighted route's behaviour."""
+    route = build_match_route(name, weighted, entry, [cookie_match(cookie.pair)])
+    if set_cookie is not None:
+        route["route"][0]["headers"] = {"response": {"add": {"Set-Cookie": set_cookie}}}
+    return route
+
+
+def _apply_session_affinity(http: list[dict[str, Any]], weighted: dict[str, Any], request: RouteRequest,
+                            label: str | int) -> list[str]:
+    """Sticky routes and ``Set-Cookie`` entries for a present affinity; their removal for an absent one.
+
+    Absent keeps, by default, the canary's sticky route as an expiry route: it
+    sends holders of the release's canary cookie to the primary and answers
+    with ``Max-Age=-1`` so their browsers drop it.  Only those clients see the
+    header, so responses of everyone else stay cacheable; the route goes with
+    ``expire: false`` or is reused by the next release.
+    """
+    affinity = request.session_affinity
+    assert affinity is not None
+    namespace = request.namespace
+    names = {side: sticky_route_name(request.name, side) for side in ("canary", "primary")}
+    refs = [request.canary, request.primary]
+    existing = {side: _check_sticky_route(http, names[side], refs, namespace) for side in names}
+    owned = affinity.owned_names() | {
+        cookie.name for cookie in (cookie_of_route(route) for route in existing.values() if route) if cookie}
+    entries = weighted.get("route") or []
+    changes: list[str] = []
+    desired: dict[str, dict[str, Any] | None] = {"canary": None, "primary": None}
+    if affinity.state == "present":
+        assert affinity.cookie is not None
+        canary_index = find_destination(weighted, request.canary, namespace, label)
+        primary_index = find_destination(weighted, request.primary, namespace, label)
+        where = "%s destination %s of route %s"
+        changes += edit_set_cookie(entries[canary_index], affinity.cookie.set_cookie(affinity.max_age), owned,
+                                   where % ("canary", describe_destination(entries[canary_index]), _quote_label(label)))
+        primary_value = None
+        if affinity.primary_cookie is not None:
+            primary_value = affinity.primary_cookie.set_cookie(affinity.primary_max_age or affinity.max_age)
+            desired["primary"] = _sticky_route(names["primary"], weighted, entries[primary_index],
+                                               affinity.primary_cookie)
+        changes += edit_set_cookie(entries[primary_index], primary_value, owned,
+                                   where % ("primary", describe_destination(entries[primary_index]), _quote_label(label)))
+        desired["canary"] = _sticky_route(names["canary"], weighted, entries[canary_index], affinity.cookie)
+    else:
+        for side, ref in (("canary", request.canary), ("primary", request.primary)):
+            index = _find_optional(weighted, ref, namespace)
+            if index is not None:
+                changes += edit_set_cookie(entries[index], None, owned, "%s destination %s of route %s" % (
+                    side, describe_destination(entries[index]), _quote_label(label)))
+        primary_index = _find_optional(weighted, request.primary, namespace)
+        if affinity.expire and existing["canary"] is not None and primary_index is not None:
+            # What clients hold is the cookie the route matched, whatever the request says.
+            cookie = cookie_of_route(existing["canary"]) or affinity.cookie
+            if cookie is not None:
+                desired["canary"] = _sticky_route(names["canary"], weighted, entries[primary_index], cookie,
+                                                  cookie.set_cookie(-1))
+    for side in ("canary", "primary"):
+        changes += _ensure_owned_route(http, weighted, names[side], desired[side], request.owned_route_order, label)
+    return changes
+
+
+def _affinity_summary(http: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
+                      request: RouteRequest) -> dict[str, Any]:
+    """The session affinity found after the edit, whatever was asked, so a read-only call reports it too."""
+    namespace = request.namespace
+    names = {side: sticky_route_name(request.name, side) for side in ("canary", "primary")}
+    indexes = {side: _owned_index(http, names[side]) for side in names}
+    routes = {side: http[index] if index is not None else None for side, index in indexes.items()}
+    cookies = {side: cookie_of_route(route) if route else None for side, route in routes.items()}
+    state = "absent"
+    canary_route = routes["canary"]
+    if canary_route is not None:
+        entries = canary_route.get("route") or []
+        state = "expiring" if entries and destination_matches(request.primary, entries[0], namespace) else "present"
+    owned = {cookie.name for cookie in cookies.values() if cookie}
+    if request.session_affinity is not None:
+        owned |= request.session_affinity.owned_names()
+    set_cookie: dict[str, str | None] = {}
+    entries = weighted.get("route") or []
+    for side, ref in (("canary", request.canary), ("primary", request.primary)):
+        index = _find_optional(weighted, ref, namespace)
+        set_cookie[side] = owned_set_cookie(entries[index], owned) if index is not None else None
+    return {"state": state,
+            "canary_route": names["canary"], "canary_route_index": indexes["canary"],
+            "primary_route": names["primary"], "primary_route_index": indexes["primary"],
+            "cookie": cookies["canary"].pair if cookies["canary"] else None,
+            "primary_cookie": cookies["primary"].pair if cookies["primary"] else None,
+            "set_cookie": set_cookie}
+
+
+def _owned_snapshot(http: Sequence[Mapping[str, Any]], weighted: Mapping[str, Any],
+                    request: RouteRequest) -> dict[str, Any]:
+    """The weighted route and every route we own, as diff shows them."""
+    snapshot: dict[str, Any] = {"route": copy.deepcopy(weighted)}
+    match_index = _owned_index(http, request.owned_match_route)
+    if match_index is not None:
+        snapshot["match_route"] = copy.deepcopy(http[match_index])
+    sticky = {name: copy.deepcopy(http[index]) for name in request.owned_route_order[1:]
+              for index in [_owned_index(http, name)] if index is not None}
+    if sticky:
+        snapshot["sticky_routes"] = sticky
+    return snapshot
+
+
 def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteEdit:
     """Apply ``request`` to a deep copy of ``vs``; raise :class:`RouteError` for anything that cannot be done."""
     obj = copy.deepcopy(dict(vs))
@@ -459,22 +696,20 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
         raise RouteError("%s has no http routes (spec.http is empty); this module edits HTTP route weights" % where)
     namespace = request.namespace
     owned_name = request.owned_match_route
+    order = request.owned_route_order
 
     if request.weights:
         required = [ref for ref, _weight in request.weights]
     else:
         required = [request.primary, request.canary]
     try:
-        index = select_route(http, namespace, request.route_name, required, owned_name)
+        index = select_route(http, namespace, request.route_name, required, owned_route_names=order)
     except RouteError as exc:
         raise RouteError("%s: %s" % (where, exc)) from None
     route = http[index]
     label = route_label(route, index)
     previous_weights = route_weights(route)
-    owned_index = _owned_index(http, owned_name)
-    before = {"route": copy.deepcopy(route)}
-    if owned_index is not None:
-        before["match_route"] = copy.deepcopy(http[owned_index])
+    before = _owned_snapshot(http, route, request)
     changes: list[str] = []
 
     try:
@@ -490,35 +725,38 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
             target = request.mirror_target or _route_destination_ref(route, request.canary, namespace)
             changes += apply_mirror(route, request.mirror_enabled, target, request.mirror_percentage, namespace)
 
+        owned_index = _owned_index(http, owned_name)
         if request.match_state == "present":
             canary_entry = (route.get("route") or [])[find_destination(route, request.canary, namespace, label)]
             desired = build_match_route(owned_name, route, canary_entry,
                                         ab_match_requests(request.match_headers, request.match_cookies))
             if owned_index is None:
-                http.insert(index, desired)
-                owned_index, index = index, index + 1
+                _insert_owned(http, route, owned_name, desired, order)
                 changes.append("match route %r added ahead of route %s" % (owned_name, _quote_label(label)))
             elif http[owned_index] != desired:
                 http[owned_index] = desired
                 changes.append("match route %r updated" % owned_name)
-            if owned_index > index:
+            owned_index = _owned_index(http, owned_name)
+            if owned_index is not None and owned_index > _identity_index(http, route):
                 # Istio takes the first matching route, so a match route behind the weighted one would never match.
-                http.insert(index, http.pop(owned_index))
-                owned_index, index = index, index + 1
+                _insert_owned(http, route, owned_name, http.pop(owned_index), order)
                 changes.append("match route %r moved ahead of route %s" % (owned_name, _quote_label(label)))
         elif request.match_state == "absent" and owned_index is not None:
             http.pop(owned_index)
-            if owned_index < index:
-                index -= 1
-            owned_index = None
             changes.append("match route %r removed" % owned_name)
+
+        if request.session_affinity is not None:
+            changes += _apply_session_affinity(http, route, request, label)
+        if request.match_state == "present" or request.session_affinity is not None:
+            changes += _arrange_owned(http, route, order, label)
+    except SessionAffinityError as exc:
+        raise RouteError("%s: %s" % (where, exc.message)) from None
     except RouteError as exc:
         raise RouteError("%s: %s" % (where, exc)) from None
 
-    route = http[index]
-    after = {"route": copy.deepcopy(route)}
-    if owned_index is not None:
-        after["match_route"] = copy.deepcopy(http[owned_index])
+    index = _identity_index(http, route)
+    after = _owned_snapshot(http, route, request)
+    owned_index = _owned_index(http, owned_name)
     match_info: dict[str, Any] = {"state": "absent", "route": owned_name, "index": None, "match": None}
     if owned_index is not None:
         match_info = {"state": "present", "route": owned_name, "index": owned_index,
@@ -527,7 +765,7 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
         obj=obj, changed=bool(changes), route=label, route_index=index, previous_weights=previous_weights,
         weights=route_weights(route), primary_weight=_weight_of(route, request.primary, namespace),
         canary_weight=_weight_of(route, request.canary, namespace), mirror=mirror_state(route), match=match_info,
-        changes=changes, before=before, after=after)
+        changes=changes, before=before, after=after, session_affinity=_affinity_summary(http, route, request))
 
 
 def request_from_params(params: Mapping[str, Any]) -> RouteRequest:
@@ -567,4 +805,10 @@ def request_from_params(params: Mapping[str, Any]) -> RouteRequest:
         request.match_cookies = match.get("cookie")
         if request.match_state == "present":
             ab_match_requests(request.match_headers, request.match_cookies)
+    affinity = params.get("session_affinity")
+    if affinity is not None:
+        try:
+            request.session_affinity = session_affinity_from_params(affinity)
+        except SessionAffinityError as exc:
+            raise RouteError(exc.message) from None
     return request

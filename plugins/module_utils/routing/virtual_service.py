@@ -183,6 +183,7 @@ def module_result(result: RouterResult, name: str, namespace: str, diff: bool = 
         "primary_weight": edit.primary_weight,
         "mirror": edit.mirror,
         "match": edit.match,
+        "session_affinity": edit.session_affinity,
         "changes": edit.changes,
         "resource_version": result.resource_version,
         "api_version": result.api_version,
