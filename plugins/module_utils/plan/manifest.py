@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import is_prometheus_duration
-from ansible_collections.progressive.delivery.plugins.module_utils.plan import strategy
+from ansible_collections.progressive.delivery.plugins.module_utils.plan import fields, strategy
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
 
@@ -31,6 +31,7 @@ DEFAULT_PROGRESS_DEADLINE = 600
 SUPPORTED_PROVIDERS = ("", "istio")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
 class CanarySpecError(DeliveryError, ValueError):
@@ -128,15 +129,26 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         check.error("spec.provider", "only istio is supported, got %s" % show(provider))
     target = _target(check, spec)
     service = _service(check, spec, target)
-    if spec.get("ingressRef"):
-        check.error("spec.ingressRef", "not supported: the role drives an Istio VirtualService")
     autoscaler = None
     if spec.get("autoscalerRef") is not None:
         ref = check.mapping(spec.get("autoscalerRef"), "spec.autoscalerRef")
         kind = ref.get("kind", "HorizontalPodAutoscaler")
         if kind != "HorizontalPodAutoscaler":
             check.error("spec.autoscalerRef.kind", "only HorizontalPodAutoscaler is supported, got %s" % show(kind))
+        api_version = check.string(ref.get("apiVersion"), "spec.autoscalerRef.apiVersion")
+        if api_version and not api_version.startswith("autoscaling/"):
+            check.error("spec.autoscalerRef.apiVersion", "must be an autoscaling/ version such as autoscaling/v2, got %s"
+                        % show(api_version))
         autoscaler = check.string(ref.get("name"), "spec.autoscalerRef.name", required=True)
+    metrics_server = check.string(spec.get("metricsServer"), "spec.metricsServer")
+    if metrics_server and not _HTTP_URL.match(metrics_server):
+        check.error("spec.metricsServer", "must be an http:// or https:// address of Prometheus, got %s"
+                    % show(metrics_server))
+        metrics_server = None
+    revert_on_deletion = check.boolean(spec.get("revertOnDeletion"), "spec.revertOnDeletion")
+    if revert_on_deletion:
+        check.note("spec.revertOnDeletion", "there is no Canary object whose deletion the role could watch: run "
+                   "playbooks/delete.yml to put the target back and remove the generated objects")
     deadline = check.integer(spec.get("progressDeadlineSeconds"), "spec.progressDeadlineSeconds", 1,
                              default=DEFAULT_PROGRESS_DEADLINE)
     skip_analysis = check.boolean(spec.get("skipAnalysis"), "spec.skipAnalysis")
@@ -160,8 +172,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     metrics = _metrics(check, analysis, analysis_path, metric_templates or [], namespace, metric_interval,
                        set(critical_metrics or []))
     webhooks = _webhooks(check, analysis, analysis_path)
-    if analysis.get("alerts"):
-        check.notes.append("%s.alerts: not sent by the role; use event webhooks or the report instead" % analysis_path)
+    fields.review(check, document)
     if not check.errors and not (name and namespace and target and interval_seconds is not None and weights):
         # Every missing piece records its own error above; this only guards against a path that forgot to.
         check.error("spec", "incomplete: metadata.name, metadata.namespace, spec.targetRef and the analysis weights are required")
@@ -181,6 +192,8 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "progress_deadline_seconds": deadline,
         "skip_analysis": skip_analysis,
         "suspended": suspended,
+        "revert_on_deletion": revert_on_deletion,
+        "metrics_server": metrics_server,
         "strategy": chosen["strategy"],
         "iterations": chosen["iterations"],
         "match": chosen["match"],
@@ -231,23 +244,75 @@ def _target(check: Checker, spec: dict[str, Any]) -> str | None:
 
 
 def _service(check: Checker, spec: dict[str, Any], target: str | None) -> dict[str, Any]:
+    """``spec.service`` as given (the objects code reads Flagger's keys), with its types checked and its name set."""
     service = check.mapping(spec.get("service"), "spec.service", required=True)
-    check.integer(service.get("port"), "spec.service.port", 1, 65535)
+    path = "spec.service"
+    check.integer(service.get("port"), path + ".port", 1, 65535)
     if "port" not in service:
-        check.error("spec.service.port", "is required")
+        check.error(path + ".port", "is required")
+    name = check.string(service.get("name"), path + ".name")
+    if name and not _DNS_LABEL.match(name):
+        check.error(path + ".name", "must be a DNS label (the services are <name>, <name>-primary and <name>-canary), "
+                    "got %s" % show(name))
+    for key in ("portName", "appProtocol"):
+        check.string(service.get(key), "%s.%s" % (path, key))
+    target_port = service.get("targetPort")
+    if isinstance(target_port, str) and not target_port.isdigit():
+        check.string(target_port, path + ".targetPort")
+    elif target_port is not None:
+        check.integer(int(target_port) if isinstance(target_port, str) else target_port, path + ".targetPort", 1, 65535)
+    for key in ("portDiscovery", "delegation"):
+        check.boolean(service.get(key), "%s.%s" % (path, key))
+    if service.get("timeout") is not None:
+        check.duration(service.get("timeout"), path + ".timeout")
     for key in ("hosts", "gateways"):
-        if key in service:
-            values = service[key]
-            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-                check.error("spec.service.%s" % key, "must be a list of strings, got %s" % show(values))
-    name = service.get("name")
-    if name is not None:
-        check.string(name, "spec.service.name")
-    if service.get("apex") or service.get("primary") or service.get("canary"):
-        check.notes.append("spec.service.apex/primary/canary metadata is not applied to the generated services")
+        check.string_list(service.get(key), "%s.%s" % (path, key))
+    if service.get("delegation") is True:
+        given = [key for key in ("hosts", "gateways") if service.get(key)]
+        if given:
+            check.note(path + "." + "/".join(given), "ignored with %s.delegation: true: a delegate VirtualService has "
+                       "no hosts or gateways (the VirtualService that delegates to it has them), as in Flagger"
+                       % path)
+    if service.get("match") is not None:
+        strategy.parse_match(check, service.get("match"), path + ".match", flagger_keys=strategy.MATCH_KEYS)
+    _retries(check, service.get("retries"), path + ".retries")
+    rewrite = check.mapping(service.get("rewrite"), path + ".rewrite")
+    for key, value in rewrite.items():
+        check.string(value, "%s.rewrite.%s" % (path, key))
+    headers = check.mapping(service.get("headers"), path + ".headers")
+    for direction in sorted(headers):
+        where = "%s.headers.%s" % (path, direction)
+        if direction not in ("request", "response"):
+            check.error(where, "unknown field; headers has request and response")
+            continue
+        operations = check.mapping(headers[direction], where)
+        for key in sorted(operations):
+            if key in ("add", "set"):
+                check.string_map(operations[key], "%s.%s" % (where, key))
+            elif key == "remove":
+                check.string_list(operations[key], where + ".remove")
+            else:
+                check.error("%s.%s" % (where, key), "unknown field; header operations are add, set and remove")
+    for key in ("corsPolicy", "trafficPolicy"):
+        check.mapping(service.get(key), "%s.%s" % (path, key))
+    for which in ("apex", "primary", "canary"):
+        metadata = check.mapping(service.get(which), "%s.%s" % (path, which))
+        for key in sorted(metadata):
+            if key in ("labels", "annotations"):
+                check.string_map(metadata[key], "%s.%s.%s" % (path, which, key))
+            else:
+                check.error("%s.%s.%s" % (path, which, key), "unknown field; %s has labels and annotations" % which)
     out = dict(service)
     out["name"] = name or target or ""
     return out
+
+
+def _retries(check: Checker, value: Any, path: str) -> None:
+    retries = check.mapping(value, path)
+    check.integer(retries.get("attempts"), path + ".attempts", 0)
+    if retries.get("perTryTimeout") is not None:
+        check.duration(retries.get("perTryTimeout"), path + ".perTryTimeout")
+    check.string(retries.get("retryOn"), path + ".retryOn")
 
 
 def _weights(check: Checker, analysis: dict[str, Any], path: str, chosen: dict[str, Any]) -> dict[str, Any] | None:
@@ -347,6 +412,39 @@ def _resolve_template(check: Checker, ref: Any, path: str, templates: list[Any],
     return template
 
 
+def _template_provider(check: Checker, template: Mapping[str, Any], path: str,
+                       namespace: str | None) -> dict[str, Any] | None:
+    """A MetricTemplate's ``spec.provider`` as the plan's metric ``provider``: where its Prometheus is and how to reach it."""
+    name, template_namespace = _template_key(template)
+    raw = (template.get("spec") or {}).get("provider") or {}
+    where = "%s (MetricTemplate %s spec.provider" % (path, name)
+    address = raw.get("address")
+    if address is not None and (not isinstance(address, str) or not _HTTP_URL.match(address.strip())):
+        check.error(path, "MetricTemplate %s: spec.provider.address must be an http:// or https:// address, got %s"
+                    % (name, show(address)))
+        address = None
+    secret_ref = None
+    if raw.get("secretRef") is not None:
+        ref = raw.get("secretRef")
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str) or not ref.get("name"):
+            check.error(path, "MetricTemplate %s: spec.provider.secretRef must be {name: <Secret>}, got %s"
+                        % (name, show(ref)))
+        else:
+            # Flagger reads the Secret from the template's own namespace.
+            secret_ref = {"name": ref["name"], "namespace": template_namespace or namespace}
+    insecure = raw.get("insecureSkipVerify", False)
+    if not isinstance(insecure, bool):
+        check.error(path, "MetricTemplate %s: spec.provider.insecureSkipVerify must be true or false, got %s"
+                    % (name, show(insecure)))
+        insecure = False
+    for key in sorted(set(raw) - {"type", "address", "secretRef", "insecureSkipVerify"}):
+        check.note(where + ".%s)" % key, "not used by the role: it queries Prometheus with the address, the Secret's "
+                   "credentials and the certificate setting only")
+    if address is None and secret_ref is None and not insecure:
+        return None
+    return {"address": address.strip() if address else None, "secret_ref": secret_ref, "insecure_skip_verify": insecure}
+
+
 def _threshold_range(check: Checker, metric: dict[str, Any], path: str, name: str) -> dict[str, float] | None:
     raw = metric.get("thresholdRange")
     bounds: dict[str, float] = {}
@@ -399,6 +497,9 @@ def _metrics(check: Checker, analysis: dict[str, Any], path: str, templates: lis
             if template is not None:
                 entry["template"] = template
                 entry["templateRef"] = _template_key(template)[0]
+                provider = _template_provider(check, template, metric_path + ".templateRef", namespace)
+                if provider is not None:
+                    entry["provider"] = provider
         elif raw.get("query"):
             entry["query"] = check.string(raw.get("query"), metric_path + ".query")
         elif name not in BUILTIN_METRICS:
@@ -436,6 +537,7 @@ def _webhooks(check: Checker, analysis: dict[str, Any], path: str) -> dict[str, 
         check.error(path + ".webhooks", "must be a list, got %s" % show(raw_hooks))
         return by_type
     names: set[str] = set()
+    muted: list[str] = []
     for index, raw in enumerate(raw_hooks):
         hook_path = "%s.webhooks[%d]" % (path, index)
         if not isinstance(raw, Mapping):
@@ -464,5 +566,15 @@ def _webhooks(check: Checker, analysis: dict[str, Any], path: str) -> dict[str, 
         retries = check.integer(raw.get("retries"), hook_path + ".retries", 0)
         if retries is not None:
             hook["retries"] = retries
+        hook["mute_alert"] = check.boolean(raw.get("muteAlert"), hook_path + ".muteAlert")
+        if hook["mute_alert"]:
+            muted.append(hook_path)
+        hook["disable_tls"] = check.boolean(raw.get("disableTLS"), hook_path + ".disableTLS")
+        if hook["disable_tls"]:
+            check.note(hook_path + ".disableTLS", "the role checks every webhook's certificate as "
+                       "canary_webhook_validate_certs and canary_webhook_ca_cert say; set those for this endpoint")
         by_type[kind].append(hook)
+    if muted:
+        check.note("%s.alerts/muteAlert" % path, "the role sends no alerts yet, so muteAlert (%s) has nothing to mute; "
+                   "use event webhooks, the report or AWX notifications" % ", ".join(muted))
     return by_type

@@ -41,9 +41,9 @@ _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 _STRING_MATCH_FIELDS = ("uri", "scheme", "method", "authority")
 _STRING_MATCH_MAPS = ("headers", "queryParams", "withoutHeaders")
 
-# Cookie attributes Flagger's sessionAffinity may set that the role's sticky route does not write.
-COOKIE_ATTRIBUTES_NOT_APPLIED = ("domain", "httpOnly", "partitioned", "path", "sameSite", "secure")
-_SESSION_AFFINITY_KEYS = ("cookieName", "maxAge", "primaryCookieName") + COOKIE_ATTRIBUTES_NOT_APPLIED
+# Flagger's cookie attributes; the ones besides name and Max-Age are validated here and noted by plan.fields.
+_SESSION_AFFINITY_KEYS = ("cookieName", "maxAge", "primaryCookieName", "domain", "httpOnly", "partitioned", "path",
+                          "sameSite", "secure")
 
 
 def _string_match(check: Checker, value: Any, path: str, allow_empty: bool = False) -> dict[str, str] | None:
@@ -67,8 +67,13 @@ def _string_match(check: Checker, value: Any, path: str, allow_empty: bool = Fal
     return {key: mapping[key] for key in given}
 
 
-def parse_match(check: Checker, value: Any, path: str) -> list[dict[str, Any]]:
-    """``analysis.match``: a list of Istio HTTPMatchRequest mappings, returned as given once valid."""
+def parse_match(check: Checker, value: Any, path: str,
+                flagger_keys: tuple[str, ...] = MATCH_CRD_KEYS) -> list[dict[str, Any]]:
+    """A list of Istio HTTPMatchRequest mappings (``analysis.match``, ``service.match``), returned as given once valid.
+
+    ``flagger_keys`` are the conditions Flagger's CRD keeps at that path; any
+    other Istio condition is applied with a note, since Flagger would drop it.
+    """
     if value is None:
         return []
     if not isinstance(value, list):
@@ -82,7 +87,7 @@ def parse_match(check: Checker, value: Any, path: str) -> list[dict[str, Any]]:
                         % show(raw))
             continue
         if not raw:
-            check.error(entry_path, "is empty: it would match every request and send them all to the canary")
+            check.error(entry_path, "is empty, so it matches every request: give a condition or remove it")
             continue
         for key in sorted(set(raw) - set(MATCH_KEYS)):
             check.error("%s.%s" % (entry_path, key), "unknown field; a match condition has %s" % ", ".join(MATCH_KEYS))
@@ -106,7 +111,7 @@ def parse_match(check: Checker, value: Any, path: str) -> list[dict[str, Any]]:
         for key in ("sourceNamespace", "name", "statPrefix"):
             if key in raw:
                 check.string(raw[key], "%s.%s" % (entry_path, key))
-        istio_only = [key for key in MATCH_ISTIO_ONLY_KEYS if key in raw]
+        istio_only = [key for key in MATCH_KEYS if key in raw and key not in flagger_keys]
         if istio_only:
             check.note(entry_path, "%s not in Flagger's Canary CRD (its API server would drop %s); the role applies "
                        "%s as Istio match conditions" % (", ".join(istio_only), "them" if len(istio_only) > 1 else "it",
@@ -136,10 +141,6 @@ def parse_session_affinity(check: Checker, value: Any, path: str) -> dict[str, A
         check.string(raw.get(key), "%s.%s" % (path, key))
     if raw.get("sameSite") not in (None, "Strict", "Lax", "None"):
         check.error(path + ".sameSite", "must be Strict, Lax or None, got %s" % show(raw.get("sameSite")))
-    ignored = [key for key in COOKIE_ATTRIBUTES_NOT_APPLIED if raw.get(key) is not None]
-    if ignored:
-        check.note(path, "%s not written to the affinity cookie by the role (it sets the name, value and Max-Age)"
-                   % ", ".join(ignored))
     if not cookie:
         return None
     return {"cookie_name": cookie, "max_age": max_age, "primary_cookie_name": primary_cookie}
