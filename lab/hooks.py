@@ -2,7 +2,8 @@
 
 Endpoints (payload `{name, namespace, phase, checksum, metadata}` as Flagger sends it):
   POST /                  metadata.type "cmd" (default): start metadata.cmd in the background, at most
-                          one run per canary and command at a time, answer 202; "bash": run it with
+                          one run per canary and command at a time, answer 202 (a `hey` command is played
+                          through the mesh: lab/loadtest.py); "bash": run it with
                           bash and answer 200 on exit 0, 500 with the output otherwise
   /gate/approve           200            /gate/halt       403
   /gate/check             200 when the canary's gate is open, else 403
@@ -27,6 +28,8 @@ import urllib.parse
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+from lab.loadtest import HeyRun, parse_hey, play
 
 LOG = logging.getLogger("lab.hooks")
 
@@ -88,10 +91,14 @@ class Gates:
 
 
 class CommandRunner:
-    """Background commands (`cmd` tasks): no shell, a timeout, one run per canary and command at a time."""
+    """Background commands (`cmd` tasks): no shell, a timeout, one run per canary and command at a time.
 
-    def __init__(self, timeout: float = DEFAULT_COMMAND_TIMEOUT):
+    ``hey`` (the load generator of Flagger's docs) is played through the mesh when one is given.
+    """
+
+    def __init__(self, timeout: float = DEFAULT_COMMAND_TIMEOUT, send: SendFunction | None = None):
         self.timeout = timeout
+        self.send = send
         self._running: set[str] = set()
         self._runs: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -101,6 +108,7 @@ class CommandRunner:
         argv = shlex.split(command)
         if not argv:
             raise ValueError("cmd is empty")
+        hey = parse_hey(argv) if argv[0] == "hey" and self.send is not None else None
         key = task_key(canary, command)
         with self._lock:
             if key in self._running:
@@ -110,11 +118,17 @@ class CommandRunner:
             run: dict[str, Any] = {"canary": canary, "command": command, "started": time.time(), "finished": None,
                                    "exit_code": None, "output": ""}
             self._runs.append(run)
-        threading.Thread(target=self._run, args=(key, argv, run), name="hooks-cmd", daemon=True).start()
+        threading.Thread(target=self._run, args=(key, argv, run, hey), name="hooks-cmd", daemon=True).start()
         return True
 
-    def _run(self, key: str, argv: list[str], run: dict[str, Any]) -> None:
+    def _run(self, key: str, argv: list[str], run: dict[str, Any], hey: HeyRun | None = None) -> None:
         try:
+            if hey is not None and self.send is not None:
+                namespace = run["canary"].rsplit(".", 1)[-1] or "default"
+                sent = play(hey, namespace, self.send)
+                run["exit_code"] = 0
+                run["output"] = "hey (played through the lab's mesh): %d requests to %s%s" % (sent, hey.host, hey.path)
+                return
             completed = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
             run["exit_code"] = completed.returncode
             run["output"] = (completed.stdout + completed.stderr)[-MAX_OUTPUT_CHARS:]
@@ -124,6 +138,9 @@ class CommandRunner:
         except OSError as error:
             run["exit_code"] = 127
             run["output"] = f"could not start: {error}"
+        except ValueError as error:
+            run["exit_code"] = 1
+            run["output"] = f"hey through the mesh failed: {error}"
         finally:
             run["finished"] = time.time()
             with self._lock:
@@ -160,7 +177,7 @@ class HooksServer:
         self.send = send
         self.command_timeout = command_timeout
         self.gates = Gates()
-        self.commands = CommandRunner(command_timeout)
+        self.commands = CommandRunner(command_timeout, send)
         self._calls: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED_CALLS)
         self._calls_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None

@@ -29,12 +29,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ANALYSIS_ARG_SPEC)
-        if self._task.check_mode:
+        if self._task.check_mode and args["stage"] != "route":
             result.update(changed=False, skipped=True,
                           msg="canary_analysis needs live traffic and webhooks: it does not run in check mode")
             return result
         try:
-            result.update(run_analysis_task(args, say=display.display))
+            result.update(run_analysis_task(args, say=display.display, check_mode=bool(self._task.check_mode)))
         except AnalysisTaskError as exc:
             raise AnsibleActionFail(exc.message, result=exc.result) from None
         return result

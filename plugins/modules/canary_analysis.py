@@ -30,6 +30,12 @@ description:
     it) and sent to the C(event) webhooks. When the checks pass at a step that is not the last, the traffic moves to
     the next weight before the task returns.
   - With O(stage=confirm_rollout) it only waits for the C(confirm-rollout) gates, before anything changes.
+  - With O(stage=route) it only routes traffic, as the plan's strategy says (see O(to)); this stage also runs in
+    check mode, where it reports what it would change.
+  - Every Flagger strategy in the plan is routed here. C(canary) moves the weight. C(ab-testing) sends the requests
+    that match C(analysis.match) to the canary through a match route. C(blue-green) gives the canary no user traffic
+    until a last step routes all traffic to it. C(blue-green-mirror) also copies C(mirrorWeight) percent of the
+    requests to it. C(sessionAffinity) keeps a user on the version that first served it.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
   - progressive.delivery.prometheus
@@ -39,8 +45,20 @@ options:
       - C(step) analyses the step at O(position) until the decision leaves it.
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
         rollback, or O(gate_timeout) passes.
+      - C(route) routes traffic as O(to) says and returns.
     type: str
-    choices: [step, confirm_rollout]
+    choices: [step, confirm_rollout, route]
+    default: step
+  to:
+    description:
+      - Where O(stage=route) puts the traffic.
+      - C(step) routes as the step at O(position) of the plan's strategy does (weight, match route, mirror, sticky
+        routes); the next run uses it to put back the traffic of a release it resumes.
+      - C(primary) sends all traffic to the primary and removes what the strategy added to the VirtualService (the
+        match route, the mirror, the sticky routes): the end of every release, promoted or rolled back.
+      - C(canary) sends all traffic to the canary, as blue/green does before the promotion.
+    type: str
+    choices: [step, primary, canary]
     default: step
   plan:
     description:
@@ -184,6 +202,15 @@ EXAMPLES = r"""
     run_id: "{{ run_id }}"
     gate_poll: 10
     gate_timeout: 3600
+
+- name: Put all traffic back on the primary and remove the A/B match route
+  progressive.delivery.canary_analysis:
+    stage: route
+    to: primary
+    plan: "{{ release_plan }}"
+    run_id: "{{ run_id }}"
+    virtual_service:
+      name: backend-service
 """
 
 RETURN = r"""
@@ -198,8 +225,8 @@ reason:
   type: str
   sample: "failed checks threshold reached 2/2 at weight 20%: request-success-rate 95 (min 99) FAILED"
 weight:
-  description: Canary weight after the move.
-  returned: stage is step
+  description: Canary weight after the move (with O(stage=route), after the routing).
+  returned: stage is step or route
   type: int
   sample: 30
 phase:
@@ -236,4 +263,18 @@ waited:
   description: With O(stage=confirm_rollout), seconds waited for the gates.
   returned: stage is confirm_rollout
   type: float
+routed_to:
+  description: With O(stage=route), where the traffic now goes, as people read it.
+  returned: stage is route
+  type: str
+  sample: iteration 2/10
+changes:
+  description: With O(stage=route), one line per change made to the VirtualService.
+  returned: stage is route
+  type: list
+  elements: str
+api_version:
+  description: With O(stage=route), the VirtualService API version used.
+  returned: stage is route
+  type: str
 """

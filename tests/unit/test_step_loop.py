@@ -64,8 +64,8 @@ class FakePorts:
         self.asks += 1
         return answer
 
-    def shift(self, weight):
-        self.shifts.append(weight)
+    def shift(self, index):
+        self.shifts.append(PLAN["steps"][index])
 
     def record(self, move, index, summary, assessment):
         self.records.append((move.action, index, move.position.failed_checks, move.phase))

@@ -26,11 +26,16 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
 
 STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
+ROUTE_STAGE = "route"
+ROUTE_TO_STEP = "step"
+ROUTE_TO_PRIMARY = "primary"
+ROUTE_TO_CANARY = "canary"
 
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
-    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE]),
+    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE]),
+    to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY]),
     plan=dict(type="dict", required=True),
     position=dict(type="dict", default={}, options=dict(
         index=dict(type="int", default=-1),
@@ -76,7 +81,7 @@ def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
     return number
 
 
-def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> dict[str, Any]:
+def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False) -> dict[str, Any]:
     plan = args["plan"]
     for key in ("name", "namespace", "target", "steps", "threshold", "interval_seconds"):
         if key not in plan:
@@ -94,6 +99,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> di
         context = RenderContext(plan["namespace"], plan["target"], plan.get("service_name"), plan["name"])
         ports = ClusterPorts(plan, run, kube, prometheus, lambda: Gate(prometheus, specs, context),
                              args.get("virtual_service") or {}, say=lambda line: say(prefix + line))
+        if args["stage"] == ROUTE_STAGE:
+            return route_release(ports, args, check_mode)
         if args["stage"] == CONFIRM_ROLLOUT_STAGE:
             outcome, waited, asks = wait_for_confirm_rollout(ports, gate_poll, seconds(args["gate_timeout"], "gate_timeout", True))
             return {"changed": False, "outcome": outcome, "waited": round(waited, 3), "gate_asks": asks}
@@ -101,7 +108,7 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> di
             raise AnalysisTaskError("stage=step needs virtual_service.name: the VirtualService whose weights the step moves")
         settings = Settings(steps=tuple(int(s) for s in plan["steps"]), threshold=int(plan["threshold"]),
                             interval=float(plan["interval_seconds"]), mode=args["mode"], poll=run.poll,
-                            gate_timeout=seconds(args["gate_timeout"], "gate_timeout", True))
+                            gate_timeout=seconds(args["gate_timeout"], "gate_timeout", True), strategy=ports.strategy)
         position = Position(**args["position"])
         if not -1 <= position.index < len(settings.steps):
             raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (position.index, len(settings.steps)))
@@ -131,3 +138,27 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None]) -> di
         "timeline": outcome.timeline,
         "samples": outcome.samples,
     }
+
+
+def route_release(ports: ClusterPorts, args: Mapping[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Put the VirtualService where the release stands (``to: step``), all on the primary, or all on the canary.
+
+    Going to the primary also removes what the strategy added (match route, mirror, sticky routes), so a finished or
+    failed release leaves the route as the user knows it.
+    """
+    if not args.get("virtual_service"):
+        raise AnalysisTaskError("stage=route needs virtual_service.name: the VirtualService the release routes")
+    strategy = ports.strategy
+    index = int((args.get("position") or {}).get("index", -1))
+    if args["to"] == ROUTE_TO_PRIMARY:
+        params, where = strategy.primary_only(), "all traffic on the primary"
+    elif args["to"] == ROUTE_TO_CANARY:
+        params, where = strategy.all_to_canary(), "all traffic on the canary"
+    else:
+        if not -1 <= index < len(strategy.steps):
+            raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (index, len(strategy.steps)))
+        params, where = strategy.route(index), strategy.label(index)
+    result = ports.route(params, check_mode=check_mode)
+    edit = result.edit
+    return {"changed": edit.changed, "routed_to": where, "weight": edit.canary_weight, "changes": edit.changes,
+            "api_version": result.api_version}

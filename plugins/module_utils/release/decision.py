@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import Strategy
+
 FAST = "fast"
 FLAGGER = "flagger"
 MODES = (FAST, FLAGGER)
@@ -63,6 +65,8 @@ class Settings:
     mode: str = FAST
     poll: float = 5.0
     gate_timeout: float = 0.0
+    # Which gates guard which step; the canary strategy's rule when not given.
+    strategy: Strategy | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -117,8 +121,14 @@ class Move:
     waiting_for: str = ""
 
 
-def gate_type(settings: Settings, position: Position) -> str:
-    """The gate asked before leaving ``position``: promotion after the last step, traffic increase before the others."""
+def gate_type(settings: Settings, position: Position) -> str | None:
+    """The gate asked before leaving ``position``, or None.
+
+    In the canary strategy: promotion after the last step, traffic increase before the others. The iteration
+    strategies (A/B testing, blue/green) ask only for the promotion, as Flagger does.
+    """
+    if settings.strategy is not None:
+        return settings.strategy.gate_before_leaving(position.index)
     return CONFIRM_PROMOTION if position.index >= len(settings.steps) - 1 else CONFIRM_TRAFFIC_INCREASE
 
 
@@ -153,7 +163,7 @@ def _after_failed_check(settings: Settings, position: Position, seen: Observatio
 
 
 def _held_by_gate(settings: Settings, position: Position, seen: Observation, weight: int) -> Move:
-    gate = gate_type(settings, position)
+    gate = gate_type(settings, position) or CONFIRM_PROMOTION
     closed_since = position.gate_closed_since if position.gate_closed_since is not None else seen.now
     if settings.gate_timeout > 0 and seen.now - closed_since >= settings.gate_timeout:
         return _rollback(position, weight, "the %s gate stayed closed longer than %g s (canary_webhook_gate_timeout)"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import CANARY, Strategy
 
 _RESULT_WORDS = {"pass": "ok", "fail": "FAILED", "no_data": "no data", "error": "error",
                  "inconclusive": "inconclusive", "skipped": "skipped"}
@@ -194,6 +195,8 @@ def step_prefix(plan: Mapping[str, Any], weight: int, step_index: int) -> str:
     steps = list(plan.get("steps") or [])
     if step_index < 0:
         return "pre-rollout checks"
+    if steps and (plan.get("strategy") or CANARY) != CANARY:
+        return "step %d/%d %s" % (step_index + 1, len(steps), Strategy.from_plan(plan).label(step_index))
     if steps:
         return "step %d/%d weight %d%%" % (step_index + 1, len(steps), weight)
     return "weight %d%%" % weight

@@ -30,6 +30,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.judge
 from ansible_collections.progressive.delivery.plugins.module_utils.release.narration import (
     check_entry,
     gate_opened_line,
+    step_label,
     step_line,
 )
 
@@ -60,8 +61,8 @@ class Ports(Protocol):
     def gate_open(self, gate: str) -> bool | None:
         """Ask every webhook of type ``gate`` once: True when all pass, None when there is none."""
 
-    def shift(self, weight: int) -> None:
-        """Move the canary's traffic to ``weight``."""
+    def shift(self, index: int) -> None:
+        """Route traffic as step ``index`` of the plan's strategy says."""
 
     def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
         """Store the position in the canary's state (renewing the lease) and tell the event webhooks."""
@@ -106,8 +107,8 @@ class StepLoop:
             if move.action == HOLD:
                 move = self._hold(move, outcome)
             if move.action == ADVANCE:
-                self.ports.shift(move.weight)
-                message = "step %d/%d: traffic shifted to %d%%" % (move.position.index + 1, len(self.settings.steps), move.weight)
+                self.ports.shift(move.position.index)
+                message = "step %d/%d: %s" % (move.position.index + 1, len(self.settings.steps), step_label(self.settings, move))
                 self.ports.record(move, move.position.index, message, None)
                 outcome.timeline.append(self._event("weight", message, move.weight))
             if move.action != HOLD:
@@ -123,8 +124,9 @@ class StepLoop:
         assessment = assess(self.plan, weight, position.index, gate=checks.gate, webhooks=list(checks.webhooks),
                             compare=checks.compare, hard_breach_margin=self.hard_breach_margin)
         gate_open = None
-        if not requested and not assessment.failed:
-            gate_open = ports.gate_open(gate_type(settings, position))
+        gate = gate_type(settings, position)
+        if gate and not requested and not assessment.failed:
+            gate_open = ports.gate_open(gate)
             outcome.gate_asks += gate_open is not None
         move = decide(settings, position, Observation(
             now=ports.clock(), failed=assessment.failed, causes=assessment.causes,
@@ -156,7 +158,7 @@ class StepLoop:
             if after.action == HOLD:
                 move = after
                 continue
-            line = gate_opened_line(move.waiting_for, after) if opened else "%s -> rolling back" % after.reason
+            line = gate_opened_line(move.waiting_for, after, self.settings) if opened else "%s -> rolling back" % after.reason
             ports.say(line)
             ports.record(after, move.position.index, line, None)
             outcome.timeline.append(self._event("gate", line, move.weight))

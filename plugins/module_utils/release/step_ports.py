@@ -27,9 +27,11 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.judge
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LockHeld
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.release.narration import flagger_event
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import Checks
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import Strategy
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import VirtualServiceRouter
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterResult, VirtualServiceRouter
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 
@@ -74,8 +76,10 @@ class ClusterPorts:
         self.lock = LeaseLock(kube, plan["namespace"], plan["name"], run.run_id, run.holder, run.lease_ttl, clock)
         self.router = VirtualServiceRouter(kube, virtual_service.get("name") or "", plan["namespace"],
                                            api_version=virtual_service.get("api_version"))
+        self.strategy = Strategy.from_plan(plan, run.checksum)
         self.last_renewal = clock()
         self.phase = ""
+        self.last_event = ""
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -133,13 +137,15 @@ class ClusterPorts:
 
     # -- cluster ---------------------------------------------------------------------------
 
-    def shift(self, weight: int) -> None:
-        request = request_from_params({
-            "name": self.virtual_service["name"], "namespace": self.plan["namespace"],
-            "route": self.virtual_service.get("route"), "weight": weight,
-            "primary": {"host": self.plan["primary_service"]}, "canary": {"host": self.plan["canary_service"]},
-        })
-        self.router.apply(request)
+    def shift(self, index: int) -> None:
+        self.route(self.strategy.route(index))
+
+    def route(self, strategy_params: Mapping[str, Any], check_mode: bool = False) -> RouterResult:
+        """Apply a strategy's routing (weight, match route, mirror, sticky routes) to the release's VirtualService."""
+        params = dict(strategy_params, name=self.virtual_service["name"], namespace=self.plan["namespace"],
+                      route=self.virtual_service.get("route"), primary={"host": self.plan["primary_service"]},
+                      canary={"host": self.plan["canary_service"]})
+        return self.router.apply(request_from_params(params), check_mode=check_mode)
 
     def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
         if move.action == ROLLBACK:
@@ -160,7 +166,13 @@ class ClusterPorts:
         self._manage("record", analysis=analysis)
         self.last_renewal = self._clock()
         self.phase = phase
-        self.notify(phase, summary, warning=bool(assessment and assessment.failed))
+        gate_hooks = tuple(hook["name"] for hook in self._hooks(move.waiting_for)) if move.waiting_for else ()
+        event = flagger_event(self.plan["name"], self.plan["target"], self.plan["namespace"], self.strategy, move,
+                              index, assessment, gate_hooks)
+        # A hold repeats its analysis; the event webhooks hear of it once, as Flagger tells them of a phase change.
+        if event is not None and event[0] != self.last_event:
+            self.last_event = event[0]
+            self.notify(phase, event[0], warning=event[1])
 
     def keep_lock(self) -> None:
         now = self._clock()
