@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from lab.mesh.headers import Headers, response_headers
 from lab.mesh.outcomes import draw_latency, draw_outcome
-from lab.mesh.routing import Request, mirror_targets, pick_weighted, resolve_host, route_weights, select_route, service_fqdn
+from lab.mesh.routing import (Request, mirror_targets, pick_weighted, resolve_host, route_entries, route_weights, select_route,
+                              service_fqdn)
 from lab.mesh.topology import Service, Topology, Workload
 
 # What the client-side proxy spends answering on its own (no upstream involved).
@@ -40,6 +42,8 @@ class Outcome:
     upstream: Upstream
     route_index: int | None = None
     mirrors: list[Upstream] = field(default_factory=list)
+    # (lower-case name, value) pairs the proxies add to the answer, from the route's and destination's headers.response.
+    response_headers: Headers = ()
 
     @property
     def code(self) -> int:
@@ -122,10 +126,11 @@ def dispatch(topology: Topology, vs: Mapping[str, Any] | None, request: Request,
         added_delay = duration_ms(delay.get("fixedDelay")) or 0.0
         delay_flag = "DI"
 
-    destination = pick_weighted(route_weights(route), rng)
-    if destination is None:
+    entry = pick_weighted(route_entries(route), rng)
+    if entry is None:
         upstream = _unknown_destination(request.host, vs_namespace, 503, "NR", rng)
     else:
+        destination = entry.get("destination") or {}
         upstream = serve(topology, destination.get("host", ""), vs_namespace, rng, destination.get("subset"))
 
     timeout = duration_ms(route.get("timeout"))
@@ -144,7 +149,11 @@ def dispatch(topology: Topology, vs: Mapping[str, Any] | None, request: Request,
             mirrored = serve(topology, target.get("host", ""), vs_namespace, rng, target.get("subset"))
             if mirrored.workload is not None:
                 mirrors.append(mirrored)
-    return Outcome(upstream, index, mirrors)
+    # Header operations shape what a workload answered; the proxy's own answers (503 UH, 504 UT) go out without them.
+    headers: Headers = ()
+    if entry is not None and upstream.workload is not None and upstream.flags in ("-", "DI"):
+        headers = response_headers(route, entry)
+    return Outcome(upstream, index, mirrors, headers)
 
 
 def _local_reply(route: Mapping[str, Any], request: Request, namespace: str, rng: random.Random) -> Upstream | None:

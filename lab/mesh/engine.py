@@ -15,10 +15,15 @@ from typing import Any, Callable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from lab.mesh.cookies import join_cookie_headers, parse_set_cookie
 from lab.mesh.dispatch import Outcome, dispatch
+from lab.mesh.evidence import LabSeries
+from lab.mesh.headers import header_values
 from lab.mesh.outcomes import (DEFAULT_MATCH_SHARE, DEFAULT_RPS, MATCH_SHARE_ANNOTATION, RPS_ANNOTATION, annotation_float,
                                poisson)
-from lab.mesh.routing import MESH_GATEWAY, Request, example_request_shape, normalize_gateway, vs_gateways
+from lab.mesh.routing import (MESH_GATEWAY, Request, ab_match_entries, example_request_shape, matches_any, normalize_gateway,
+                              vs_gateways)
+from lab.mesh.sessions import Session, SessionPool, session_settings
 from lab.mesh.telemetry import INGRESS_GATEWAY, IstioTelemetry, Source, mesh_client
 from lab.mesh.topology import Topology
 
@@ -38,45 +43,75 @@ RouteHandler = Callable[[dict], "tuple[int, Any]"]
 class TrafficSource:
     """Steady traffic for one VirtualService through one entry point (the mesh or a gateway)."""
 
-    def __init__(self, vs: Mapping[str, Any], gateway: str, source: Source, rps: float, match_share: float):
+    def __init__(self, vs: Mapping[str, Any], gateway: str, source: Source, rps: float, match_share: float,
+                 sessions: SessionPool | None = None):
         self.vs = vs
         self.gateway = gateway
         self.source = source
         self.rps = rps
         self.match_share = match_share
+        self.sessions = sessions
         hosts = [h for h in (vs.get("spec") or {}).get("hosts") or [] if h and "*" not in h]
         self.hosts = hosts or [(vs.get("metadata") or {}).get("name", "unknown")]
         self.namespace = (vs.get("metadata") or {}).get("namespace", "")
         self.shaped = example_request_shape(vs)
+        self.ab_entries = ab_match_entries(vs)
 
-    def request(self, rng: random.Random) -> Request:
+    def request(self, rng: random.Random, cookie: str | None = None) -> Request:
+        """The next request; `cookie` is the sender's jar, sent after any cookie the A/B shape asks for."""
         host = self.hosts[0] if len(self.hosts) == 1 else rng.choice(self.hosts)
         headers: dict[str, str] = {}
         path = "/"
         if self.shaped is not None and rng.random() < self.match_share:
             headers, path = self.shaped
+        if cookie is not None:
+            headers = dict(headers)
+            headers["cookie"] = join_cookie_headers(headers.get("cookie"), cookie) or cookie
         return Request(host=host, path=path, headers=headers, gateway=self.gateway, source_namespace=self.namespace)
 
+    def matched(self, request: Request) -> bool:
+        return bool(self.ab_entries) and matches_any(self.ab_entries, request, self.namespace)
 
-def traffic_sources(topology: Topology) -> list[TrafficSource]:
-    """One source per (VirtualService, entry point); the VS's rate is shared among its entry points."""
+
+def traffic_sources(topology: Topology, pools: dict[Any, SessionPool] | None = None,
+                    clock: Callable[[], float] = time.monotonic) -> list[TrafficSource]:
+    """One source per (VirtualService, entry point); the VS's rate is shared among its entry points.
+
+    `pools` holds the simulated users of each source from the previous build;
+    it is updated in place (sources that are gone lose their users).
+    """
+    pools = {} if pools is None else pools
     sources: list[TrafficSource] = []
+    kept: set[Any] = set()
     for vs in topology.virtualservices:
-        annotations = (vs.get("metadata") or {}).get("annotations") or {}
+        meta = vs.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
         rps = annotation_float(annotations, RPS_ANNOTATION, DEFAULT_RPS, 0.0, 100000.0)
         match_share = annotation_float(annotations, MATCH_SHARE_ANNOTATION, DEFAULT_MATCH_SHARE, 0.0, 1.0)
         if rps <= 0 or not (vs.get("spec") or {}).get("http"):
             continue
+        settings = session_settings(annotations)
         gateways = vs_gateways(vs)
-        namespace = (vs.get("metadata") or {}).get("namespace", "")
+        namespace = meta.get("namespace", "")
         for gateway in gateways:
             source = mesh_client(namespace, LOADGEN_WORKLOAD) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
-            sources.append(TrafficSource(vs, gateway, source, rps / len(gateways), match_share))
+            pool = None
+            if settings.enabled:
+                key = (namespace, meta.get("name", ""), gateway)
+                pool = pools.get(key)
+                if pool is None:
+                    pool = pools[key] = SessionPool(settings, clock)
+                else:
+                    pool.reconfigure(settings)
+                kept.add(key)
+            sources.append(TrafficSource(vs, gateway, source, rps / len(gateways), match_share, pool))
+    for key in set(pools) - kept:
+        del pools[key]
     return sources
 
 
 def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
-    """The /send answer: codes, serving workloads, failures (any status >= 400) and latency percentiles."""
+    """The /send answer: codes, serving workloads, failures (any status >= 400), response headers, latencies."""
     codes = Counter(str(o.code) for o in outcomes)
     workloads = Counter(o.upstream.workload.name if o.upstream.workload else "unknown" for o in outcomes)
     flags = Counter(o.upstream.flags for o in outcomes)
@@ -89,6 +124,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         "workloads": dict(workloads),
         "response_flags": dict(flags),
         "mirrored": dict(mirrored),
+        "response_headers": response_header_counts(outcomes),
         "latencies_ms": {},
     }
     if latencies:
@@ -99,11 +135,20 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     return summary
 
 
+def response_header_counts(outcomes: list[Outcome]) -> dict[str, dict[str, int]]:
+    """Header name -> value -> number of answers that carried it (Set-Cookie shows up here)."""
+    counts: dict[str, Counter] = {}
+    for outcome in outcomes:
+        for name, value in outcome.response_headers:
+            counts.setdefault(name, Counter())[value] += 1
+    return {name: dict(values) for name, values in counts.items()}
+
+
 class Mesh:
     """Istio-like traffic over the objects in a Store, with Istio's telemetry."""
 
     def __init__(self, store: Any, host: str = "127.0.0.1", port: int = 0, tick_seconds: float = 0.1,
-                 seed: int | None = None, endpointslices: bool = False):
+                 seed: int | None = None, endpointslices: bool = False, clock: Callable[[], float] = time.monotonic):
         self._store = store
         self._routed = ROUTED_RESOURCES + (("endpointslices",) if endpointslices else ())
         self._host = host
@@ -112,6 +157,11 @@ class Mesh:
         self.registry = CollectorRegistry(auto_describe=True)
         self.telemetry = IstioTelemetry()
         self.registry.register(self.telemetry)
+        self.evidence = LabSeries()
+        self.registry.register(self.evidence)
+        # Mesh time: cookie expiry and session stays are measured on it (tests pass a clock they move).
+        self.clock = clock
+        self._pools: dict[Any, SessionPool] = {}
         self._seeds = random.Random(seed)
         self._seed_lock = threading.Lock()
         self._topology = Topology()
@@ -172,7 +222,7 @@ class Mesh:
         with self._refresh_lock:
             if revision != self._seen_revision and self._needs_rebuild(self._seen_revision):
                 self._topology = Topology(*(self._store.list(resource) for resource in self._routed))
-                self._sources = traffic_sources(self._topology)
+                self._sources = traffic_sources(self._topology, self._pools, self.clock)
             self._seen_revision = revision
         return self._topology
 
@@ -207,29 +257,71 @@ class Mesh:
     def _generate(self, topology: Topology, sources: list[TrafficSource], elapsed: float, rng: random.Random) -> None:
         for source in sources:
             for _ in range(poisson(source.rps * elapsed, rng)):
-                outcome = dispatch(topology, source.vs, source.request(rng), rng)
-                self.telemetry.record_request(source.source, outcome.upstream, outcome.mirrors)
+                session = source.sessions.pick(rng) if source.sessions is not None else None
+                cookie = session.cookie_header() if session is not None else None
+                request = source.request(rng, cookie)
+                outcome = dispatch(topology, source.vs, request, rng)
+                self._record(source.source, outcome, source.matched(request), session, cookie is not None)
                 self.generated += 1
 
+    def _record(self, source: Source, outcome: Outcome, matched: bool, session: Session | None, sticky: bool) -> None:
+        """Count one client request in Istio's series and the lab's; a session takes in the answer's cookies."""
+        self.telemetry.record_request(source, outcome.upstream, outcome.mirrors)
+        self.evidence.record_request(outcome, matched)
+        if session is None:
+            cookies = [(c.name, c.deletes) for c in (parse_set_cookie(v) for v in
+                                                      header_values(outcome.response_headers, "set-cookie")) if c]
+        else:
+            workload = outcome.upstream.workload.name if outcome.upstream.workload is not None else None
+            visit = session.answered(workload, outcome.response_headers)
+            cookies = [(c.name, c.deletes) for c in visit.cookies]
+            self.evidence.record_session(outcome, visit, sticky, started=session.requests == 1)
+        self.evidence.record_set_cookies(outcome, cookies)
+
     def send(self, host: str, namespace: str, count: int = 1, headers: Mapping[str, str] | None = None, path: str = "/",
-             method: str = "GET", gateway: str = MESH_GATEWAY, source_workload: str = LOADGEN_WORKLOAD) -> dict[str, Any]:
-        """Send `count` requests now, as a client in `namespace` (or through `gateway`) would, and summarize them."""
+             method: str = "GET", gateway: str = MESH_GATEWAY, source_workload: str = LOADGEN_WORKLOAD,
+             cookies: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Send `count` requests now, as a client in `namespace` (or through `gateway`) would, and summarize them.
+
+        With `cookies` (a jar, possibly empty) the requests come from one user:
+        each carries the jar, and each answer's Set-Cookie updates it, as a
+        browser would; the answer then also holds the jar and the user's switches.
+        """
         topology = self.topology()
         rng = self._rng()
         gateway = normalize_gateway(gateway, namespace)
         source = mesh_client(namespace, source_workload) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
         vs = topology.virtualservice_for(host, namespace, gateway)
-        request = Request(host=host, path=path or "/", method=method.upper(),
-                          headers={k.lower(): str(v) for k, v in (headers or {}).items()},
-                          gateway=gateway, source_namespace=namespace)
+        vs_namespace = ((vs or {}).get("metadata") or {}).get("namespace", "")
+        entries = ab_match_entries(vs) if vs is not None else []
+        base_headers = {k.lower(): str(v) for k, v in (headers or {}).items()}
+        session = None if cookies is None else Session(self.clock, cookies={str(k): str(v) for k, v in cookies.items()})
+        request = Request(host=host, path=path or "/", method=method.upper(), headers=base_headers, gateway=gateway,
+                          source_namespace=namespace)
+        matched = bool(entries) and matches_any(entries, request, vs_namespace)
         outcomes = []
+        switches = 0
         for _ in range(count):
+            jar = None
+            if session is not None:
+                jar = session.cookie_header()
+                cookie = join_cookie_headers(base_headers.get("cookie"), jar)
+                request = Request(host=host, path=path or "/", method=method.upper(),
+                                  headers={**base_headers, **({"cookie": cookie} if cookie else {})},
+                                  gateway=gateway, source_namespace=namespace)
+                matched = bool(entries) and matches_any(entries, request, vs_namespace)
             outcome = dispatch(topology, vs, request, rng)
-            self.telemetry.record_request(source, outcome.upstream, outcome.mirrors)
+            before = session.last_workload if session is not None else None
+            self._record(source, outcome, matched, session, jar is not None)
+            if session is not None and before is not None and session.last_workload != before:
+                switches += 1
             outcomes.append(outcome)
         summary = summarize(outcomes)
         summary["virtualservice"] = None if vs is None else (
             f"{vs['metadata'].get('namespace', '')}/{vs['metadata'].get('name', '')}")
+        if session is not None:
+            summary["cookies"] = session.jar.cookies()
+            summary["switches"] = switches
         return summary
 
     def endpoints_of(self, service_name: str, namespace: str) -> dict[str, Any]:
@@ -247,7 +339,11 @@ class Mesh:
                                 (vs.get("metadata") or {}).get("resourceVersion") for vs in topology.virtualservices},
             "traffic": [{"virtualservice": f"{s.namespace}/{(s.vs.get('metadata') or {}).get('name', '')}",
                          "gateway": s.gateway, "source_workload": s.source.workload, "rps": s.rps,
-                         "hosts": s.hosts, "match_share": s.match_share, "shaped_request": s.shaped}
+                         "hosts": s.hosts, "match_share": s.match_share, "shaped_request": s.shaped,
+                         "sessions": None if s.sessions is None else {
+                             "users": s.sessions.settings.users, "share": s.sessions.settings.share,
+                             "mean_seconds": s.sessions.settings.mean_seconds, "started": s.sessions.started,
+                             "holding_cookies": sum(1 for u in s.sessions.sessions() if len(u.jar))}}
                         for s in self._sources],
             "generated": self.generated,
             "series": self.telemetry.series_count(),
@@ -271,10 +367,15 @@ def _send_arguments(body: Any) -> dict[str, Any]:
     headers = body.get("headers") or {}
     if not isinstance(headers, dict):
         raise ValueError("'headers' must be an object of header name to value")
+    cookies = body.get("cookies")
+    if cookies is not None and (not isinstance(cookies, dict)
+                                or not all(isinstance(v, (str, int, float)) for v in cookies.values())):
+        raise ValueError("'cookies' must be an object of cookie name to value (the jar of one user; {} for a new user), "
+                         f"got {cookies!r}")
     return {"host": host, "namespace": str(namespace), "count": count, "headers": headers,
             "path": str(body.get("path") or "/"), "method": str(body.get("method") or "GET"),
             "gateway": str(body.get("gateway") or MESH_GATEWAY),
-            "source_workload": str(body.get("source_workload") or LOADGEN_WORKLOAD)}
+            "source_workload": str(body.get("source_workload") or LOADGEN_WORKLOAD), "cookies": cookies}
 
 
 def _handler_for(mesh: Mesh) -> type[BaseHTTPRequestHandler]:

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from lab.mesh.cookies import parse_set_cookie
+from lab.mesh.headers import issued_set_cookies
+
 CLUSTER_DOMAIN = "cluster.local"
 MESH_GATEWAY = "mesh"
 
@@ -155,16 +158,21 @@ def select_route(vs: Mapping[str, Any], request: Request) -> tuple[int, Mapping[
     return None
 
 
-def route_weights(route: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], int]]:
-    """(destination, weight) pairs of an http route.
+def route_entries(route: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], int]]:
+    """(HTTPRouteDestination, weight) pairs of an http route.
 
     A lone destination without a weight takes all traffic; with several, a
     missing weight counts as 0, as in Istio.
     """
     entries = route.get("route") or []
     if len(entries) == 1 and entries[0].get("weight") in (None, 0):
-        return [(entries[0].get("destination") or {}, 100)]
-    return [(e.get("destination") or {}, int(e.get("weight") or 0)) for e in entries]
+        return [(entries[0], 100)]
+    return [(e, int(e.get("weight") or 0)) for e in entries]
+
+
+def route_weights(route: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], int]]:
+    """(destination, weight) pairs of an http route (see route_entries)."""
+    return [(entry.get("destination") or {}, weight) for entry, weight in route_entries(route)]
 
 
 def pick_weighted(choices: Sequence[tuple[Any, float]], rng: random.Random) -> Any | None:
@@ -250,21 +258,52 @@ def example_for_regex(pattern: str) -> str | None:
     return None
 
 
-def example_request_shape(vs: Mapping[str, Any]) -> tuple[dict[str, str], str] | None:
-    """Headers and path satisfying the first match entry of the first route that has one."""
+def _selects_an_issued_cookie(match: Mapping[str, Any], issued: Sequence[str]) -> bool:
+    """Whether a match entry asks for a cookie the VirtualService itself hands out (a session-affinity route)."""
+    condition = next((c for name, c in (match.get("headers") or {}).items() if name.lower() == "cookie"), None)
+    if condition is None:
+        return False
+    for header in issued:
+        cookie = parse_set_cookie(header)
+        if cookie is not None and string_match(condition, f"{cookie.name}={cookie.value}"):
+            return True
+    return False
+
+
+def ab_match_entries(vs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The A/B match entries: those with a header or URI condition of the first route that has any.
+
+    Entries that select a cookie the VirtualService sets in responses (Flagger's
+    sticky route for session affinity) are not A/B entries: only users who got
+    the cookie from the mesh carry it, so generated traffic is not shaped for them.
+    """
+    issued = issued_set_cookies(vs)
     for route in (vs.get("spec") or {}).get("http") or []:
-        for match in route.get("match") or []:
-            if not match.get("headers") and "uri" not in match:
-                continue
-            headers: dict[str, str] = {}
-            for name, condition in (match.get("headers") or {}).items():
-                value = example_value(condition)
-                if value is not None:
-                    headers[name.lower()] = value
-            path = "/"
-            if "uri" in match:
-                path = example_value(match["uri"]) or "/"
-                if not path.startswith("/"):
-                    path = "/" + path
-            return headers, path
-    return None
+        entries = [m for m in route.get("match") or []
+                   if (m.get("headers") or "uri" in m) and not _selects_an_issued_cookie(m, issued)]
+        if entries:
+            return entries
+    return []
+
+
+def matches_any(entries: Sequence[Mapping[str, Any]], request: Request, vs_namespace: str) -> bool:
+    return any(request_matches(entry, request, vs_namespace) for entry in entries)
+
+
+def example_request_shape(vs: Mapping[str, Any]) -> tuple[dict[str, str], str] | None:
+    """Headers and path satisfying the first A/B match entry (see ab_match_entries)."""
+    entries = ab_match_entries(vs)
+    if not entries:
+        return None
+    match = entries[0]
+    headers: dict[str, str] = {}
+    for name, condition in (match.get("headers") or {}).items():
+        value = example_value(condition)
+        if value is not None:
+            headers[name.lower()] = value
+    path = "/"
+    if "uri" in match:
+        path = example_value(match["uri"]) or "/"
+        if not path.startswith("/"):
+            path = "/" + path
+    return headers, path
