@@ -13,10 +13,11 @@ version_added: 0.1.0
 author:
   - progressive.delivery maintainers (@progressive-delivery)
 description:
-  - Reads one HTTP route of an Istio C(VirtualService) and sets the weights of its destinations, the mirror, and an
-    A/B match route that sends matching requests to the canary.
+  - Reads one HTTP route of an Istio C(VirtualService) and sets the weights of its destinations, the mirror, an
+    A/B match route that sends matching requests to the canary, and session affinity (sticky canary) routes.
   - Only the selected route's destination weights, its C(mirror)/C(mirrorPercentage) (when O(mirror) is given) and
-    the match route this module owns (when O(match) is given) change. Every other field of the object, including
+    the match route this module owns (when O(match) is given), and the sticky routes and C(Set-Cookie) entries it
+    owns (when O(session_affinity) is given) change. Every other field of the object, including
     other routes, hosts, gateways, retries, timeouts, headers and destinations not named, is written back unchanged,
     so the VirtualService may be owned by the user.
   - Writes are optimistic. The object is read, edited and written with its C(metadata.resourceVersion); a
@@ -25,7 +26,8 @@ description:
     verifying GET.
   - Uses O(api_version) when given. Otherwise it tries C(networking.istio.io/v1), then C(v1beta1), then C(v1alpha3),
     and uses the first one the cluster serves; each version not served costs one more request.
-  - With none of O(weight), O(weights), O(mirror) and O(match) the module only reads and returns the current state.
+  - With none of O(weight), O(weights), O(mirror), O(match) and O(session_affinity) the module only reads and
+    returns the current state.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
 options:
@@ -171,6 +173,70 @@ options:
             header) or an Istio C(HTTPMatchRequest).
         type: list
         elements: raw
+  session_affinity:
+    description:
+      - Flagger's C(analysis.sessionAffinity) on this VirtualService. With V(present), responses from the canary
+        destination of the selected route carry a C(Set-Cookie) header C(<cookie>; Max-Age=<max_age>), and a route named
+        C(<name>-canary-sticky), ahead of the selected route, sends every request carrying that cookie to the canary,
+        so a user who reached the canary once stays on it while the weights move.
+      - With O(session_affinity.primary_cookie), the primary destination hands out its own cookie and a route named
+        C(<name>-primary-sticky) keeps its holders on the primary until the cookie expires.
+      - The owned routes stand right ahead of the selected route, behind the A/B match route (O(match)), in this
+        order, match route, canary sticky route, primary sticky route. An explicit A/B condition therefore wins over
+        a cookie, and a client holding both cookies stays on the canary.
+      - Sticky routes copy the selected route's own C(match) conditions (combined with the cookie) and its other
+        settings (retries, timeout, headers, rewrite, ...), as the match route does.
+      - The routes are recognised by name. A route with one of these names that does not send everything to the
+        primary or the canary is someone else's and is an error, never rewritten. A C(Set-Cookie) entry is
+        recognised as ours by its cookie name; a destination that already adds a C(Set-Cookie) of another cookie in
+        C(headers.response.add) is an error, because Istio keeps one value per header name there.
+      - With V(absent), the C(Set-Cookie) entries and the primary sticky route are removed. The canary sticky
+        route stays as an expiry route, unless O(session_affinity.expire=false). It sends holders of the release's
+        canary cookie to the primary and answers them with C(Max-Age=-1), so their browsers drop it. Only those
+        clients get the header, so everyone else's responses stay cacheable. The next release's V(present)
+        replaces it; remove it with O(session_affinity.expire=false) once O(session_affinity.max_age) has passed.
+    type: dict
+    suboptions:
+      state:
+        description:
+          - V(present) during a release, V(absent) after it (promotion or rollback).
+        type: str
+        choices: [present, absent]
+        default: present
+      cookie:
+        description:
+          - The canary cookie as C(name=value), for example C(flagger-cookie=podinfo-7f9c5d). Required with
+            O(session_affinity.state=present).
+          - The value must stay the same for the whole release (the role derives it from the canary's name and
+            checksum); a new value makes earlier canary users lose their stickiness.
+          - The name must be a cookie token (letters, digits and C(!#$%&'*+-.^_`|~)). The value may hold letters,
+            digits and most punctuation, but no spaces, quotes, commas, semicolons or backslashes.
+          - Not needed with V(absent). The cookie to expire is read from the canary sticky route, because that is
+            the cookie clients hold.
+        type: str
+      max_age:
+        description:
+          - C(Max-Age) of the canary cookie in seconds (Flagger's C(sessionAffinity.maxAge)).
+        type: int
+        default: 86400
+      primary_cookie:
+        description:
+          - The primary cookie as C(name=value) (Flagger's C(sessionAffinity.primaryCookieName)). Its name must
+            differ from the canary cookie's.
+          - Flagger changes the value at every step, so that users kept on the primary during one step are shared
+            out by weight again in the next; pass a value derived from the step.
+        type: str
+      primary_max_age:
+        description:
+          - C(Max-Age) of the primary cookie in seconds; required with O(session_affinity.primary_cookie). Flagger
+            uses the analysis interval, so primary stickiness lasts one step.
+        type: int
+      expire:
+        description:
+          - With V(absent), whether to keep the canary sticky route as an expiry route that makes holders of the
+            canary cookie drop it (V(true)), or to remove every trace of session affinity (V(false)).
+        type: bool
+        default: true
   max_retries:
     description:
       - How many times a write refused with C(409 Conflict) is retried after re-reading the object.
@@ -187,10 +253,11 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Nothing is written; the result shows the weights, mirror and match route a real run would leave.
+    description: Nothing is written; the result shows the weights, mirror, match route and session affinity a real run
+      would leave.
   diff_mode:
     support: full
-    description: Before and after of the selected route and of the match route.
+    description: Before and after of the selected route, of the match route and of the sticky routes.
 notes:
   - The RBAC verbs needed are C(get) and, to change anything, C(update) on C(virtualservices.networking.istio.io) in
     O(namespace).
@@ -268,6 +335,42 @@ EXAMPLES = r"""
     weight: 0
     match:
       state: absent
+
+- name: Shift traffic while users who reached the canary stay on it
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 20
+    session_affinity:
+      state: present
+      cookie: "flagger-cookie={{ release_checksum }}"
+      max_age: 21600
+
+- name: Keep primary users on the primary for one step too
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 30
+    session_affinity:
+      cookie: "flagger-cookie={{ release_checksum }}"
+      primary_cookie: "primary-flagger-cookie={{ release_checksum }}-{{ step_index }}"
+      primary_max_age: 60
+
+- name: After the release, send canary cookie holders to the primary and make them drop the cookie
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    weight: 0
+    session_affinity:
+      state: absent
+
+- name: A day later, remove every trace of session affinity
+  progressive.delivery.vs_weight:
+    name: backend-service
+    namespace: prod
+    session_affinity:
+      state: absent
+      expire: false
 """
 
 RETURN = r"""
@@ -366,6 +469,48 @@ match:
       type: list
       elements: dict
   sample: {state: absent, route: backend-service-canary-match, index: null, match: null}
+session_affinity:
+  description: The session affinity found in the VirtualService after the change (in check mode, as it would be).
+  returned: success
+  type: dict
+  contains:
+    state:
+      description:
+        - V(present) when the canary sticky route sends cookie holders to the canary, V(expiring) when it sends them
+          to the primary with C(Max-Age=-1), V(absent) when there is no canary sticky route.
+      type: str
+    canary_route:
+      description: Name of the canary sticky route (C(<name>-canary-sticky)).
+      type: str
+    canary_route_index:
+      description: Index of the canary sticky route in C(spec.http), or null.
+      type: int
+    primary_route:
+      description: Name of the primary sticky route (C(<name>-primary-sticky)).
+      type: str
+    primary_route_index:
+      description: Index of the primary sticky route in C(spec.http), or null.
+      type: int
+    cookie:
+      description: The C(name=value) cookie the canary sticky route matches, or null.
+      type: str
+    primary_cookie:
+      description: The C(name=value) cookie the primary sticky route matches, or null.
+      type: str
+    set_cookie:
+      description: Our C(Set-Cookie) values on the selected route's destinations.
+      type: dict
+      contains:
+        canary:
+          description: The value on the canary destination, or null.
+          type: str
+        primary:
+          description: The value on the primary destination (the primary cookie), or null.
+          type: str
+  sample: {state: present, canary_route: backend-service-canary-sticky, canary_route_index: 0,
+           primary_route: backend-service-primary-sticky, primary_route_index: null,
+           cookie: flagger-cookie=7f9c5d, primary_cookie: null,
+           set_cookie: {canary: "flagger-cookie=7f9c5d; Max-Age=21600", primary: null}}
 changes:
   description: One line per change made (in check mode, per change that would be made). Empty when unchanged.
   returned: success
@@ -421,6 +566,11 @@ def argument_spec() -> dict:
         match=dict(type="dict", options=dict(
             state=dict(type="str", choices=["present", "absent"], default="present"),
             headers=dict(type="list", elements="dict"), cookie=dict(type="list", elements="raw"))),
+        session_affinity=dict(type="dict", options=dict(
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            cookie=dict(type="str"), max_age=dict(type="int", default=86400),
+            primary_cookie=dict(type="str"), primary_max_age=dict(type="int"),
+            expire=dict(type="bool", default=True))),
         max_retries=dict(type="int", default=5),
         api_version=dict(type="str", choices=list(ISTIO_API_VERSIONS)),
     )

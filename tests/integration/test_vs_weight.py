@@ -293,3 +293,47 @@ def test_mirror_and_match_route_round_trip(namespace, k8s_auth, custom):
         for key in ("resourceVersion", "generation", "managedFields"):
             obj_["metadata"].pop(key, None)
     assert json.dumps(final) == json.dumps(created)
+
+
+def test_session_affinity_round_trip_meets_the_istio_schema(namespace, k8s_auth, custom):
+    created = create_vs(custom, namespace, user_owned_spec(namespace))
+    sticky = {"state": "present", "cookie": "flagger-cookie=r1a2b3", "max_age": 600,
+              "primary_cookie": "primary-cookie=s1", "primary_max_age": 60}
+
+    added = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=10, session_affinity=sticky))
+    assert not added.get("failed"), added.get("msg")
+    obj = read_vs(custom, namespace)
+    assert [route.get("name") for route in obj["spec"]["http"]] == [
+        "health", NAME + "-canary-sticky", NAME + "-primary-sticky", "api", "static"]
+    api = route_by_name(obj, "api")
+    assert api["route"][1]["headers"] == {"response": {"add": {"Set-Cookie": "flagger-cookie=r1a2b3; Max-Age=600"}}}
+    assert api["route"][0]["headers"] == {"response": {"add": {"Set-Cookie": "primary-cookie=s1; Max-Age=60"}}}
+    assert added["session_affinity"]["state"] == "present" and added["session_affinity"]["canary_route_index"] == 1
+
+    unchanged = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=10,
+                                             session_affinity=sticky))
+    assert unchanged["changed"] is False
+
+    expiring = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=0,
+                                            session_affinity={"state": "absent"}))
+    assert not expiring.get("failed"), expiring.get("msg")
+    assert expiring["session_affinity"]["state"] == "expiring"
+    expiry = route_by_name(read_vs(custom, namespace), NAME + "-canary-sticky")
+    assert expiry["route"][0]["headers"]["response"]["add"] == {"Set-Cookie": "flagger-cookie=r1a2b3; Max-Age=-1"}
+
+    removed = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace,
+                                           session_affinity={"state": "absent", "expire": False}))
+    assert not removed.get("failed"), removed.get("msg")
+    final = read_vs(custom, namespace)
+    for obj_ in (final, created):
+        for key in ("resourceVersion", "generation", "managedFields"):
+            obj_["metadata"].pop(key, None)
+    assert json.dumps(final) == json.dumps(created)
+
+
+def test_bad_session_affinity_cookie_is_refused_before_any_write(namespace, k8s_auth, custom):
+    created = create_vs(custom, namespace, user_owned_spec(namespace))
+    result = run_module("vs_weight", dict(k8s_auth, name=NAME, namespace=namespace, weight=10,
+                                          session_affinity={"cookie": "my cookie=1"}))
+    assert result.get("failed") and "not a valid cookie name" in result["msg"]
+    assert read_vs(custom, namespace)["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
