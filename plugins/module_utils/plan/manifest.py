@@ -459,6 +459,8 @@ def _threshold_range(check: Checker, metric: dict[str, Any], path: str, name: st
         if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
             check.error(path + ".thresholdRange", "min (%g) is greater than max (%g): no value could pass"
                         % (bounds["min"], bounds["max"]))
+        if metric.get("threshold") is not None:
+            check.note(path + ".threshold", "ignored: %s.thresholdRange is set and wins, as in Flagger" % path)
     elif metric.get("threshold") is not None:
         # Flagger's deprecated single threshold: a floor for the success rate, a ceiling for everything else.
         value = check.number(metric.get("threshold"), path + ".threshold")
