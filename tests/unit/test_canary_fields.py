@@ -266,3 +266,9 @@ def test_the_table_gives_a_reason_for_every_field():
     for path, (treatment, why) in fields.FIELDS.items():
         assert treatment in (fields.HONOURED, fields.DIFFERENT, fields.WARNED), path
         assert why and not re.search(r"\bTODO\b", why), path
+
+
+def test_the_migration_guide_shows_the_table():
+    text = (ROOT / "docs" / "migrating-from-flagger.md").read_text()
+    rows = dict(re.findall(r"^\| `([^`]+)` \| (honoured differently|honoured|warned) \|", text, re.MULTILINE))
+    assert rows == {path: treatment for path, (treatment, _why) in fields.FIELDS.items()}
