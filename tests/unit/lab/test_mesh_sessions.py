@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lab.mesh.cookies import CookieJar, join_cookie_headers, parse_cookie_header, parse_set_cookie
 from lab.mesh.dispatch import dispatch
-from lab.mesh.engine import Mesh, _send_arguments, traffic_sources
+from lab.mesh.engine import Mesh, _send_arguments
 from lab.mesh.headers import apply_operations, issued_set_cookies, response_headers
 from lab.mesh.routing import Request, ab_match_entries, example_request_shape
 from lab.mesh.sessions import Session, SessionPool, SessionSettings, session_settings
