@@ -149,10 +149,12 @@ def test_ab_testing_is_match_with_iterations():
 
 def test_blue_green_is_iterations_without_match():
     plan = build_plan(iteration_manifest(iterations=3))
-    assert (plan["strategy"], plan["iterations"], plan["steps"], plan["match"]) == ("blue-green", 3, [0, 0, 0], [])
-    assert plan["mirror_weight"] is None and plan["notes"] == []
+    # Three iterations without traffic, then one analysis with all traffic on the canary before the promotion.
+    assert (plan["strategy"], plan["iterations"], plan["steps"], plan["match"]) == ("blue-green", 3, [0, 0, 0, 100], [])
+    assert plan["mirror_weight"] is None and plan["notes"] == [] and plan["max_weight"] == 100
     mirrored = build_plan(iteration_manifest(iterations=3, mirror=True))
     assert mirrored["strategy"] == "blue-green-mirror" and mirrored["mirror_weight"] == 100
+    assert mirrored["steps"] == [0, 0, 0, 100]
     assert build_plan(iteration_manifest(iterations=3, mirror=True, mirrorWeight=25))["mirror_weight"] == 25
 
 
@@ -192,7 +194,7 @@ def test_fields_flagger_silently_drops_are_named_in_notes(extra, field, named):
 
 def test_flaggers_precedence_decides_when_both_are_given():
     plan = build_plan(manifest(iterations=4))
-    assert plan["strategy"] == "blue-green" and plan["steps"] == [0] * 4
+    assert plan["strategy"] == "blue-green" and plan["steps"] == [0] * 4 + [100]
     plan = build_plan(manifest(iterations=4, match=INSIDER, mirror=True))
     assert plan["strategy"] == "ab-testing" and plan["mirror_weight"] is None
     assert build_plan(manifest(mirrorWeight=20))["mirror_weight"] is None
@@ -338,3 +340,25 @@ def test_legacy_canary_analysis_key_and_provider():
     assert build_plan(document)["steps"] == [10, 20, 30, 40, 50]
     document["spec"]["provider"] = "linkerd"
     assert errors_of(document) == ['spec.provider: only istio is supported, got "linkerd"']
+
+
+@pytest.mark.parametrize("analysis, strategy, iterations, mirrored_steps", [
+    ({"iterations": 3}, "blue-green", 3, []),
+    ({"iterations": 2, "mirror": True, "mirrorWeight": 40}, "blue-green-mirror", 2, [0, 1]),
+    ({"iterations": 4, "match": INSIDER}, "ab-testing", 4, []),
+])
+def test_the_release_loop_reads_the_iteration_plans_as_meant(analysis, strategy, iterations, mirrored_steps):
+    from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import Strategy
+
+    plan = build_plan(iteration_manifest(**analysis))
+    walked = Strategy.from_plan(plan)
+    assert walked.name == strategy and walked.iteration_count == iterations
+    assert [index for index in range(len(plan["steps"])) if walked.is_mirror_step(index)] == mirrored_steps
+    assert walked.switches_to_canary == (strategy != "ab-testing")
+
+
+def test_the_release_loop_mirrors_only_the_first_step_of_a_mirrored_canary():
+    from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import Strategy
+
+    walked = Strategy.from_plan(build_plan(manifest(mirror=True)))
+    assert [walked.is_mirror_step(index) for index in range(3)] == [True, False, False]

@@ -339,14 +339,19 @@ def _weights(check: Checker, analysis: dict[str, Any], path: str, chosen: dict[s
     if chosen["strategy"] in strategy.ITERATION_STRATEGIES:
         if not chosen["iterations"]:
             return None
-        # The canary holds all of the (matching) traffic when Flagger promotes after the iterations,
-        # so stepWeightPromotion walks back from 100.
+        steps = [0] * chosen["iterations"]
+        if chosen["strategy"] != strategy.AB_TESTING:
+            # Flagger's blue/green routes all traffic to the canary after the iterations and analyses it once
+            # more there before promoting.
+            steps.append(TOTAL_WEIGHT)
+        # The canary holds all of the (matching) traffic when Flagger promotes, so stepWeightPromotion walks
+        # back from 100.
         return {
             "step_weight": 0,
             "step_weights": [],
-            "max_weight": 0,
+            "max_weight": steps[-1],
             "step_weight_promotion": promotion,
-            "steps": [0] * chosen["iterations"],
+            "steps": steps,
             "promotion_steps": promotion_steps(TOTAL_WEIGHT, promotion),
         }
     if step_weight and step_weights:
