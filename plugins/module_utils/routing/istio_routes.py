@@ -590,7 +590,7 @@ def _sticky_route(name: str, weighted: Mapping[str, Any], entry: Mapping[str, An
 
 
 def _apply_session_affinity(http: list[dict[str, Any]], weighted: dict[str, Any], request: RouteRequest,
-                            label: str | int) -> list[str]:
+                            affinity: SessionAffinity, label: str | int) -> list[str]:
     """Sticky routes and ``Set-Cookie`` entries for a present affinity; their removal for an absent one.
 
     Absent keeps, by default, the canary's sticky route as an expiry route: it
@@ -599,8 +599,6 @@ def _apply_session_affinity(http: list[dict[str, Any]], weighted: dict[str, Any]
     header, so responses of everyone else stay cacheable; the route goes with
     ``expire: false`` or is reused by the next release.
     """
-    affinity = request.session_affinity
-    assert affinity is not None
     namespace = request.namespace
     names = {side: sticky_route_name(request.name, side) for side in ("canary", "primary")}
     refs = [request.canary, request.primary]
@@ -611,7 +609,8 @@ def _apply_session_affinity(http: list[dict[str, Any]], weighted: dict[str, Any]
     changes: list[str] = []
     desired: dict[str, dict[str, Any] | None] = {"canary": None, "primary": None}
     if affinity.state == "present":
-        assert affinity.cookie is not None
+        if affinity.cookie is None:
+            raise RouteError("session_affinity.state=present needs session_affinity.cookie")
         canary_index = find_destination(weighted, request.canary, namespace, label)
         primary_index = find_destination(weighted, request.primary, namespace, label)
         where = "%s destination %s of route %s"
@@ -746,7 +745,7 @@ def edit_virtual_service(vs: Mapping[str, Any], request: RouteRequest) -> RouteE
             changes.append("match route %r removed" % owned_name)
 
         if request.session_affinity is not None:
-            changes += _apply_session_affinity(http, route, request, label)
+            changes += _apply_session_affinity(http, route, request, request.session_affinity, label)
         if request.match_state == "present" or request.session_affinity is not None:
             changes += _arrange_owned(http, route, order, label)
     except SessionAffinityError as exc:
