@@ -46,8 +46,10 @@ options:
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
         rollback, or O(gate_timeout) passes.
       - C(route) routes traffic as O(to) says and returns.
+      - C(templates) reads the Flagger MetricTemplates named in O(template_refs) from the cluster
+        (C(metrictemplates.flagger.app)) and returns them in RV(templates); it needs neither O(plan) nor O(run_id).
     type: str
-    choices: [step, confirm_rollout, route]
+    choices: [step, confirm_rollout, route, templates]
     default: step
   to:
     description:
@@ -55,7 +57,7 @@ options:
       - C(step) routes as the step at O(position) of the plan's strategy does (weight, match route, mirror, sticky
         routes); the next run uses it to put back the traffic of a release it resumes.
       - C(primary) sends all traffic to the primary and removes what the strategy added to the VirtualService (the
-        match route, the mirror, the sticky routes): the end of every release, promoted or rolled back.
+        match route, the mirror, the sticky routes), as at the end of every release, promoted or rolled back.
       - C(canary) sends all traffic to the canary, as blue/green does before the promotion.
     type: str
     choices: [step, primary, canary]
@@ -64,8 +66,9 @@ options:
     description:
       - The release plan the P(progressive.delivery.canary_plan#filter) filter builds from a Flagger Canary manifest
         (its name, namespace, target, steps, threshold, interval, metrics and webhooks).
+      - Required by every stage but C(templates).
     type: dict
-    required: true
+    default: {}
   position:
     description: Where the release stands, as the previous step returned it in RV(position).
     type: dict
@@ -87,9 +90,17 @@ options:
         type: bool
         default: false
   run_id:
-    description: Identity of this run; the canary's Lease must be held by it.
+    description:
+      - Identity of this run; the canary's Lease must be held by it.
+      - Required by every stage but C(templates).
     type: str
-    required: true
+  template_refs:
+    description:
+      - With O(stage=templates), the MetricTemplates to read, each a C(name) and a C(namespace), as the
+        P(progressive.delivery.canary_template_refs#filter) filter lists the ones not given to the role.
+    type: list
+    elements: dict
+    default: []
   holder:
     description: Who holds the lock, for people reading the Lease. Derived from the AWX job or the host and process by default.
     type: str
@@ -263,6 +274,11 @@ waited:
   description: With O(stage=confirm_rollout), seconds waited for the gates.
   returned: stage is confirm_rollout
   type: float
+templates:
+  description: With O(stage=templates), the MetricTemplate objects read from the cluster.
+  returned: stage is templates
+  type: list
+  elements: dict
 routed_to:
   description: With O(stage=route), where the traffic now goes, as people read it.
   returned: stage is route

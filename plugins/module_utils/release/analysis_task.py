@@ -13,10 +13,9 @@ from ansible_collections.progressive.delivery.plugins.module_utils.errors import
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_auth, resolve_auth
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import fetch_templates
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import client_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import build_gate
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, Position, Settings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
@@ -27,6 +26,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
 STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
 ROUTE_STAGE = "route"
+TEMPLATES_STAGE = "templates"
 ROUTE_TO_STEP = "step"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
@@ -34,16 +34,17 @@ ROUTE_TO_CANARY = "canary"
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
-    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE]),
+    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE]),
+    template_refs=dict(type="list", elements="dict", default=[]),
     to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY]),
-    plan=dict(type="dict", required=True),
+    plan=dict(type="dict", default={}),
     position=dict(type="dict", default={}, options=dict(
         index=dict(type="int", default=-1),
         failed_checks=dict(type="int", default=0),
         gate_closed_since=dict(type="float"),
         held_for_promotion=dict(type="bool", default=False),
     )),
-    run_id=dict(type="str", required=True),
+    run_id=dict(type="str"),
     holder=dict(type="str"),
     lease_ttl=dict(type="int", default=120),
     checksum=dict(type="str", default=""),
@@ -82,7 +83,14 @@ def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
 
 
 def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False) -> dict[str, Any]:
+    if args["stage"] == TEMPLATES_STAGE:
+        try:
+            return fetch_templates(args)
+        except DeliveryError as exc:
+            raise AnalysisTaskError(exc.message) from None
     plan = args["plan"]
+    if not args.get("run_id"):
+        raise AnalysisTaskError("run_id is required with stage=%s: the run that holds the canary's lock" % args["stage"])
     for key in ("name", "namespace", "target", "steps", "threshold", "interval_seconds"):
         if key not in plan:
             raise AnalysisTaskError("plan has no %r: pass the plan the progressive.delivery.canary_plan filter builds" % key)
@@ -94,10 +102,9 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     prefix = "%s/%s: " % (plan["namespace"], plan["name"])
     try:
         kube = client_from_auth(resolve_auth(args))
-        prometheus = client_from_params(args) if plan.get("metrics") and args["stage"] == STEP else None
-        specs = [resolve_metric(metric) for metric in plan.get("metrics") or []]
-        context = RenderContext(plan["namespace"], plan["target"], plan.get("service_name"), plan["name"])
-        ports = ClusterPorts(plan, run, kube, prometheus, lambda: Gate(prometheus, specs, context),
+        # Each metric goes to its own Prometheus (a MetricTemplate's provider, spec.metricsServer, or this task's).
+        gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] == STEP else None
+        ports = ClusterPorts(plan, run, kube, gate.client if gate else None, lambda: gate,
                              args.get("virtual_service") or {}, say=lambda line: say(prefix + line))
         if args["stage"] == ROUTE_STAGE:
             return route_release(ports, args, check_mode)
