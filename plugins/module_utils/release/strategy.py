@@ -25,6 +25,7 @@ outcome. Pure functions: no I/O, so each strategy's routing is a unit test.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -50,6 +51,7 @@ class Strategy:
     mirror_weight: int | None = None
     session_affinity: Mapping[str, Any] | None = None
     sticky_value: str = ""
+    interval_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if self.name not in STRATEGIES:
@@ -65,7 +67,7 @@ class Strategy:
         affinity = plan.get("session_affinity") or None
         return cls(name=str(plan.get("strategy") or CANARY), steps=tuple(int(s) for s in plan["steps"]),
                    match=tuple(plan.get("match") or ()), mirror_weight=plan.get("mirror_weight"),
-                   session_affinity=affinity,
+                   session_affinity=affinity, interval_seconds=float(plan.get("interval_seconds") or 60.0),
                    sticky_value=sticky_cookie_value(plan, checksum) if affinity else "")
 
     @property
@@ -123,7 +125,7 @@ class Strategy:
         if self.name == AB_TESTING:
             params["match"] = {"state": "present", "headers": [dict(m) for m in self.match]}
         if self.session_affinity:
-            params["session_affinity"] = self.sticky(present=weight > 0)
+            params["session_affinity"] = self.sticky(present=weight > 0, index=index)
         return params
 
     def primary_only(self) -> dict[str, Any]:
@@ -138,13 +140,23 @@ class Strategy:
         params["weight"] = FULL_WEIGHT
         return params
 
-    def sticky(self, present: bool) -> dict[str, Any]:
+    def sticky(self, present: bool, index: int = -1) -> dict[str, Any]:
+        """The sticky routes: the canary's cookie lasts ``maxAge``; the primary's only one step, as in Flagger.
+
+        A user kept on the primary is split again at the next step, so the canary's share of returning users
+        grows with its weight; a new cookie value per step makes the previous step's cookie match nothing.
+        """
+        if not present:
+            # The cookie routes go; a browser keeping the cookie of this release matches nothing in the next one,
+            # whose cookie value differs.
+            return {"state": "absent", "expire": False}
         affinity = self.session_affinity or {}
-        sticky: dict[str, Any] = {"state": "present" if present else "absent",
+        sticky: dict[str, Any] = {"state": "present",
                                   "cookie": "%s=%s" % (affinity["cookie_name"], self.sticky_value),
                                   "max_age": int(affinity.get("max_age") or 86400)}
         if affinity.get("primary_cookie_name"):
-            sticky["primary_cookie"] = "%s=%s" % (affinity["primary_cookie_name"], self.sticky_value)
+            sticky["primary_cookie"] = "%s=%s-%d" % (affinity["primary_cookie_name"], self.sticky_value, index + 1)
+            sticky["primary_max_age"] = max(1, int(math.ceil(self.interval_seconds)))
         return sticky
 
 
