@@ -26,7 +26,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.strat
 )
 
 MATCH = ({"headers": {"x-canary": {"exact": "insider"}}},)
-PRIMARY_ONLY = {"weight": 0, "mirror": {"enabled": False}, "match": {"state": "absent", "expire": False}}
+PRIMARY_ONLY = {"weight": 0, "mirror": {"enabled": False}, "match": {"state": "absent"}}
 
 
 def plan(**values):
@@ -37,7 +37,7 @@ def plan(**values):
 
 def test_canary_steps_move_the_weight_and_leave_nothing_else():
     strategy = Strategy.from_plan(plan())
-    assert strategy.route(0) == {"weight": 10, "mirror": {"enabled": False}, "match": {"state": "absent", "expire": False}}
+    assert strategy.route(0) == {"weight": 10, "mirror": {"enabled": False}, "match": {"state": "absent"}}
     assert strategy.route(-1) == PRIMARY_ONLY
     assert [strategy.gate_before_leaving(i) for i in (-1, 0, 1)] == [CONFIRM_TRAFFIC_INCREASE] * 2 + [CONFIRM_PROMOTION]
     assert strategy.label(1) == "weight 20%" and strategy.label(-1) == "pre-rollout checks"
@@ -62,7 +62,7 @@ def test_blue_green_gives_the_canary_no_traffic_then_all_of_it_in_its_last_step(
     strategy = Strategy.from_plan(plan(strategy=BLUE_GREEN, steps=[0, 0, 100]))
     assert strategy.switches_to_canary and strategy.iteration_count == 2
     assert strategy.route(0)["weight"] == 0 and strategy.route(1)["weight"] == 0
-    assert strategy.route(2) == {"weight": 100, "mirror": {"enabled": False}, "match": {"state": "absent", "expire": False}}
+    assert strategy.route(2) == {"weight": 100, "mirror": {"enabled": False}, "match": {"state": "absent"}}
     # The promotion gate is asked before the traffic moves, as Flagger asks it before routing all to the canary.
     assert [strategy.gate_before_leaving(i) for i in (-1, 0, 1, 2)] == [None, None, CONFIRM_PROMOTION, None]
     assert [strategy.label(i) for i in range(3)] == ["iteration 1/2", "iteration 2/2", "all traffic on the canary"]
@@ -77,7 +77,7 @@ def test_blue_green_mirror_copies_mirror_weight_during_the_iterations_and_stops_
 
 def test_canary_with_mirror_mirrors_only_its_leading_step():
     strategy = Strategy.from_plan(plan(steps=[0, 10, 20], mirror_weight=100))
-    assert strategy.route(0) == {"weight": 0, "mirror": {"enabled": True, "percentage": 100.0}, "match": {"state": "absent", "expire": False}}
+    assert strategy.route(0) == {"weight": 0, "mirror": {"enabled": True, "percentage": 100.0}, "match": {"state": "absent"}}
     assert strategy.route(1)["mirror"] == {"enabled": False}
     assert strategy.label(0) == "mirroring 100%"
 
