@@ -121,4 +121,3 @@ def metadata_differs(existing: dict[str, Any], desired: dict[str, Any]) -> bool:
     have = existing.get("metadata") or {}
     merged = merged_metadata(existing, desired)
     return any((have.get(kind) or {}) != merged[kind] for kind in METADATA_KINDS)
-

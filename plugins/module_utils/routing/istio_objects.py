@@ -238,8 +238,7 @@ def build_virtual_service(namespace: str, canary: str, api_version: str, spec: S
         {"destination": {"host": primary}, "weight": 100},
         {"destination": {"host": canary_service}, "weight": 0},
     ]
-    vs_spec: dict[str, Any] = {"hosts": virtual_service_hosts(spec), "gateways": virtual_service_gateways(spec),
-                                "http": [route]}
+    vs_spec: dict[str, Any] = {"hosts": virtual_service_hosts(spec), "gateways": virtual_service_gateways(spec), "http": [route]}
     if spec.delegation:
         # The API server drops empty lists; leaving the keys out keeps the next comparison equal.
         del vs_spec["hosts"], vs_spec["gateways"]

@@ -209,8 +209,9 @@ class Delete(CanaryAction):
         configmaps = {name for name in refs.configmaps if name.endswith(PRIMARY_SUFFIX)}
         secrets = {name for name in refs.secrets if name.endswith(PRIMARY_SUFFIX)}
         for key in self.state.tracked_configs or {}:
-            kind, _, name = key.partition("/")
-            (configmaps if kind == "configmap" else secrets).add(primary_name(name))
+            kind, name = key.split("/", 1) if "/" in key else (key, "")
+            if name:
+                (configmaps if kind == "configmap" else secrets).add(primary_name(name))
         return ([("ConfigMap", CONFIGMAPS, name) for name in sorted(configmaps)]
                 + [("Secret", SECRETS, name) for name in sorted(secrets)])
 
