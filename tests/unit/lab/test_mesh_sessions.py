@@ -416,3 +416,15 @@ def test_the_evidence_series_are_exported_with_their_labels():
     assert samples["false"].labels == {"namespace": NS, "destination_workload": "podinfo-canary", "sticky": "false"}
     assert samples["false"].value == 1
     assert mesh.evidence.value("lab_session_requests", sticky="true") == 1
+
+
+def test_an_anchored_cookie_route_tolerating_spaces_is_sticky_and_matches_a_joined_jar():
+    regex = r"^(.*?;\s*)?(flagger-cookie=abc123)(;.*)?$"
+    http = [{"name": "podinfo-canary-sticky", "match": [{"headers": {"cookie": {"regex": regex}}}],
+             "route": [destination("podinfo-canary", 100)]},
+            {"name": "podinfo", "route": [destination("podinfo-primary", 100),
+                                          destination("podinfo-canary", 0, set_cookie(f"{STICKY}; Max-Age=60"))]}]
+    assert ab_match_entries(virtualservice(http)) == []
+    _, mesh = lab_mesh(http, {"lab.progressive.delivery/rps": "0"})
+    held = mesh.send("podinfo", NS, count=10, cookies={"theme": "dark", "flagger-cookie": "abc123"})
+    assert held["workloads"] == {"podinfo-canary": 10}
