@@ -258,6 +258,14 @@ def test_unknown_fields_are_named(path, value, named):
     assert notes, plan["notes"]
 
 
+def test_typos_under_the_old_canary_analysis_key_are_named_too():
+    document = copy.deepcopy(SEED)
+    document["spec"]["canaryAnalysis"] = document["spec"].pop("analysis")
+    document["spec"]["canaryAnalysis"]["treshold"] = 5
+    notes = build_plan(document)["notes"]
+    assert [n.split(":")[0] for n in notes] == ["spec.canaryAnalysis.treshold"], notes
+
+
 def test_seed_manifest_has_no_notes():
     assert build_plan(SEED)["notes"] == []
 

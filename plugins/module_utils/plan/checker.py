@@ -107,7 +107,6 @@ class Checker:
             return default
         return value
 
-
     def note(self, path: str, text: str) -> None:
         """A warning shown to the user; the plan still runs. Each note appears once."""
         line = "%s: %s" % (path, text)

@@ -166,11 +166,14 @@ FIELDS: dict[str, tuple[str, str]] = {
 OPAQUE = ("spec.analysis.match",)
 
 # Fields outside Flagger's CRD that the parser accepts anyway (listed in FIELDS for the docs).
-NOT_IN_CRD = ("spec.canaryAnalysis",)
+_LEGACY_ANALYSIS = "spec.canaryAnalysis"
+NOT_IN_CRD = (_LEGACY_ANALYSIS,)
 
 
 def _generic(path: str) -> str:
-    """``spec.analysis.metrics[3].name`` -> ``spec.analysis.metrics[].name``."""
+    """``spec.analysis.metrics[3].name`` -> ``spec.analysis.metrics[].name``; the old canaryAnalysis reads as analysis."""
+    if path.startswith(_LEGACY_ANALYSIS + "."):
+        path = "spec.analysis" + path[len(_LEGACY_ANALYSIS):]
     out = []
     depth = 0
     for char in path:
@@ -212,7 +215,7 @@ def _walk(check: Checker, node: Mapping[str, Any], path: str) -> None:
         if treatment == WARNED:
             check.note(child, "not used by the role: %s" % why)
             continue
-        if _generic(child) in OPAQUE or not _children(child):
+        if _generic(child) in OPAQUE or not _children("spec.analysis" if child == _LEGACY_ANALYSIS else child):
             continue
         if isinstance(value, Mapping):
             _walk(check, value, child)

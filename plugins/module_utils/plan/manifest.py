@@ -20,6 +20,10 @@ from ansible_collections.progressive.delivery.plugins.module_utils.plan import f
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
 
+# parse_go_duration lives with the checker; it stays importable from here, where callers have always found it.
+__all__ = ["BUILTIN_METRICS", "CanarySpecError", "WEBHOOK_TYPES", "build_plan", "canary_steps", "format_seconds",
+           "parse_go_duration", "promotion_steps"]
+
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 WEBHOOK_TYPES = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion",
                  "post-rollout", "rollback", "event")

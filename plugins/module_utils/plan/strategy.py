@@ -209,4 +209,3 @@ def describe(strategy: str) -> str:
         BLUE_GREEN: "blue/green",
         BLUE_GREEN_MIRROR: "blue/green with mirroring",
     }[strategy]
-
