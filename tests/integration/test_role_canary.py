@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from lab.seed import demo_deployment
 from lab.testing import wait_for
@@ -126,10 +127,26 @@ def test_unreachable_prometheus_stops_before_the_canary_starts(initialized: Rele
     assert initialized.template("app-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
 
 
-def test_ab_testing_manifest_is_not_run_as_canary(lab, namespace, tmp_path):
-    manifest = short_manifest(namespace, iterations=5, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
-    result = Release(lab, namespace, tmp_path, manifest=manifest).run()
-    assert result.returncode != 0 and "A/B testing" in result.stdout and "not supported yet" in result.stdout
+def test_match_without_iterations_is_refused_before_anything_changes(lab, namespace, tmp_path):
+    # Flagger would walk the weights on the matching requests only; the plan names both fields instead.
+    manifest = short_manifest(namespace, match=[{"headers": {"x-canary": {"exact": "insider"}}}])
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    result = release.run()
+    assert result.returncode != 0
+    assert "spec.analysis.match: needs spec.analysis.iterations" in result.stdout, result.stdout[-3000:]
+    deployments = [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items]
+    assert deployments == ["app"] and config_map_names(release.core, namespace) == []
+
+
+def test_suspended_canary_changes_nothing_not_even_the_target(initialized: Release):
+    manifest = dict(initialized.manifest, spec=dict(initialized.manifest["spec"], suspend=True))
+    initialized.manifest_path.write_text(yaml.safe_dump(manifest))
+    before = initialized.template()
+    result = initialized.run(canary_image="ghcr.io/stefanprodan/podinfo:6.7.9")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Canary is suspended (spec.suspend): nothing changes, the target included" in result.stdout
+    assert initialized.template() == before and initialized.state()["phase"] == "Initialized"
+    assert initialized.report()["result"] == "NothingToDo"
 
 
 def test_latency_regression_fails(initialized: Release):
