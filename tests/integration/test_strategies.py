@@ -7,9 +7,12 @@ mesh's telemetry in Prometheus shows the traffic went where the strategy says. C
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from lab.testing import wait_for
+from tests.support.modules import REPO_ROOT, run_playbook
 from tests.support.releases import Release, assert_safe, hook_bodies, post, short_manifest
 
 pytestmark = pytest.mark.slow
@@ -20,6 +23,7 @@ TICKS = {"canary_interval_override": "300ms", "canary_metric_interval_override":
 PATIENT = 60
 GATEWAYS = ["public-gateway.istio-system.svc.cluster.local", "mesh"]
 BAD = {"lab.progressive.delivery/error-rate": "0.5"}
+ROLLBACK = REPO_ROOT / "playbooks" / "rollback.yml"
 
 
 def count(lab, promql: str) -> float:
@@ -78,7 +82,7 @@ def roll_back_a_bad_revision(release: Release) -> None:
 
 def virtual_service(release: Release) -> dict:
     return release.custom.get_namespaced_custom_object("networking.istio.io", "v1", release.namespace, "virtualservices",
-                                                      release.name)
+                                                       release.name)
 
 
 def assert_route_as_before(release: Release) -> None:
@@ -192,3 +196,33 @@ def test_session_affinity_keeps_each_user_on_the_version_that_first_served_it(la
     promote(lab, release, process)
     assert_route_as_before(release)
     roll_back_a_bad_revision(release)
+
+
+def test_rollback_playbook_removes_the_match_route_a_dead_run_left(lab, namespace, tmp_path):
+    match = [{"headers": {"x-canary": {"exact": "insider"}}}]
+    release = release_with_gate(lab, namespace, tmp_path, iterations=2, match=match)
+    post(lab.hooks_url + "/gate/close", {"name": release.name, "namespace": release.namespace})
+    process = release.popen(**TICKS, canary_lease_ttl=2)
+    try:
+        wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=180, interval=0.2,
+                 message="the release waiting for its promotion gate")
+    finally:
+        process.kill()
+        process.communicate()
+    assert len(virtual_service(release)["spec"]["http"]) == 2
+    # The dead run's lease expires after its TTL; the rollback takes the lock then.
+    attempts = []
+
+    def rolled_back():
+        attempts.append(run_playbook(ROLLBACK, {"canary_manifest": str(release.manifest_path),
+                                                "canary_kubeconfig": lab.kubeconfig,
+                                                "ansible_python_interpreter": sys.executable}, timeout=120))
+        return attempts[-1] if attempts[-1].returncode == 0 else None
+
+    try:
+        result = wait_for(rolled_back, timeout=60, interval=1, message="playbooks/rollback.yml taking the lock")
+    except AssertionError:
+        raise AssertionError(attempts[-1].stdout[-3000:]) from None
+    assert "phase Failed" in result.stdout, result.stdout[-2000:]
+    assert release.weights() == {"app-primary": 100, "app-canary": 0}
+    assert_route_as_before(release)

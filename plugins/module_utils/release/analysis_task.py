@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Mapping
 
@@ -98,7 +99,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     run_id, holder = run_identity(args["run_id"], args.get("holder"))
     run = Run(run_id=run_id, holder=holder, lease_ttl=args["lease_ttl"], checksum=args["checksum"], mode=args["mode"],
               poll=seconds(args["poll"], "poll"), compare=args.get("compare"),
-              webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"))
+              webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"),
+              parent_pid=os.getppid())
     prefix = "%s/%s: " % (plan["namespace"], plan["name"])
     try:
         kube = client_from_auth(resolve_auth(args))

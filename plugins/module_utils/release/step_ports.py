@@ -10,6 +10,7 @@ process: one client per step instead of one module process per call.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -56,6 +57,8 @@ class Run:
     webhook_validate_certs: bool = True
     webhook_ca_cert: str | None = None
     history_limit: int = 50
+    # The ansible-playbook process that runs the task; when it dies, the task must not hold the canary on.
+    parent_pid: int | None = None
 
 
 class ClusterPorts:
@@ -148,6 +151,7 @@ class ClusterPorts:
         return self.router.apply(request_from_params(params), check_mode=check_mode)
 
     def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
+        self.check_playbook_alive()
         if move.action == ROLLBACK:
             # The rollback records its own transition, with the final count of failed checks.
             return
@@ -174,7 +178,18 @@ class ClusterPorts:
             self.last_event = event[0]
             self.notify(phase, event[0], warning=event[1])
 
+    def check_playbook_alive(self) -> None:
+        """Stop when the play that started this task is gone (killed, cancelled in AWX).
+
+        The task runs in a process the play forked; killed alone, the play would leave it analysing and renewing
+        the lock with nobody to promote or roll back, and the next run could never take over.
+        """
+        if self.run.parent_pid is not None and os.getppid() != self.run.parent_pid:
+            raise StepError("the ansible-playbook process that ran this analysis (pid %d) is gone; stopping so that the "
+                            "lock expires and the next run takes the release over" % self.run.parent_pid)
+
     def keep_lock(self) -> None:
+        self.check_playbook_alive()
         now = self._clock()
         if now - self.last_renewal < self.run.lease_ttl / 3.0:
             return
