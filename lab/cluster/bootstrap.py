@@ -101,7 +101,6 @@ def default_service_account(api: Api) -> bool:
     return True
 
 
-
 def seed_demo(api: Api) -> None:
     """The demo objects of lab.seed, created through the API."""
     from lab.seed import DEMO_NAMESPACE, demo_namespace, demo_deployment  # pylint: disable=import-outside-toplevel

@@ -270,7 +270,7 @@ class Mesh:
         self.evidence.record_request(outcome, matched)
         if session is None:
             cookies = [(c.name, c.deletes) for c in (parse_set_cookie(v) for v in
-                                                      header_values(outcome.response_headers, "set-cookie")) if c]
+                                                     header_values(outcome.response_headers, "set-cookie")) if c]
         else:
             workload = outcome.upstream.workload.name if outcome.upstream.workload is not None else None
             visit = session.answered(workload, outcome.response_headers)

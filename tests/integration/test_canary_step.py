@@ -89,6 +89,11 @@ def ok(result):
     return result
 
 
+def unless_failed(result):
+    """``result`` when the step succeeded, else None: a ``poll`` predicate that waits for a step to succeed."""
+    return None if result.get("failed") else result
+
+
 def stored_state(kube, namespace):
     configmap = kube.core.read_namespaced_config_map(NAME + "-canary-state", namespace)
     return json.loads(configmap.data["state.json"])
@@ -345,7 +350,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     assert ok(step("status", run="run-b"))["lock"]["holder"] == "job of run-a"
 
     # run-a stops renewing: once its TTL passes, run-b takes over.
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
+    taken = poll(lambda: unless_failed(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["lock"]["ours"] and taken["message"].startswith("lock taken over")
     lease = kube.coordination.read_namespaced_lease(NAME + "-canary-lock", namespace)
     assert lease.spec.holder_identity == "run-b" and lease.spec.lease_transitions == 1
@@ -365,7 +370,7 @@ def test_run_killed_during_analysis_is_resumed_at_the_recorded_weight(kube, app,
     ok(step("record", analysis={"weight": 20, "iteration": 1, "failed_checks": 0}))
     # run-a dies here: no unlock, no more renewals.
 
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
+    taken = poll(lambda: unless_failed(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"] == {"needed": True, "action": "resume", "phase": "Progressing", "weight": 20,
                                "iterations": 1, "failed_checks": 0, "previous_run": "run-a", "step_index": -1}
     detected = ok(step("detect", run="run-b"))
@@ -412,8 +417,7 @@ def test_run_killed_during_analysis_can_be_rolled_back_instead(kube, app, step):
     ok(step("start"))
     ok(step("record", analysis={"weight": 40, "failed_checks": 1}))
 
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(
-        step("lock", run="run-b", on_resume="rollback")), timeout=15, interval=0.5)
+    taken = poll(lambda: unless_failed(step("lock", run="run-b", on_resume="rollback")), timeout=15, interval=0.5)
     assert taken["resume"]["action"] == "rollback" and taken["resume"]["weight"] == 0
     rolled = ok(step("rollback", run="run-b", reason="the previous run died"))
     assert rolled["phase"] == "Failed" and replicas(kube, namespace) == 0
@@ -446,7 +450,7 @@ def test_run_killed_during_promote_is_finished_by_the_next_run(kube, app, step, 
         os.unlink(handle.name)
     lab.clear_faults()
 
-    taken = poll(lambda: (lambda r: r if not r.get("failed") else None)(step("lock", run="run-b")), timeout=15, interval=0.5)
+    taken = poll(lambda: unless_failed(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"]["action"] == "promote" and taken["resume"]["phase"] == "Promoting"
     assert step("start", run="run-b")["failed"], "a half-done promotion is never started over"
     promoted = ok(step("promote", run="run-b"))
@@ -528,7 +532,7 @@ def test_autoscaler_gets_a_primary_copy_scaling_the_primary(kube, app, step, lab
            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME},
                     "minReplicas": 2, "maxReplicas": 5,
                     "metrics": [{"type": "Resource", "resource": {"name": "cpu",
-                                                                   "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+                                                                  "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
     autoscaling = client.AutoscalingV2Api(lab.kube_client())
     autoscaling.create_namespaced_horizontal_pod_autoscaler(namespace, hpa)
 

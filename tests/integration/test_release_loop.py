@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 FAST_TICKS = {"canary_interval_override": "200ms", "canary_metric_interval_override": "10s", "canary_poll": 0.2,
               "canary_webhook_gate_poll": 0.01}
-FLAGGER_TICKS = dict(FAST_TICKS, canary_interval_override="1s", canary_analysis_mode="flagger")
+FLAGGER_TICKS = {**FAST_TICKS, "canary_interval_override": "1s", "canary_analysis_mode": "flagger"}
 LEASE_TTL = 3
 HELD_POLLS = 1000
 # A fresh canary has no telemetry for its first seconds; sub-second analyses count that as failed checks.
@@ -94,7 +94,7 @@ def test_fifty_steps_are_promoted(lab, namespace, tmp_path):
         namespace, stepWeights=None, stepWeight=2, maxWeight=100, threshold=PATIENT))
     assert release.run(**FAST_TICKS).returncode == 0
     release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
-    result = release.run(**dict(FAST_TICKS, canary_interval_override="100ms", canary_poll=0.05))
+    result = release.run(**{**FAST_TICKS, "canary_interval_override": "100ms", "canary_poll": 0.05})
     assert result.returncode == 0, result.stdout[-3000:]
     for step in (1, 25, 50):
         assert "step %d/50 weight %d%%: request-success-rate" % (step, 2 * step) in result.stdout

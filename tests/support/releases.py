@@ -110,7 +110,6 @@ def assert_safe(release: Release) -> None:
     assert release.replicas() == 0
 
 
-
 def post(url: str, payload: dict) -> int:
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"},
                                      method="POST")

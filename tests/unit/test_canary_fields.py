@@ -190,7 +190,7 @@ def with_value(path, value, before):
 
 def containers():
     return {path for path in CRD_FIELDS if any(other.startswith(path + ".") or other.startswith(path + "[]")
-                                                for other in CRD_FIELDS)}
+                                               for other in CRD_FIELDS)}
 
 
 def test_the_table_and_the_crd_list_name_the_same_fields():

@@ -169,7 +169,7 @@ def test_delegation_with_hosts_or_gateways_is_refused(extra):
 
 
 CUSTOM = {"apex": {"labels": {"tier": "edge"}, "annotations": {"team": "payments",
-                                                                "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+                                                               "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
           "primary": {"labels": {"role": "stable"}},
           "canary": {"annotations": {"role": "candidate"}}}
 

@@ -144,7 +144,8 @@ def test_one_client_per_distinct_server_however_many_metrics():
 
     pool = ClientPool(factory)
     specs = [resolve_metric(m) for m in (SUCCESS, dict(SUCCESS, name="request-duration"), INLINE,
-                                        templated(template(address="http://a:9090")), templated(template(name="b", address="http://a:9090"), "b"))]
+                                         templated(template(address="http://a:9090")),
+                                         templated(template(name="b", address="http://a:9090"), "b"))]
     gate = gate_for(specs, RenderContext("test", "podinfo"), {"prometheus_url": "http://main:9090"}, None, None, pool)
     assert sorted(made) == ["http://a:9090", "http://main:9090"]
     assert gate.clients["queue"] is gate.clients["b"] and gate.clients["inline"] is gate.client

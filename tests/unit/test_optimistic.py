@@ -150,7 +150,7 @@ def configmap(name, data):
 
 def store(client, check_mode=False):
     changelog = ChangeLog()
-    return CanaryStore(client, NS, "web", changelog, check_mode, lambda message: CanaryFailure(message)), changelog
+    return CanaryStore(client, NS, "web", changelog, check_mode, CanaryFailure), changelog
 
 
 def test_store_ensure_retries_a_conflict_and_logs_one_write(api, client):

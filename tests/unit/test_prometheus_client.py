@@ -76,7 +76,8 @@ def test_query_whitespace_is_collapsed_and_time_and_timeout_are_sent(httpserver,
 def test_range_query(httpserver, client):
     body = {"status": "success", "data": {"resultType": "matrix", "result": [
         {"metric": {"a": "b"}, "values": [[100, "1"], [160, "NaN"], [220, "3"]]}]}}
-    httpserver.expect_request("/api/v1/query_range", query_string={"query": "x", "start": "100.000", "end": "220.000", "step": "60s", "timeout": "1.8s"}).respond_with_json(body)
+    query = {"query": "x", "start": "100.000", "end": "220.000", "step": "60s", "timeout": "1.8s"}
+    httpserver.expect_request("/api/v1/query_range", query_string=query).respond_with_json(body)
     series = client.query_range("x", 100, 220, 60).series[0]
     assert series.values[0] == (100.0, 1.0) and math.isnan(series.values[1][1]) and series.value == 3.0
 

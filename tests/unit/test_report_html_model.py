@@ -124,7 +124,7 @@ def test_weight_points_follow_the_recorded_steps_and_end_at_the_final_weight():
 
 def test_weight_points_use_sample_weights_between_events():
     data = {"started_at": iso(0), "samples": [{"time": iso(2), "metric": "m", "value": 1, "weight": 20},
-                                               {"time": iso(4), "metric": "m", "value": 1, "weight": 40}]}
+                                              {"time": iso(4), "metric": "m", "value": 1, "weight": 40}]}
     assert weight_points(load_report(data)) == [(0.0, 0.0), (2.0, 20.0), (4.0, 40.0)]
 
 
@@ -146,5 +146,5 @@ def test_an_event_wins_over_a_sample_at_the_same_moment():
 
 def test_rollback_without_weight_returns_traffic_to_the_primary():
     data = {"started_at": iso(0), "timeline": [{"time": iso(1), "kind": "weight", "weight": 30},
-                                                {"time": iso(3), "kind": "rollback"}]}
+                                               {"time": iso(3), "kind": "rollback"}]}
     assert weight_points(load_report(data)) == [(0.0, 0.0), (1.0, 30.0), (3.0, 0.0)]

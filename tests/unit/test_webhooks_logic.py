@@ -122,7 +122,7 @@ def test_event_payload_gets_a_millisecond_timestamp_unless_given():
 
 
 @pytest.mark.parametrize(("status", "passes"), [(199, False), (200, True), (201, True), (202, True), (203, False), (204, False),
-                                                 (302, False), (403, False), (500, False), (None, False)])
+                                                (302, False), (403, False), (500, False), (None, False)])
 def test_only_200_to_202_pass(status, passes):
     assert is_passing_status(status) is passes
 

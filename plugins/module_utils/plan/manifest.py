@@ -19,6 +19,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.durations imp
 from ansible_collections.progressive.delivery.plugins.module_utils.plan import fields, strategy
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import AB_TESTING, ITERATION_STRATEGIES
 
 # parse_go_duration lives with the checker; it stays importable from here, where callers have always found it.
 __all__ = ["BUILTIN_METRICS", "CanarySpecError", "WEBHOOK_TYPES", "build_plan", "canary_steps", "format_seconds",
@@ -340,11 +341,11 @@ def _weights(check: Checker, analysis: dict[str, Any], path: str, chosen: dict[s
                               default=0)
     if step_weight is None or promotion is None:
         return None
-    if chosen["strategy"] in strategy.ITERATION_STRATEGIES:
+    if chosen["strategy"] in ITERATION_STRATEGIES:
         if not chosen["iterations"]:
             return None
         steps = [0] * chosen["iterations"]
-        if chosen["strategy"] != strategy.AB_TESTING:
+        if chosen["strategy"] != AB_TESTING:
             # Flagger's blue/green routes all traffic to the canary after the iterations and analyses it once
             # more there before promoting.
             steps.append(TOTAL_WEIGHT)

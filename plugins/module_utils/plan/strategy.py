@@ -17,13 +17,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, show
-
-CANARY = "canary"
-AB_TESTING = "ab-testing"
-BLUE_GREEN = "blue-green"
-BLUE_GREEN_MIRROR = "blue-green-mirror"
-STRATEGIES = (CANARY, AB_TESTING, BLUE_GREEN, BLUE_GREEN_MIRROR)
-ITERATION_STRATEGIES = (AB_TESTING, BLUE_GREEN, BLUE_GREEN_MIRROR)
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import (
+    AB_TESTING, BLUE_GREEN, BLUE_GREEN_MIRROR, CANARY,
+)
 
 DEFAULT_MIRROR_WEIGHT = 100
 DEFAULT_READY_THRESHOLD = 100

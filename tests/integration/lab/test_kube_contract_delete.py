@@ -91,8 +91,8 @@ def test_delete_of_a_custom_resource_answers_status_success(kube_lab, custom, ns
     response = kube_lab.session().delete(f"{kube_lab.url}/apis/{ISTIO}/v1beta1/namespaces/{ns}/virtualservices/api")
     assert response.status_code == 200
     assert response.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                "details": {"name": "api", "group": ISTIO, "kind": "virtualservices",
-                                            "uid": created["metadata"]["uid"]}}
+                               "details": {"name": "api", "group": ISTIO, "kind": "virtualservices",
+                                           "uid": created["metadata"]["uid"]}}
 
 
 def test_delete_of_a_namespace_answers_the_terminating_namespace(api_client):

@@ -145,7 +145,9 @@ def test_a_set_cookie_without_a_name_is_ignored(header):
 
 
 def test_expires_counts_only_without_max_age():
-    wall = lambda: 1_700_000_000.0  # noqa: E731  2023-11-14T22:13:20Z
+    def wall():
+        return 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
     expires = parse_set_cookie("a=1; Expires=Tue, 14 Nov 2023 22:14:20 GMT", wall)
     assert expires.max_age == pytest.approx(60.0)
     assert parse_set_cookie("a=1; Expires=Tue, 14 Nov 2023 22:14:20 GMT; Max-Age=5", wall).max_age == 5.0
