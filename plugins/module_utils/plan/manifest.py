@@ -19,7 +19,11 @@ from ansible_collections.progressive.delivery.plugins.module_utils.durations imp
 from ansible_collections.progressive.delivery.plugins.module_utils.plan import fields, strategy
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
-from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import AB_TESTING, ITERATION_STRATEGIES
+from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import (
+    AB_TESTING,
+    ITERATION_STRATEGIES,
+    TOTAL_WEIGHT,
+)
 
 # parse_go_duration lives with the checker; it stays importable from here, where callers have always found it.
 __all__ = ["BUILTIN_METRICS", "CanarySpecError", "WEBHOOK_TYPES", "build_plan", "canary_steps", "format_seconds",
@@ -28,7 +32,6 @@ __all__ = ["BUILTIN_METRICS", "CanarySpecError", "WEBHOOK_TYPES", "build_plan", 
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
 WEBHOOK_TYPES = ("confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion",
                  "post-rollout", "rollback", "event")
-TOTAL_WEIGHT = 100
 DEFAULT_INTERVAL = "1m"
 DEFAULT_METRIC_INTERVAL = "1m"
 DEFAULT_THRESHOLD = 1

@@ -18,13 +18,16 @@ from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import (
-    AB_TESTING, BLUE_GREEN, BLUE_GREEN_MIRROR, CANARY,
+    AB_TESTING,
+    BLUE_GREEN,
+    BLUE_GREEN_MIRROR,
+    CANARY,
+    DEFAULT_COOKIE_MAX_AGE,
+    TOTAL_WEIGHT,
 )
 
 DEFAULT_MIRROR_WEIGHT = 100
 DEFAULT_READY_THRESHOLD = 100
-DEFAULT_COOKIE_MAX_AGE = 86400
-TOTAL_WEIGHT = 100
 
 # An Istio HTTPMatchRequest. Flagger's CRD lists only the first three for
 # analysis.match (an API server prunes the others), but its Go type is Istio's,

@@ -38,7 +38,9 @@ ITERATION_STRATEGIES = (AB_TESTING, BLUE_GREEN, BLUE_GREEN_MIRROR)
 
 CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
 CONFIRM_PROMOTION = "confirm-promotion"
-FULL_WEIGHT = 100
+TOTAL_WEIGHT = 100
+# Flagger's sessionAffinity.maxAge default: one day.
+DEFAULT_COOKIE_MAX_AGE = 86400
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Strategy:
     @property
     def switches_to_canary(self) -> bool:
         """Blue/green ends with one step that routes all traffic to the canary before the promotion."""
-        return self.name in (BLUE_GREEN, BLUE_GREEN_MIRROR) and len(self.steps) > 1 and self.steps[-1] == FULL_WEIGHT
+        return self.name in (BLUE_GREEN, BLUE_GREEN_MIRROR) and len(self.steps) > 1 and self.steps[-1] == TOTAL_WEIGHT
 
     @property
     def iteration_count(self) -> int:
@@ -121,7 +123,7 @@ class Strategy:
         weight = self.steps[index]
         params: dict[str, Any] = {"weight": weight, "mirror": {"enabled": False}, "match": {"state": "absent"}}
         if self.is_mirror_step(index):
-            params["mirror"] = {"enabled": True, "percentage": float(self.mirror_weight or FULL_WEIGHT)}
+            params["mirror"] = {"enabled": True, "percentage": float(self.mirror_weight or TOTAL_WEIGHT)}
         if self.name == AB_TESTING:
             params["match"] = {"state": "present", "headers": [dict(m) for m in self.match]}
         if self.session_affinity:
@@ -137,7 +139,7 @@ class Strategy:
 
     def all_to_canary(self) -> dict[str, Any]:
         params = self.primary_only()
-        params["weight"] = FULL_WEIGHT
+        params["weight"] = TOTAL_WEIGHT
         return params
 
     def sticky(self, present: bool, index: int = -1) -> dict[str, Any]:
@@ -153,7 +155,7 @@ class Strategy:
         affinity = self.session_affinity or {}
         sticky: dict[str, Any] = {"state": "present",
                                   "cookie": "%s=%s" % (affinity["cookie_name"], self.sticky_value),
-                                  "max_age": int(affinity.get("max_age") or 86400)}
+                                  "max_age": int(affinity.get("max_age") or DEFAULT_COOKIE_MAX_AGE)}
         if affinity.get("primary_cookie_name"):
             sticky["primary_cookie"] = "%s=%s-%d" % (affinity["primary_cookie_name"], self.sticky_value, index + 1)
             sticky["primary_max_age"] = max(1, int(math.ceil(self.interval_seconds)))
