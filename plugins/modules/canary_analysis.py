@@ -48,8 +48,11 @@ options:
       - C(route) routes traffic as O(to) says and returns.
       - C(templates) reads the Flagger MetricTemplates named in O(template_refs) from the cluster
         (C(metrictemplates.flagger.app)) and returns them in RV(templates); it needs neither O(plan) nor O(run_id).
+      - C(report) writes the release report O(report) as C(<report_path>.json) and C(<report_path>.html) on the
+        controller (the directory is created; a file that already holds the same text is left alone; in check mode
+        nothing is written).
     type: str
-    choices: [step, confirm_rollout, route, templates]
+    choices: [step, confirm_rollout, route, templates, report]
     default: step
   to:
     description:
@@ -94,6 +97,14 @@ options:
       - Identity of this run; the canary's Lease must be held by it.
       - Required by every stage but C(templates).
     type: str
+  report:
+    description:
+      - With O(stage=report), the release report, as the P(progressive.delivery.canary_report#filter) filter builds it.
+    type: dict
+  report_path:
+    description:
+      - With O(stage=report), the path of the report files without their C(.json) and C(.html) extensions.
+    type: path
   template_refs:
     description:
       - With O(stage=templates), the MetricTemplates to read, each a C(name) and a C(namespace), as the
@@ -274,6 +285,19 @@ waited:
   description: With O(stage=confirm_rollout), seconds waited for the gates.
   returned: stage is confirm_rollout
   type: float
+written:
+  description: With O(stage=report), the files written (those that did not already hold the report).
+  returned: stage is report
+  type: list
+  elements: str
+json:
+  description: With O(stage=report), the path of the JSON report.
+  returned: stage is report
+  type: str
+html:
+  description: With O(stage=report), the path of the HTML report.
+  returned: stage is report
+  type: str
 templates:
   description: With O(stage=templates), the MetricTemplate objects read from the cluster.
   returned: stage is templates

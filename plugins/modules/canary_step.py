@@ -461,85 +461,28 @@ message:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import ACTIONS, CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_module, ensure_kubernetes
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
-from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
-from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ON_RESUME_CHOICES
-
-
-def argument_spec() -> dict:
-    return dict(
-        K8S_AUTH_ARG_SPEC,
-        action=dict(type="str", required=True, choices=list(ACTIONS)),
-        name=dict(type="str", required=True),
-        namespace=dict(type="str", required=True),
-        target=dict(type="str"),
-        target_kind=dict(type="str", default="Deployment"),
-        service=dict(type="dict"),
-        virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
-        autoscaler=dict(type="str"),
-        progress_deadline_seconds=dict(type="int", default=600),
-        primary_ready_threshold=dict(type="int", default=100),
-        canary_ready_threshold=dict(type="int", default=100),
-        wait_timeout=dict(type="int"),
-        run_id=dict(type="str"),
-        holder=dict(type="str"),
-        lease_ttl=dict(type="int", default=120),
-        analysis=dict(type="dict", options=dict(
-            weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
-            webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
-            phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion"]), summary=dict(type="str"))),
-        phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion", "Failed"]),
-        reason=dict(type="str"),
-        on_resume=dict(type="str", choices=list(ON_RESUME_CHOICES), default="resume"),
-        history_limit=dict(type="int", default=50),
-        image=dict(type="str"),
-        container=dict(type="str"),
-        pod_annotations=dict(type="dict"),
-    )
+from ansible_collections.progressive.delivery.plugins.module_utils.release.step_task import (
+    StepOptionError,
+    argument_spec,
+    check_options,
+    run_step,
+)
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     ensure_kubernetes(module)
-    p = module.params
-    for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):
-        if p[option] < 1:
-            module.fail_json(msg="%s must be at least 1, got %s" % (option, p[option]))
-    for option in ("primary_ready_threshold", "canary_ready_threshold"):
-        if not 0 <= p[option] <= 100:
-            module.fail_json(msg="%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
-    if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
-        module.fail_json(msg="wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
-    run_id, holder = run_identity(p["run_id"], p["holder"])
-    analysis = {key: value for key, value in (p["analysis"] or {}).items() if value is not None}
-    if "summary" in analysis:
-        analysis["message"] = analysis.pop("summary")
-    params = CanaryParams(
-        action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
-        target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
-        autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
-        analysis=analysis or None, phase=p["phase"],
-        reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
-        image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
-        primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"])
-    manager = CanaryManager(client_from_module(module), params, check_mode=module.check_mode)
     try:
-        result = manager.run()
-    except DeliveryError as failure:
-        result = dict(failure.result)
-        for warning in result.pop("warnings_list", []):
-            module.warn(warning)
-        if not module._diff:
-            result.pop("diff", None)
-        module.fail_json(msg=failure.message, **result)
-    for warning in result.pop("warnings_list", []):
+        check_options(module.params)
+    except StepOptionError as error:
+        module.fail_json(msg=error.message)
+    outcome = run_step(module.params, client_from_module(module), module.check_mode, module._diff)
+    for warning in outcome.warnings:
         module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    if outcome.failure is not None:
+        module.fail_json(msg=outcome.failure, **outcome.result)
+    module.exit_json(**outcome.result)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.decis
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
+from ansible_collections.progressive.delivery.plugins.module_utils.report.files import write_report_files
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
 
@@ -28,6 +29,7 @@ STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
 ROUTE_STAGE = "route"
 TEMPLATES_STAGE = "templates"
+REPORT_STAGE = "report"
 ROUTE_TO_STEP = "step"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
@@ -35,7 +37,9 @@ ROUTE_TO_CANARY = "canary"
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
-    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE]),
+    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE]),
+    report=dict(type="dict"),
+    report_path=dict(type="path"),
     template_refs=dict(type="list", elements="dict", default=[]),
     to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY]),
     plan=dict(type="dict", default={}),
@@ -84,6 +88,13 @@ def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
 
 
 def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False) -> dict[str, Any]:
+    if args["stage"] == REPORT_STAGE:
+        if not args.get("report") or not args.get("report_path"):
+            raise AnalysisTaskError("stage=report needs report (the release report) and report_path (where, without extension)")
+        try:
+            return write_report_files(args["report"], args["report_path"], check_mode)
+        except OSError as exc:
+            raise AnalysisTaskError("cannot write the report to %s.json/.html: %s" % (args["report_path"], exc)) from None
     if args["stage"] == TEMPLATES_STAGE:
         try:
             return fetch_templates(args)

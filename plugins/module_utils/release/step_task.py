@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright: progressive.delivery contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One ``canary_step`` task, wherever it runs: its options, their checks, and the call to the manager.
+
+The module runs it in its own process on the target host; the action plugin runs it in the controller's process
+when the task runs there anyway (``connection: local``), which spares a Python process start and the import of the
+Kubernetes client per task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
+from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import ACTIONS, CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ON_RESUME_CHOICES
+
+
+def argument_spec() -> dict:
+    return dict(
+        K8S_AUTH_ARG_SPEC,
+        action=dict(type="str", required=True, choices=list(ACTIONS)),
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        target=dict(type="str"),
+        target_kind=dict(type="str", default="Deployment"),
+        service=dict(type="dict"),
+        virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
+        autoscaler=dict(type="str"),
+        progress_deadline_seconds=dict(type="int", default=600),
+        primary_ready_threshold=dict(type="int", default=100),
+        canary_ready_threshold=dict(type="int", default=100),
+        wait_timeout=dict(type="int"),
+        run_id=dict(type="str"),
+        holder=dict(type="str"),
+        lease_ttl=dict(type="int", default=120),
+        analysis=dict(type="dict", options=dict(
+            weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
+            webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
+            phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion"]), summary=dict(type="str"))),
+        phase=dict(type="str", choices=["Progressing", "Waiting", "WaitingPromotion", "Failed"]),
+        reason=dict(type="str"),
+        on_resume=dict(type="str", choices=list(ON_RESUME_CHOICES), default="resume"),
+        history_limit=dict(type="int", default=50),
+        image=dict(type="str"),
+        container=dict(type="str"),
+        pod_annotations=dict(type="dict"),
+    )
+
+
+class StepOptionError(DeliveryError):
+    """An option value the argument spec cannot refuse by itself."""
+
+
+@dataclass
+class StepOutcome:
+    """What the task returns: its result, the warnings to show, and the failure message when it failed."""
+
+    result: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+def check_options(p: Mapping[str, Any]) -> None:
+    for option in ("progress_deadline_seconds", "lease_ttl", "history_limit"):
+        if p[option] < 1:
+            raise StepOptionError("%s must be at least 1, got %s" % (option, p[option]))
+    for option in ("primary_ready_threshold", "canary_ready_threshold"):
+        if not 0 <= p[option] <= 100:
+            raise StepOptionError("%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
+    if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
+        raise StepOptionError("wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
+
+
+def step_params(p: Mapping[str, Any]) -> CanaryParams:
+    run_id, holder = run_identity(p["run_id"], p["holder"])
+    analysis = {key: value for key, value in (p["analysis"] or {}).items() if value is not None}
+    if "summary" in analysis:
+        analysis["message"] = analysis.pop("summary")
+    return CanaryParams(
+        action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
+        target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
+        autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
+        analysis=analysis or None, phase=p["phase"],
+        reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
+        image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
+        primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"])
+
+
+def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool) -> StepOutcome:
+    """Run the action the options name with ``client``; options are already checked by ``check_options``."""
+    manager = CanaryManager(client, step_params(p), check_mode=check_mode)
+    failure = None
+    try:
+        result = manager.run()
+    except DeliveryError as error:
+        result, failure = dict(error.result), error.message
+    warnings = list(result.pop("warnings_list", []))
+    if not diff:
+        result.pop("diff", None)
+    return StepOutcome(result, warnings, failure)
