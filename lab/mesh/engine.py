@@ -168,6 +168,9 @@ class Mesh:
         self._sources: list[TrafficSource] = []
         self._seen_revision = -1
         self._refresh_lock = threading.Lock()
+        # Every namespace a topology has held, and those of them gone (their series dropped) at the last rebuild.
+        self._known_namespaces: set[str] = set()
+        self._gone_namespaces: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: ThreadingHTTPServer | None = None
@@ -223,8 +226,26 @@ class Mesh:
             if revision != self._seen_revision and self._needs_rebuild(self._seen_revision):
                 self._topology = Topology(*(self._store.list(resource) for resource in self._routed))
                 self._sources = traffic_sources(self._topology, self._pools, self.clock)
+                self._forget_gone_namespaces(self._topology)
             self._seen_revision = revision
         return self._topology
+
+    def _forget_gone_namespaces(self, topology: Topology) -> None:
+        """Drop the series of namespaces that held objects and hold none any more (deleted namespaces).
+
+        Real Envoy sidecars stop reporting when their pods go, and Prometheus marks
+        the series stale. A namespace whose workloads are only scaled to 0 still holds
+        its Deployments and Services and keeps its series. The series are walked only
+        when a namespace has just gone, not on every rebuild or scrape; a series a
+        request in flight records after that goes with the next namespace that goes.
+        """
+        present = topology.namespaces
+        self._known_namespaces |= present
+        gone = frozenset(self._known_namespaces - present)
+        if gone - self._gone_namespaces:
+            dropped = self.telemetry.forget_namespaces(gone) + self.evidence.forget_namespaces(gone)
+            LOG.debug("namespaces gone: %s; %d series dropped", ", ".join(sorted(gone - self._gone_namespaces)), dropped)
+        self._gone_namespaces = gone
 
     def _needs_rebuild(self, since: int) -> bool:
         if since < 0:

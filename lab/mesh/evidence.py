@@ -91,6 +91,20 @@ class LabSeries(Collector):
             if visit.switched_from is not None and visit.workload is not None:
                 self._add("lab_session_switches", (namespace, visit.switched_from, visit.workload, _flag(sticky)))
 
+    def forget_namespaces(self, namespaces: set[str] | frozenset[str]) -> int:
+        """Drop every series whose `namespace` is one of these; returns how many were dropped."""
+        if not namespaces:
+            return 0
+        dropped = 0
+        with self._lock:
+            for name, series in self._counts.items():
+                index = SERIES[name][1].index("namespace")
+                gone = [labels for labels in series if labels[index] in namespaces]
+                for labels in gone:
+                    del series[labels]
+                dropped += len(gone)
+        return dropped
+
     def value(self, name: str, **labels: str) -> float:
         """Sum of a series' counts over the samples whose labels match (for tests and /traffic)."""
         names = SERIES[name][1]

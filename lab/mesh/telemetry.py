@@ -34,6 +34,9 @@ DURATION_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 1
                        300000, 600000, 1800000, 3600000)
 CLUSTER_ID = "Kubernetes"
 
+_DESTINATION_SERVICE_NAMESPACE = LABEL_NAMES.index("destination_service_namespace")
+_SOURCE_WORKLOAD_NAMESPACE = LABEL_NAMES.index("source_workload_namespace")
+
 
 def _bucket_label(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else repr(float(bound))
@@ -79,6 +82,13 @@ def _destination_labels(upstream: Upstream) -> tuple[str, ...]:
             CLUSTER_ID)
 
 
+def belongs_to(key: tuple[str, ...], namespaces: set[str] | frozenset[str]) -> bool:
+    """Whether a series goes with one of these namespaces: its destination service is there, or the client-side
+    proxy that reported it (reporter "source": every client request, and alone for 503 UH, 503 NC, 404 NR) is."""
+    return (key[_DESTINATION_SERVICE_NAMESPACE] in namespaces
+            or (key[0] == "source" and key[_SOURCE_WORKLOAD_NAMESPACE] in namespaces))
+
+
 def label_values(reporter: str, source: Source, upstream: Upstream) -> tuple[str, ...]:
     # mTLS is only known at the server side; Istio reports "unknown" from the client.
     security = "mutual_tls" if reporter == "destination" else "unknown"
@@ -111,6 +121,19 @@ class IstioTelemetry(Collector):
             self.record("destination", source, upstream)
         for mirrored in mirrors:
             self.record("destination", source, mirrored)
+
+    def forget_namespaces(self, namespaces: set[str] | frozenset[str]) -> int:
+        """Drop the series of these namespaces (see belongs_to), as Envoy's stats go with their pods.
+
+        Returns how many series were dropped.
+        """
+        if not namespaces:
+            return 0
+        with self._lock:
+            gone = [key for key in self._series if belongs_to(key, namespaces)]
+            for key in gone:
+                del self._series[key]
+        return len(gone)
 
     def series_count(self) -> int:
         with self._lock:

@@ -150,6 +150,15 @@ class Topology:
                  deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = (),
                  pods: Iterable[Mapping[str, Any]] = (), endpointslices: Iterable[Mapping[str, Any]] | None = None):
         self.virtualservices = list(virtualservices)
+        services, deployments, destinationrules = list(services), list(deployments), list(destinationrules)
+        pods = list(pods)
+        endpointslices = None if endpointslices is None else list(endpointslices)
+        # The namespaces the mesh knows of: those holding any object it routes by. A deleted namespace
+        # drops out once its last object is gone; one whose workloads are scaled to 0 stays.
+        self.namespaces: frozenset[str] = frozenset(
+            _meta(obj).get("namespace", "") for objects in (self.virtualservices, services, deployments, destinationrules,
+                                                            pods, endpointslices or ())
+            for obj in objects) - {""}
         self._services: dict[tuple[str, str], Service] = {}
         for svc in services:
             meta = _meta(svc)
@@ -159,7 +168,6 @@ class Topology:
         # Endpoints are the serving pods, as in a real mesh. A Deployment without any pod
         # object (objects written without the workload controller) is read from its
         # template and readyReplicas instead.
-        pods = list(pods)
         owned = {(_meta(p).get("namespace", ""), pod_workload_name(p)) for p in pods}
         self._workloads: dict[str, list[Workload]] = {}
         for workload in workloads_from_pods(pods):
