@@ -109,3 +109,20 @@ def namespace(request: pytest.FixtureRequest, lab_api_client) -> Iterator[str]:
 def lab_objects(lab, lab_api_client, namespace: str) -> Objects:
     """Helpers creating workloads, services and VirtualServices in the test's namespace."""
     return Objects(lab_api_client, namespace, mesh_url=lab.mesh_url)
+
+
+@pytest.fixture
+def kube(lab):
+    """The lab's API groups a test reads objects through (admin credentials)."""
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+    api = lab.kube_client()
+
+    class Kube:
+        core = client.CoreV1Api(api)
+        apps = client.AppsV1Api(api)
+        custom = client.CustomObjectsApi(api)
+        coordination = client.CoordinationV1Api(api)
+
+    yield Kube
+    api.close()

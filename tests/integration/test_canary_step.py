@@ -30,19 +30,6 @@ def poll(predicate, timeout=15.0, interval=0.1):
     return wait_for(predicate, timeout=timeout, interval=interval)
 
 
-@pytest.fixture
-def kube(lab):
-    api = lab.kube_client()
-
-    class Kube:
-        core = client.CoreV1Api(api)
-        apps = client.AppsV1Api(api)
-        custom = client.CustomObjectsApi(api)
-        coordination = client.CoordinationV1Api(api)
-
-    return Kube
-
-
 def deployment_body(image="backend:1", annotations=None, deadline=30, replicas=2, config="backend-config"):
     container = {"name": "app", "image": image, "ports": [{"containerPort": 8080}]}
     if config:

@@ -8,24 +8,7 @@ from tests.integration.test_canary_step import ISTIO, NAME, SERVICE, deployment_
 from tests.support.cluster_objects import config_map_names
 from tests.support.modules import run_module
 
-kubernetes = pytest.importorskip("kubernetes")
-from kubernetes import client  # noqa: E402
-
 DELETE_SERVICE = dict(SERVICE, appProtocol="http", apex={"labels": {"tier": "edge"}, "annotations": {"team": "payments"}})
-
-
-@pytest.fixture
-def kube(lab):
-    api = lab.kube_client()
-
-    class Kube:
-        core = client.CoreV1Api(api)
-        apps = client.AppsV1Api(api)
-        custom = client.CustomObjectsApi(api)
-        coordination = client.CoordinationV1Api(api)
-
-    yield Kube
-    api.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ mesh's telemetry in Prometheus shows the traffic went where the strategy says. C
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import pytest
@@ -47,17 +48,22 @@ def release_with_gate(lab, namespace, tmp_path, webhooks=(), service=None, **ana
     return release
 
 
-def hold_at_promotion(lab, release: Release):
-    """Close the promotion gate and start the release; returns the running playbook once it waits for promotion."""
+@contextlib.contextmanager
+def held_at_promotion(lab, release: Release, **ticks):
+    """Close the promotion gate and start the release; yields the running playbook once it waits for promotion.
+
+    The playbook is killed when the block fails, so a failed test leaves no run behind.
+    """
     post(lab.hooks_url + "/gate/close", {"name": release.name, "namespace": release.namespace})
-    process = release.popen(**TICKS)
+    process = release.popen(**dict(TICKS, **ticks))
     try:
         wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=180, interval=0.2,
                  message="the release waiting for its promotion gate")
-    except Exception:
+        yield process
+    except BaseException:
         process.kill()
+        process.communicate()
         raise
-    return process
 
 
 def promote(lab, release: Release, process) -> str:
@@ -106,8 +112,7 @@ def test_ab_testing_sends_only_matched_requests_to_the_canary(lab, namespace, tm
     match = [{"headers": {"x-canary": {"regex": ".*insider.*"}}},
              {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}]
     release = release_with_gate(lab, namespace, tmp_path, iterations=3, match=match)
-    process = hold_at_promotion(lab, release)
-    try:
+    with held_at_promotion(lab, release) as process:
         http = virtual_service(release)["spec"]["http"]
         assert http[0]["route"] == [{"destination": {"host": "app-canary"}, "weight": 100}] and http[0]["match"]
         assert {d["destination"]["host"]: d["weight"] for d in http[1]["route"]} == {"app-primary": 100, "app-canary": 0}
@@ -121,9 +126,6 @@ def test_ab_testing_sends_only_matched_requests_to_the_canary(lab, namespace, tm
         wait_for(lambda: count(lab, matched_to_canary) >= seen + 10, timeout=60, message="ten more matched requests")
         assert count(lab, matched_to_primary) == primary_then
         assert count(lab, series(release, "lab_requests_total", destination_workload="app", matched="false")) == 0
-    except BaseException:
-        process.kill()
-        raise
     output = promote(lab, release, process)
     assert "iteration 3/3" in output
     assert_route_as_before(release)
@@ -139,8 +141,7 @@ def test_blue_green_gives_users_nothing_of_the_canary_until_the_switch(lab, name
     load = {"name": "load-test", "url": lab.hooks_url + "/", "timeout": "5s",
             "metadata": {"type": "cmd", "cmd": "hey -z 1m -q 10 -c 2 http://app-canary.%s:9898/" % namespace}}
     release = release_with_gate(lab, namespace, tmp_path, webhooks=[load], iterations=3)
-    process = hold_at_promotion(lab, release)
-    try:
+    with held_at_promotion(lab, release) as process:
         assert release.weights() == {"app-primary": 100, "app-canary": 0}
         to_canary = 'sum(istio_requests_total{reporter="source",destination_workload_namespace="%s",destination_workload="app",%s})'
         from_load_tester = to_canary % (namespace, 'source_workload="flagger-loadtester"')
@@ -150,9 +151,6 @@ def test_blue_green_gives_users_nothing_of_the_canary_until_the_switch(lab, name
         served = count(lab, users_on_primary)
         wait_for(lambda: count(lab, users_on_primary) >= served + 20, timeout=60, message="more user requests")
         assert count(lab, from_users) == 0
-    except BaseException:
-        process.kill()
-        raise
     output = promote(lab, release, process)
     assert "all traffic on the canary" in output
     messages = [body["metadata"]["eventMessage"] for body in hook_bodies(lab, namespace, "/gate/approve")]
@@ -164,8 +162,7 @@ def test_blue_green_gives_users_nothing_of_the_canary_until_the_switch(lab, name
 def test_blue_green_mirroring_copies_requests_to_the_canary_while_users_get_the_primary(lab, namespace, tmp_path):
     # Flagger's traffic mirroring: mirror with mirrorWeight during the iterations; the canary's answers are discarded.
     release = release_with_gate(lab, namespace, tmp_path, iterations=3, mirror=True, mirrorWeight=100)
-    process = hold_at_promotion(lab, release)
-    try:
+    with held_at_promotion(lab, release) as process:
         route = virtual_service(release)["spec"]["http"][0]
         assert route["mirror"]["host"].startswith("app-canary") and route["mirrorPercentage"] == {"value": 100.0}
         mirrored = series(release, "lab_mirrored_requests_total", destination_workload="app")
@@ -173,9 +170,6 @@ def test_blue_green_mirroring_copies_requests_to_the_canary_while_users_get_the_
         answered_by_canary = 'sum(istio_requests_total{reporter="source",destination_workload="app",destination_workload_namespace="%s"})' % namespace
         assert count(lab, answered_by_canary) == 0
         assert count(lab, series(release, "lab_requests_total", destination_workload="app")) == 0
-    except BaseException:
-        process.kill()
-        raise
     output = promote(lab, release, process)
     assert "mirroring 100%" in output
     assert_route_as_before(release)
@@ -186,16 +180,12 @@ def test_session_affinity_keeps_each_user_on_the_version_that_first_served_it(la
     # Flagger's Istio session affinity: a cookie keeps users on the canary while the weights grow.
     release = release_with_gate(lab, namespace, tmp_path, stepWeight=20, maxWeight=60,
                                 sessionAffinity={"cookieName": "flagger-cookie", "maxAge": 21600})
-    process = hold_at_promotion(lab, release)
-    try:
+    with held_at_promotion(lab, release) as process:
         names = [route.get("name") for route in virtual_service(release)["spec"]["http"]]
         assert "app-canary-sticky" in names, names
         sticky_on_canary = series(release, "lab_session_requests_total", destination_workload="app", sticky="true")
         wait_for(lambda: count(lab, sticky_on_canary) >= 10, timeout=60, message="sticky users on the canary")
         assert count(lab, series(release, "lab_session_switches_total", sticky="true")) == 0
-    except BaseException:
-        process.kill()
-        raise
     promote(lab, release, process)
     assert_route_as_before(release)
     roll_back_a_bad_revision(release)
@@ -204,12 +194,7 @@ def test_session_affinity_keeps_each_user_on_the_version_that_first_served_it(la
 def test_rollback_playbook_removes_the_match_route_a_dead_run_left(lab, namespace, tmp_path):
     match = [{"headers": {"x-canary": {"exact": "insider"}}}]
     release = release_with_gate(lab, namespace, tmp_path, iterations=1, match=match)
-    post(lab.hooks_url + "/gate/close", {"name": release.name, "namespace": release.namespace})
-    process = release.popen(**TICKS, canary_lease_ttl=2)
-    try:
-        wait_for(lambda: release.state().get("phase") == "WaitingPromotion", timeout=180, interval=0.2,
-                 message="the release waiting for its promotion gate")
-    finally:
+    with held_at_promotion(lab, release, canary_lease_ttl=2) as process:
         process.kill()
         process.communicate()
     assert len(virtual_service(release)["spec"]["http"]) == 2

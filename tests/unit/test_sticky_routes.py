@@ -24,19 +24,11 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.stick
     parse_cookie,
     session_affinity_from_params,
 )
+from tests.support.routes import dest
 
 NS = "prod"
 CANARY_ROUTE = "backend-canary-sticky"
 PRIMARY_ROUTE = "backend-primary-sticky"
-
-
-def dest(host, weight=None, port=None):
-    entry = {"destination": {"host": host}}
-    if port:
-        entry["destination"]["port"] = {"number": port}
-    if weight is not None:
-        entry["weight"] = weight
-    return entry
 
 
 def flagger_vs():
