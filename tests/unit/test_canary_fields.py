@@ -31,6 +31,7 @@ def template(name, namespace, query):
 TEMPLATES = [template("errors", "prod", "sum(errors)"), template("latency", "prod", "sum(latency)"),
              template("errors", "observability", "sum(errors_elsewhere)")]
 
+GATEWAY_API = {"spec.provider": "gatewayapi:v1", "spec.service.gateways": None}
 MATCH = {"spec.analysis.iterations": 3, "spec.analysis.stepWeight": None, "spec.analysis.maxWeight": None}
 AFFINITY = {"spec.analysis.sessionAffinity": {"cookieName": "canary"}}
 HOOK = {"spec.analysis.webhooks": [{"name": "load", "url": "http://hooks/"}]}
@@ -60,6 +61,7 @@ HONOURED = {
     "spec.service.timeout": ("5s", "10s", {}),
     "spec.service.hosts": (["a.example.com"], ["b.example.com"], {}),
     "spec.service.gateways": (["mesh"], ["public"], {}),
+    "spec.service.gatewayRefs": ([{"name": "a"}], [{"name": "b"}], GATEWAY_API),
     "spec.service.delegation": (False, True, {}),
     "spec.service.match": ([{"uri": {"prefix": "/a"}}], [{"uri": {"prefix": "/b"}}], {}),
     "spec.service.retries": ({"attempts": 1}, {"attempts": 3}, {}),
@@ -135,7 +137,6 @@ WARNED = {
     "spec.service.meshName": "global",
     "spec.service.backends": ["a"],
     "spec.service.mirror": [{"backendRef": {"name": "a", "port": 80}}],
-    "spec.service.gatewayRefs": [{"name": "gw"}],
     "spec.service.unmanagedMetadata.annotations": ["a"],
     "spec.service.unmanagedMetadata.labels": ["a"],
     "spec.analysis.alerts[].name": "on-call",

@@ -339,7 +339,74 @@ def test_legacy_canary_analysis_key_and_provider():
     document["spec"]["canaryAnalysis"] = document["spec"].pop("analysis")
     assert build_plan(document)["steps"] == [10, 20, 30, 40, 50]
     document["spec"]["provider"] = "linkerd"
-    assert errors_of(document) == ['spec.provider: only istio is supported, got "linkerd"']
+    errors = errors_of(document)
+    assert len(errors) == 1 and errors[0].startswith('spec.provider: "linkerd" is not supported; supported: istio')
+    assert "gatewayapi:v1" in errors[0] and "gatewayapi:v1beta1" in errors[0]
+
+
+def gateway_manifest(provider="gatewayapi:v1", **service):
+    document = copy.deepcopy(SEED)
+    document["spec"]["provider"] = provider
+    document["spec"]["service"] = {"port": 80, "hosts": ["api.example.com"],
+                                   "gatewayRefs": [{"name": "public", "namespace": "gateways"}]}
+    document["spec"]["service"].update(service)
+    return document
+
+
+@pytest.mark.parametrize("provider, router, api_version", [
+    (None, "istio", None),
+    ("istio", "istio", None),
+    ("gatewayapi:v1", "gatewayapi", "gateway.networking.k8s.io/v1"),
+    ("gatewayapi:v1beta1", "gatewayapi", "gateway.networking.k8s.io/v1beta1"),
+])
+def test_the_plan_names_the_router_and_the_route_api_version(provider, router, api_version):
+    document = copy.deepcopy(SEED) if router == "istio" else gateway_manifest(provider)
+    if provider is not None:
+        document["spec"]["provider"] = provider
+    plan = build_plan(document)
+    assert (plan["provider"], plan["route_api_version"]) == (router, api_version)
+    assert plan["notes"] == []
+
+
+def test_gateway_api_needs_gateway_refs_and_checks_them():
+    document = gateway_manifest()
+    del document["spec"]["service"]["gatewayRefs"]
+    assert errors_of(document) == ["spec.service.gatewayRefs: is required with a Gateway API provider: the Gateways "
+                                   "(name, namespace, sectionName, port) the HTTPRoute attaches to"]
+    errors = errors_of(gateway_manifest(gatewayRefs=[{"namespace": "gateways", "port": 0, "listener": "web"}]))
+    assert [e.split(":")[0] for e in errors] == ["spec.service.gatewayRefs[0].listener", "spec.service.gatewayRefs[0].name",
+                                                 "spec.service.gatewayRefs[0].port"], errors
+
+
+def test_istio_only_fields_are_refused_with_gateway_api_and_named():
+    document = gateway_manifest(gateways=["public-gateway"], trafficPolicy={"tls": {"mode": "ISTIO_MUTUAL"}},
+                                retries={"attempts": 3}, corsPolicy={"allowOrigins": [{"exact": "a"}]},
+                                delegation=True)
+    named = sorted(error.split(":")[0] for error in errors_of(document))
+    assert named == ["spec.service.corsPolicy", "spec.service.delegation", "spec.service.gateways",
+                     "spec.service.retries", "spec.service.trafficPolicy"]
+    assert all("configures Istio only" in error for error in errors_of(document))
+
+
+def test_gateway_api_refuses_match_conditions_an_httproute_cannot_express():
+    document = gateway_manifest(match=[{"uri": {"prefix": "/api"}, "authority": {"exact": "a"},
+                                        "headers": {"x-user": {"prefix": "beta"}}}])
+    document["spec"]["analysis"].update({"iterations": 2, "match": [{"sourceLabels": {"app": "a"}}]})
+    for key in ("stepWeight", "maxWeight"):
+        document["spec"]["analysis"].pop(key)
+    named = sorted(error.split(":")[0] for error in errors_of(document))
+    assert named == ["spec.analysis.match[0].sourceLabels", "spec.service.match[0].authority",
+                     "spec.service.match[0].headers.x-user"]
+    fine = gateway_manifest(match=[{"uri": {"regex": "/v[0-9]+"}, "method": {"exact": "GET"},
+                                    "queryParams": {"beta": {"exact": "1"}}}])
+    assert build_plan(fine)["service"]["match"][0]["method"] == {"exact": "GET"}
+
+
+def test_gateway_refs_with_istio_are_noted_as_unused():
+    document = copy.deepcopy(SEED)
+    document["spec"]["service"]["gatewayRefs"] = [{"name": "public"}]
+    notes = build_plan(document)["notes"]
+    assert len(notes) == 1 and notes[0].startswith("spec.service.gatewayRefs: not used by the role"), notes
 
 
 @pytest.mark.parametrize("analysis, strategy, iterations, mirrored_steps", [

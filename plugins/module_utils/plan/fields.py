@@ -19,8 +19,9 @@ HONOURED = "honoured"
 DIFFERENT = "honoured differently"
 WARNED = "warned"
 
-_ISTIO = "passed to the Istio VirtualService or DestinationRules as Flagger does"
-_NOT_ISTIO = "it configures the %s provider, and the role drives Istio"
+_ROUTE = "passed to the VirtualService or the HTTPRoute as Flagger does"
+_ISTIO = "passed to the Istio VirtualService or DestinationRules as Flagger does; refused with a Gateway API provider"
+_NOT_ISTIO = "it configures the %s provider, and the role drives Istio or the Gateway API"
 _NO_ALERTS = "the role sends no alerts yet; use event webhooks, the report or AWX notifications"
 _COOKIE = "the role's affinity cookie carries the name, value and Max-Age only"
 
@@ -31,7 +32,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "kind": (HONOURED, "must be Canary"),
     "metadata": (HONOURED, "name and namespace name the release and its state"),
     "spec": (HONOURED, "the release"),
-    "spec.provider": (HONOURED, "istio (or empty); other providers are refused"),
+    "spec.provider": (HONOURED, "istio (or empty), gatewayapi:v1 or gatewayapi:v1beta1; other providers are refused"),
     "spec.metricsServer": (HONOURED, "the Prometheus of builtin metrics and of templates without an address, "
                                      "unless canary_prometheus_url is set"),
     "spec.progressDeadlineSeconds": (HONOURED, "how long a rollout may take to become ready"),
@@ -63,21 +64,23 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.upstreamRef.kind": (WARNED, _NOT_ISTIO % "Gloo"),
     "spec.upstreamRef.name": (WARNED, _NOT_ISTIO % "Gloo"),
     "spec.upstreamRef.namespace": (WARNED, _NOT_ISTIO % "Gloo"),
-    "spec.service": (HONOURED, "the services, destination rules and VirtualService generated"),
+    "spec.service": (HONOURED, "the services and the routing (VirtualService and DestinationRules, or HTTPRoute) "
+                               "generated"),
     "spec.service.name": (HONOURED, "the apex service (default: the target's name)"),
     "spec.service.port": (HONOURED, "the services' port"),
     "spec.service.portName": (HONOURED, "the services' port name"),
     "spec.service.appProtocol": (HONOURED, "the services' port appProtocol"),
     "spec.service.targetPort": (HONOURED, "the services' target port"),
     "spec.service.portDiscovery": (HONOURED, "the workload's other container ports are exposed too"),
-    "spec.service.timeout": (HONOURED, _ISTIO),
-    "spec.service.hosts": (HONOURED, _ISTIO),
+    "spec.service.timeout": (HONOURED, _ROUTE),
+    "spec.service.hosts": (HONOURED, "the VirtualService's hosts, or the HTTPRoute's hostnames"),
     "spec.service.gateways": (HONOURED, _ISTIO),
-    "spec.service.delegation": (HONOURED, "the VirtualService is a delegate, without hosts and gateways"),
-    "spec.service.match": (HONOURED, _ISTIO),
+    "spec.service.delegation": (HONOURED, "the VirtualService is a delegate, without hosts and gateways; refused "
+                                           "with a Gateway API provider"),
+    "spec.service.match": (HONOURED, _ROUTE),
     "spec.service.retries": (HONOURED, _ISTIO),
-    "spec.service.rewrite": (HONOURED, _ISTIO),
-    "spec.service.headers": (HONOURED, _ISTIO),
+    "spec.service.rewrite": (HONOURED, _ROUTE),
+    "spec.service.headers": (HONOURED, _ROUTE),
     "spec.service.corsPolicy": (HONOURED, _ISTIO),
     "spec.service.trafficPolicy": (HONOURED, _ISTIO),
     "spec.service.apex": (HONOURED, "labels and annotations of the apex service"),
@@ -95,9 +98,11 @@ FIELDS: dict[str, tuple[str, str]] = {
                                                "another controller's keys, so there is nothing to exempt"),
     "spec.service.unmanagedMetadata.labels": (WARNED, "the role never strips another controller's labels"),
     "spec.service.unmanagedMetadata.annotations": (WARNED, "the role never strips another controller's annotations"),
-    "spec.service.backendTimeout": (WARNED, _NOT_ISTIO % "Gateway API"),
-    "spec.service.gatewayRefs": (WARNED, _NOT_ISTIO % "Gateway API"),
-    "spec.service.mirror": (WARNED, _NOT_ISTIO % "Gateway API"),
+    "spec.service.backendTimeout": (WARNED, "the generated HTTPRoute sets the request timeout (spec.service.timeout) "
+                                         "only"),
+    "spec.service.gatewayRefs": (HONOURED, "the HTTPRoute's parentRefs with a Gateway API provider (required there); "
+                                        "noted as unused with Istio"),
+    "spec.service.mirror": (WARNED, "the generated HTTPRoute mirrors only to the canary, as spec.analysis.mirror says"),
     "spec.service.meshName": (WARNED, _NOT_ISTIO % "App Mesh"),
     "spec.service.backends": (WARNED, _NOT_ISTIO % "App Mesh"),
     "spec.skipAnalysis": (HONOURED, "the revision is promoted without analysis"),
@@ -120,7 +125,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.analysis.match": (HONOURED, "A/B testing: requests matching any entry go to the canary"),
     "spec.analysis.match[].headers": (HONOURED, "Istio header conditions (a cookie is a regex on headers.cookie)"),
     "spec.analysis.match[].queryParams": (HONOURED, "Istio query parameter conditions"),
-    "spec.analysis.match[].sourceLabels": (HONOURED, "Istio source workload labels (mesh gateway only)"),
+    "spec.analysis.match[].sourceLabels": (HONOURED, "Istio source workload labels (mesh gateway only); refused with a "
+                                                     "Gateway API provider"),
     "spec.analysis.metrics": (HONOURED, "the checks of each analysis"),
     "spec.analysis.metrics[].name": (HONOURED, "a builtin metric or the check's name"),
     "spec.analysis.metrics[].interval": (HONOURED, "the query's range"),

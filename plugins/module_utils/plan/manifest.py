@@ -36,9 +36,23 @@ DEFAULT_INTERVAL = "1m"
 DEFAULT_METRIC_INTERVAL = "1m"
 DEFAULT_THRESHOLD = 1
 DEFAULT_PROGRESS_DEADLINE = 600
-SUPPORTED_PROVIDERS = ("", "istio")
+# Flagger's spec.provider values the role drives -> (router, API version of the route); "" is Flagger's default, Istio.
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+PROVIDERS: dict[str, tuple[str, str | None]] = {
+    "": ("istio", None),
+    "istio": ("istio", None),
+    "gatewayapi:v1": ("gatewayapi", GATEWAY_API_GROUP + "/v1"),
+    "gatewayapi:v1beta1": ("gatewayapi", GATEWAY_API_GROUP + "/v1beta1"),
+}
+SUPPORTED_PROVIDERS = tuple(PROVIDERS)
+# spec.service fields only an Istio VirtualService or DestinationRule can carry: an HTTPRoute has no place for them.
+ISTIO_ONLY_SERVICE_FIELDS = ("gateways", "delegation", "retries", "corsPolicy", "trafficPolicy")
+# Istio match conditions an HTTPRouteMatch cannot express (it has path, method, headers and queryParams).
+GATEWAY_MATCH_KEYS = ("uri", "method", "headers", "queryParams")
+_GATEWAY_REF_KEYS = ("name", "namespace", "sectionName", "port", "group", "kind")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+")
 
 
@@ -132,11 +146,10 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
             check.error(path, "must be a DNS label (lowercase letters, digits and '-'), got %s" % show(value))
     spec = check.mapping(document.get("spec"), "spec", required=True)
 
-    provider = spec.get("provider") or ""
-    if provider not in SUPPORTED_PROVIDERS:
-        check.error("spec.provider", "only istio is supported, got %s" % show(provider))
+    provider, route_api_version = _provider(check, spec)
     target = _target(check, spec)
     service = _service(check, spec, target)
+    _provider_fields(check, spec, provider)
     autoscaler = None
     if spec.get("autoscalerRef") is not None:
         ref = check.mapping(spec.get("autoscalerRef"), "spec.autoscalerRef")
@@ -192,6 +205,8 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "target": target,
         "target_kind": "Deployment",
         "primary": primary_name(target),
+        "provider": provider,
+        "route_api_version": route_api_version,
         "service": service,
         "service_name": service["name"],
         "primary_service": primary_name(service["name"]),
@@ -233,6 +248,87 @@ def _check_kind(check: Checker, document: dict[str, Any]) -> None:
     api_version = document.get("apiVersion")
     if api_version is not None and not str(api_version).startswith("flagger.app/"):
         check.error("apiVersion", "must be a flagger.app version such as flagger.app/v1beta1, got %s" % show(api_version))
+
+
+def _provider(check: Checker, spec: dict[str, Any]) -> tuple[str, str | None]:
+    """``spec.provider`` as (router, route API version): ``istio`` or ``gatewayapi`` with its HTTPRoute version."""
+    raw = spec.get("provider")
+    given = "" if raw is None else raw
+    if not isinstance(given, str) or given.strip().lower() not in PROVIDERS:
+        check.error("spec.provider", "%s is not supported; supported: istio (the default), gatewayapi:v1 and "
+                    "gatewayapi:v1beta1 (every mesh or ingress that implements the Gateway API HTTPRoute); see the "
+                    "Providers table of docs/migrating-from-flagger.md" % show(raw))
+        return PROVIDERS[""]
+    return PROVIDERS[given.strip().lower()]
+
+
+def _provider_fields(check: Checker, spec: dict[str, Any], provider: str) -> None:
+    """The fields of ``spec.service`` and ``analysis.match`` that only one of the two routers can use."""
+    service = spec.get("service") if isinstance(spec.get("service"), Mapping) else {}
+    path = "spec.service"
+    refs = service.get("gatewayRefs")
+    if provider != "gatewayapi":
+        if refs is not None:
+            check.note(path + ".gatewayRefs", "not used by the role: it names the Gateways of an HTTPRoute, and "
+                       "spec.provider is istio (set gatewayapi:v1 to route with the Gateway API)")
+        return
+    for key in ISTIO_ONLY_SERVICE_FIELDS:
+        if service.get(key) not in (None, False, [], {}):
+            check.error("%s.%s" % (path, key), "configures Istio only, and spec.provider is %s: an HTTPRoute has no "
+                        "such setting (remove it, or use the Gateway implementation's own policy objects)"
+                        % show(spec.get("provider")))
+    _gateway_refs(check, refs, path + ".gatewayRefs")
+    _gateway_matches(check, service.get("match"), path + ".match")
+    analysis_key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec else "canaryAnalysis"
+    analysis = spec.get(analysis_key) if isinstance(spec.get(analysis_key), Mapping) else {}
+    _gateway_matches(check, analysis.get("match"), "spec.%s.match" % analysis_key)
+
+
+def _gateway_refs(check: Checker, refs: Any, path: str) -> None:
+    if refs is None or refs == []:
+        check.error(path, "is required with a Gateway API provider: the Gateways (name, namespace, sectionName, "
+                    "port) the HTTPRoute attaches to")
+        return
+    if not isinstance(refs, list):
+        check.error(path, "must be a list of {name, namespace, sectionName, port}, got %s" % show(refs))
+        return
+    for index, raw in enumerate(refs):
+        where = "%s[%d]" % (path, index)
+        if not isinstance(raw, Mapping):
+            check.error(where, "must be a mapping such as {name: public, namespace: gateways}, got %s" % show(raw))
+            continue
+        for key in sorted(set(raw) - set(_GATEWAY_REF_KEYS)):
+            check.error("%s.%s" % (where, key), "unknown field; a gateway reference has %s" % ", ".join(_GATEWAY_REF_KEYS))
+        name = check.string(raw.get("name"), where + ".name", required=True)
+        if name and not _DNS_SUBDOMAIN.match(name):
+            check.error(where + ".name", "must be a Gateway's name, got %s" % show(name))
+        for key in ("namespace", "sectionName", "group", "kind"):
+            check.string(raw.get(key), "%s.%s" % (where, key))
+        check.integer(raw.get("port"), where + ".port", 1, 65535)
+
+
+def _gateway_matches(check: Checker, matches: Any, path: str) -> None:
+    """Refuse the Istio match conditions an HTTPRouteMatch has no equivalent for (the rest is checked as Istio's)."""
+    if not isinstance(matches, list):
+        return
+    for index, raw in enumerate(matches):
+        if not isinstance(raw, Mapping):
+            continue
+        where = "%s[%d]" % (path, index)
+        for key in sorted(set(raw) - set(GATEWAY_MATCH_KEYS)):
+            check.error("%s.%s" % (where, key), "has no Gateway API equivalent (an HTTPRouteMatch has %s)"
+                        % ", ".join(GATEWAY_MATCH_KEYS))
+        method = raw.get("method")
+        if isinstance(method, Mapping) and set(method) - {"exact"}:
+            check.error(where + ".method", "the Gateway API matches a method exactly: give {exact: GET}")
+        for key in ("headers", "queryParams"):
+            conditions = raw.get(key) if isinstance(raw.get(key), Mapping) else {}
+            for name in sorted(conditions):
+                condition = conditions[name] if isinstance(conditions[name], Mapping) else {}
+                if not set(condition) & {"exact", "regex"}:
+                    check.error("%s.%s.%s" % (where, key, name), "the Gateway API matches %s by exact value or regex "
+                                "only, got %s" % ("a header" if key == "headers" else "a query parameter",
+                                                  show(conditions[name])))
 
 
 def _target(check: Checker, spec: dict[str, Any]) -> str | None:
