@@ -18,6 +18,8 @@ from lab.cluster.api import Api, ApiError, resource_path
 LOG = logging.getLogger("lab.cluster.mirror")
 WATCH_SECONDS = 240
 RETRY_SECONDS = 0.2
+# How often a kind whose CRD is not installed is looked for again.
+ABSENT_RETRY_SECONDS = 5.0
 _CHANGE_LOG_SIZE = 10000
 
 
@@ -26,6 +28,8 @@ class Watched:
     resource: str
     group: str
     versions: tuple[str, ...]  # tried in order: a version may stop being served (Istio before 1.22 has no v1)
+    # A cluster without this CRD is still in sync (the kind is empty) and the kind is looked for again later.
+    optional: bool = False
 
 
 MESH_RESOURCES = (
@@ -35,6 +39,9 @@ MESH_RESOURCES = (
     Watched("endpointslices", "discovery.k8s.io", ("v1",)),
     Watched("pods", "", ("v1",)),
     Watched("deployments", "apps", ("v1",)),
+    # Gateway API standard channel: v1 since v1.0, v1beta1 on clusters that still serve only that.
+    Watched("httproutes", "gateway.networking.k8s.io", ("v1", "v1beta1"), optional=True),
+    Watched("gateways", "gateway.networking.k8s.io", ("v1", "v1beta1"), optional=True),
 )
 
 
@@ -111,7 +118,16 @@ class ClusterMirror:
                         break  # typically 410 Gone: the version is too old, list again
                     if event.get("type") != "BOOKMARK":
                         self._apply(watched.resource, event["type"], event["object"])
-            except (ApiError, requests.RequestException, ValueError) as error:
+            except ApiError as error:
+                if self._stop.is_set():
+                    return
+                if error.status == 404 and watched.optional:
+                    self._absent(watched)
+                    self._stop.wait(ABSENT_RETRY_SECONDS)
+                    continue
+                LOG.debug("following %s: %s", watched.resource, error)
+                self._stop.wait(RETRY_SECONDS)
+            except (requests.RequestException, ValueError) as error:
                 if self._stop.is_set():
                     return
                 LOG.debug("following %s: %s", watched.resource, error)
@@ -137,6 +153,15 @@ class ClusterMirror:
             return path, answer["metadata"]["resourceVersion"]
         assert last_error is not None
         raise last_error
+
+    def _absent(self, watched: Watched) -> None:
+        """No served version of an optional kind: it holds nothing, which is in sync (once, not a change per look)."""
+        with self._changed:
+            if watched.resource in self._synced and not self._objects[watched.resource]:
+                return
+            self._objects[watched.resource] = {}
+            self._synced.add(watched.resource)
+            self._record(watched.resource)
 
     def _apply(self, resource: str, event_type: str, obj: dict) -> None:
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])

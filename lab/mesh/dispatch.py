@@ -10,9 +10,11 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from lab.mesh.headers import Headers, response_headers
+from lab.mesh.headers import Headers, apply_operations, response_headers
+from lab.mesh.httproute import backend_service, backend_weights, filters_of, select_rule
+from lab.mesh.httproute import mirrors as httproute_mirrors
 from lab.mesh.outcomes import draw_latency, draw_outcome
 from lab.mesh.routing import (Request, mirror_targets, pick_weighted, resolve_host, route_entries, route_weights, select_route,
                               service_fqdn)
@@ -44,6 +46,8 @@ class Outcome:
     mirrors: list[Upstream] = field(default_factory=list)
     # (lower-case name, value) pairs the proxies add to the answer, from the route's and destination's headers.response.
     response_headers: Headers = ()
+    # The request headers the upstream got, when a route rewrote them (HTTPRoute's RequestHeaderModifier).
+    request_headers: Headers | None = None
 
     @property
     def code(self) -> int:
@@ -165,3 +169,62 @@ def _local_reply(route: Mapping[str, Any], request: Request, namespace: str, rng
         status = int(route["redirect"].get("redirectCode") or 301)
         return _unknown_destination(request.host, namespace, status, "-", rng)
     return None
+
+
+def _serve_backend(topology: Topology, ref: Mapping[str, Any], route_namespace: str, rng: random.Random) -> Upstream:
+    """A backendRef's answer: an unknown Service or kind is an invalid backend (500), no ready endpoint is 503 UH."""
+    resolved = backend_service(ref, route_namespace)
+    if resolved is None or topology.service(*resolved) is None:
+        name = str(ref.get("name", "unknown"))
+        namespace = resolved[1] if resolved else str(ref.get("namespace") or route_namespace)
+        return Upstream(service_fqdn(name, namespace), name, namespace, None, 500,
+                        draw_latency(LOCAL_REPLY_MEDIAN_MS, rng), "NC")
+    return serve(topology, service_fqdn(*resolved), resolved[1], rng)
+
+
+def dispatch_httproute(topology: Topology, routes: Sequence[Mapping[str, Any]], request: Request,
+                       rng: random.Random) -> Outcome:
+    """Route a request by the HTTPRoutes that apply to its entry point and host (see httproute.select_rule)."""
+    selected = select_rule(routes, request)
+    if selected is None:
+        return Outcome(_unknown_destination(request.host, request.source_namespace, 404, "NR", rng))
+    rule, namespace = selected.rule, (selected.route.get("metadata") or {}).get("namespace", "")
+
+    redirect = next(iter(filters_of(rule, "RequestRedirect")), None)
+    if redirect is not None:
+        return Outcome(_unknown_destination(request.host, namespace, int(redirect.get("statusCode") or 302), "-", rng),
+                       selected.index)
+
+    ref = pick_weighted(backend_weights(rule), rng)
+    if ref is None:
+        # No backendRefs, or all of weight 0: the spec's answer for a rule with nowhere to send is 500.
+        return Outcome(_unknown_destination(request.host, namespace, 500, "NR", rng), selected.index)
+    upstream = _serve_backend(topology, ref, namespace, rng)
+
+    timeout = duration_ms((rule.get("timeouts") or {}).get("request"))
+    if timeout is not None and 0 < timeout < upstream.latency_ms:
+        upstream = Upstream(upstream.service_fqdn, upstream.service_name, upstream.service_namespace,
+                            upstream.workload, 504, timeout, "UT")
+
+    copies = []
+    for target, percent in httproute_mirrors(rule):
+        if rng.random() * 100.0 < percent:
+            resolved = backend_service(target, namespace)
+            if resolved is None:
+                continue
+            mirrored = serve(topology, service_fqdn(*resolved), resolved[1], rng)
+            if mirrored.workload is not None:
+                copies.append(mirrored)
+
+    # Request headers are rewritten after the rule is chosen: the rule's modifiers, then the backend's.
+    forwarded: Headers | None = None
+    for holder in (rule, ref):
+        for modifier in filters_of(holder, "RequestHeaderModifier"):
+            forwarded = apply_operations(tuple(request.headers.items()) if forwarded is None else forwarded, modifier)
+    headers: Headers = ()
+    if upstream.workload is not None and upstream.flags == "-":
+        # The backendRef's modifiers act first and the rule's after, so a rule-level set wins (Envoy's order).
+        for holder in (ref, rule):
+            for modifier in filters_of(holder, "ResponseHeaderModifier"):
+                headers = apply_operations(headers, modifier)
+    return Outcome(upstream, selected.index, copies, headers, forwarded)

@@ -1,4 +1,4 @@
-"""The running mesh: generates traffic for every VirtualService, serves /metrics and /send."""
+"""The running mesh: generates traffic for every VirtualService and HTTPRoute, serves /metrics and /send."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from lab.mesh.cookies import join_cookie_headers, parse_set_cookie
-from lab.mesh.dispatch import Outcome, dispatch
+from lab.mesh import httproute
+from lab.mesh.dispatch import Outcome, dispatch, dispatch_httproute
 from lab.mesh.evidence import LabSeries
 from lab.mesh.headers import header_values
 from lab.mesh.outcomes import (DEFAULT_MATCH_SHARE, DEFAULT_RPS, MATCH_SHARE_ANNOTATION, RPS_ANNOTATION, annotation_float,
@@ -29,7 +30,7 @@ from lab.mesh.topology import Topology
 
 LOG = logging.getLogger("lab.mesh")
 
-ROUTED_RESOURCES = ("virtualservices", "services", "deployments", "destinationrules", "pods")
+ROUTED_RESOURCES = ("virtualservices", "services", "deployments", "destinationrules", "pods", "httproutes", "gateways")
 LOADGEN_WORKLOAD = "lab-loadgen"
 MAX_SEND = 100000
 # A generation pass never makes up for more than this much lost time (a paused
@@ -69,19 +70,95 @@ class TrafficSource:
             headers["cookie"] = join_cookie_headers(headers.get("cookie"), cookie) or cookie
         return Request(host=host, path=path, headers=headers, gateway=self.gateway, source_namespace=self.namespace)
 
+    @property
+    def name(self) -> str:
+        return (self.vs.get("metadata") or {}).get("name", "")
+
+    def describe(self) -> dict[str, Any]:
+        return {"virtualservice": f"{self.namespace}/{self.name}", "shaped_request": self.shaped}
+
     def matched(self, request: Request) -> bool:
         return bool(self.ab_entries) and matches_any(self.ab_entries, request, self.namespace)
 
+    def dispatch(self, topology: Topology, request: Request, rng: random.Random) -> Outcome:
+        return dispatch(topology, self.vs, request, rng)
+
+
+class HTTPRouteTraffic:
+    """Steady traffic for one HTTPRoute through one entry point (a parent Gateway, or the mesh for a Service parent).
+
+    Its requests meet every route attached to the same entry point and host,
+    so precedence across routes applies to generated traffic as to real.
+    """
+
+    def __init__(self, route: Mapping[str, Any], gateway: str, source: Source, rps: float, match_share: float,
+                 hosts: list[str], sessions: SessionPool | None = None):
+        self.route = route
+        self.gateway = gateway
+        self.source = source
+        self.rps = rps
+        self.match_share = match_share
+        self.sessions = sessions
+        self.namespace = (route.get("metadata") or {}).get("namespace", "")
+        self.hosts = hosts or [(route.get("metadata") or {}).get("name", "unknown")]
+        self.shape = httproute.example_request_shape(route)
+        self.ab_entries = httproute.ab_match_entries(route)
+
+    @property
+    def name(self) -> str:
+        return (self.route.get("metadata") or {}).get("name", "")
+
+    def describe(self) -> dict[str, Any]:
+        shaped = None if self.shape is None else [dict(self.shape.headers), self.shape.path, self.shape.method]
+        return {"httproute": f"{self.namespace}/{self.name}", "shaped_request": shaped}
+
+    def request(self, rng: random.Random, cookie: str | None = None) -> Request:
+        host = self.hosts[0] if len(self.hosts) == 1 else rng.choice(self.hosts)
+        headers: dict[str, str] = {}
+        path, method = "/", "GET"
+        if self.shape is not None and rng.random() < self.match_share:
+            headers, path, method = dict(self.shape.headers), self.shape.path, self.shape.method
+        if cookie is not None:
+            headers["cookie"] = join_cookie_headers(headers.get("cookie"), cookie) or cookie
+        return Request(host=host, path=path, method=method, headers=headers, gateway=self.gateway,
+                       source_namespace=self.namespace)
+
+    def matched(self, request: Request) -> bool:
+        return bool(self.ab_entries) and httproute.matches_any(self.ab_entries, request)
+
+    def dispatch(self, topology: Topology, request: Request, rng: random.Random) -> Outcome:
+        routes = topology.httproutes_for(request.host, self.namespace, self.gateway)
+        return dispatch_httproute(topology, routes, request, rng)
+
+
+def _httproute_hosts(topology: Topology, route: Mapping[str, Any], gateway: str) -> list[str]:
+    if gateway == MESH_GATEWAY:
+        return [f"{name}.{namespace}" for name, namespace in httproute.parent_services(route)]
+    return httproute.concrete_hostnames(route, topology.gateway_hostnames(gateway))
+
+
+def _pool(pools: dict[Any, SessionPool], kept: set[Any], key: Any, settings: Any,
+          clock: Callable[[], float]) -> SessionPool | None:
+    if not settings.enabled:
+        return None
+    pool = pools.get(key)
+    if pool is None:
+        pool = pools[key] = SessionPool(settings, clock)
+    else:
+        pool.reconfigure(settings)
+    kept.add(key)
+    return pool
+
 
 def traffic_sources(topology: Topology, pools: dict[Any, SessionPool] | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> list[TrafficSource]:
-    """One source per (VirtualService, entry point); the VS's rate is shared among its entry points.
+                    clock: Callable[[], float] = time.monotonic) -> list[TrafficSource | HTTPRouteTraffic]:
+    """One source per (VirtualService or HTTPRoute, entry point); a route's rate is shared among its entry points.
 
     `pools` holds the simulated users of each source from the previous build;
     it is updated in place (sources that are gone lose their users).
     """
     pools = {} if pools is None else pools
-    sources: list[TrafficSource] = []
+    sources: list[TrafficSource | HTTPRouteTraffic] = []
     kept: set[Any] = set()
     for vs in topology.virtualservices:
         meta = vs.get("metadata") or {}
@@ -95,16 +172,24 @@ def traffic_sources(topology: Topology, pools: dict[Any, SessionPool] | None = N
         namespace = meta.get("namespace", "")
         for gateway in gateways:
             source = mesh_client(namespace, LOADGEN_WORKLOAD) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
-            pool = None
-            if settings.enabled:
-                key = (namespace, meta.get("name", ""), gateway)
-                pool = pools.get(key)
-                if pool is None:
-                    pool = pools[key] = SessionPool(settings, clock)
-                else:
-                    pool.reconfigure(settings)
-                kept.add(key)
+            pool = _pool(pools, kept, (namespace, meta.get("name", ""), gateway), settings, clock)
             sources.append(TrafficSource(vs, gateway, source, rps / len(gateways), match_share, pool))
+    for route in topology.httproutes:
+        meta = route.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        rps = annotation_float(annotations, RPS_ANNOTATION, DEFAULT_RPS, 0.0, 100000.0)
+        match_share = annotation_float(annotations, MATCH_SHARE_ANNOTATION, DEFAULT_MATCH_SHARE, 0.0, 1.0)
+        parents = httproute.route_parents(route)
+        if rps <= 0 or not parents or not (route.get("spec") or {}).get("rules"):
+            continue
+        settings = session_settings(annotations)
+        namespace = meta.get("namespace", "")
+        for gateway in parents:
+            # Gateway traffic comes in through the ingress gateway's workload, as for a VirtualService bound to one.
+            source = mesh_client(namespace, LOADGEN_WORKLOAD) if gateway == MESH_GATEWAY else INGRESS_GATEWAY
+            pool = _pool(pools, kept, ("HTTPRoute", namespace, meta.get("name", ""), gateway), settings, clock)
+            sources.append(HTTPRouteTraffic(route, gateway, source, rps / len(parents), match_share,
+                                            _httproute_hosts(topology, route, gateway), pool))
     for key in set(pools) - kept:
         del pools[key]
     return sources
@@ -125,6 +210,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         "response_flags": dict(flags),
         "mirrored": dict(mirrored),
         "response_headers": response_header_counts(outcomes),
+        "request_headers": request_header_counts(outcomes),
         "latencies_ms": {},
     }
     if latencies:
@@ -140,6 +226,15 @@ def response_header_counts(outcomes: list[Outcome]) -> dict[str, dict[str, int]]
     counts: dict[str, Counter] = {}
     for outcome in outcomes:
         for name, value in outcome.response_headers:
+            counts.setdefault(name, Counter())[value] += 1
+    return {name: dict(values) for name, values in counts.items()}
+
+
+def request_header_counts(outcomes: list[Outcome]) -> dict[str, dict[str, int]]:
+    """Like response_header_counts, for the request headers upstreams got where a route rewrote them."""
+    counts: dict[str, Counter] = {}
+    for outcome in outcomes:
+        for name, value in outcome.request_headers or ():
             counts.setdefault(name, Counter())[value] += 1
     return {name: dict(values) for name, values in counts.items()}
 
@@ -165,7 +260,7 @@ class Mesh:
         self._seeds = random.Random(seed)
         self._seed_lock = threading.Lock()
         self._topology = Topology()
-        self._sources: list[TrafficSource] = []
+        self._sources: list[TrafficSource | HTTPRouteTraffic] = []
         self._seen_revision = -1
         self._refresh_lock = threading.Lock()
         # Every namespace a topology has held, and those of them gone (their series dropped) at the last rebuild.
@@ -224,7 +319,7 @@ class Mesh:
             return self._topology
         with self._refresh_lock:
             if revision != self._seen_revision and self._needs_rebuild(self._seen_revision):
-                self._topology = Topology(*(self._store.list(resource) for resource in self._routed))
+                self._topology = Topology(**{resource: self._store.list(resource) for resource in self._routed})
                 self._sources = traffic_sources(self._topology, self._pools, self.clock)
                 self._forget_gone_namespaces(self._topology)
             self._seen_revision = revision
@@ -275,13 +370,14 @@ class Mesh:
                 last = time.monotonic()
             self._stop.wait(max(0.0, self.tick_seconds - (time.monotonic() - now)))
 
-    def _generate(self, topology: Topology, sources: list[TrafficSource], elapsed: float, rng: random.Random) -> None:
+    def _generate(self, topology: Topology, sources: list[TrafficSource | HTTPRouteTraffic], elapsed: float,
+                  rng: random.Random) -> None:
         for source in sources:
             for _ in range(poisson(source.rps * elapsed, rng)):
                 session = source.sessions.pick(rng) if source.sessions is not None else None
                 cookie = session.cookie_header() if session is not None else None
                 request = source.request(rng, cookie)
-                outcome = dispatch(topology, source.vs, request, rng)
+                outcome = source.dispatch(topology, request, rng)
                 self._record(source.source, outcome, source.matched(request), session, cookie is not None)
                 self.generated += 1
 
@@ -315,11 +411,19 @@ class Mesh:
         vs = topology.virtualservice_for(host, namespace, gateway)
         vs_namespace = ((vs or {}).get("metadata") or {}).get("namespace", "")
         entries = ab_match_entries(vs) if vs is not None else []
+        # Where a VirtualService routes the host it wins, as in Istio; HTTPRoutes route the rest.
+        routes = topology.httproutes_for(host, namespace, gateway) if vs is None else []
+        route_entries = [entry for route in routes for entry in httproute.ab_match_entries(route)]
+
+        def is_matched(request: Request) -> bool:
+            if routes:
+                return httproute.matches_any(route_entries, request)
+            return bool(entries) and matches_any(entries, request, vs_namespace)
         base_headers = {k.lower(): str(v) for k, v in (headers or {}).items()}
         session = None if cookies is None else Session(self.clock, cookies={str(k): str(v) for k, v in cookies.items()})
         request = Request(host=host, path=path or "/", method=method.upper(), headers=base_headers, gateway=gateway,
                           source_namespace=namespace)
-        matched = bool(entries) and matches_any(entries, request, vs_namespace)
+        matched = is_matched(request)
         outcomes = []
         switches = 0
         for _ in range(count):
@@ -330,8 +434,11 @@ class Mesh:
                 request = Request(host=host, path=path or "/", method=method.upper(),
                                   headers={**base_headers, **({"cookie": cookie} if cookie else {})},
                                   gateway=gateway, source_namespace=namespace)
-                matched = bool(entries) and matches_any(entries, request, vs_namespace)
-            outcome = dispatch(topology, vs, request, rng)
+                matched = is_matched(request)
+            if routes:
+                outcome = dispatch_httproute(topology, routes, request, rng)
+            else:
+                outcome = dispatch(topology, vs, request, rng)
             before = session.last_workload if session is not None else None
             self._record(source, outcome, matched, session, jar is not None)
             if session is not None and before is not None and session.last_workload != before:
@@ -340,6 +447,7 @@ class Mesh:
         summary = summarize(outcomes)
         summary["virtualservice"] = None if vs is None else (
             f"{vs['metadata'].get('namespace', '')}/{vs['metadata'].get('name', '')}")
+        summary["httproutes"] = [httproute.route_key(route) for route in routes]
         if session is not None:
             summary["cookies"] = session.jar.cookies()
             summary["switches"] = switches
@@ -358,9 +466,11 @@ class Mesh:
         return {
             "virtualservices": {f"{(vs.get('metadata') or {}).get('namespace', '')}/{(vs.get('metadata') or {}).get('name', '')}":
                                 (vs.get("metadata") or {}).get("resourceVersion") for vs in topology.virtualservices},
-            "traffic": [{"virtualservice": f"{s.namespace}/{(s.vs.get('metadata') or {}).get('name', '')}",
+            "httproutes": {httproute.route_key(route): (route.get("metadata") or {}).get("resourceVersion")
+                           for route in topology.httproutes},
+            "traffic": [{**s.describe(),
                          "gateway": s.gateway, "source_workload": s.source.workload, "rps": s.rps,
-                         "hosts": s.hosts, "match_share": s.match_share, "shaped_request": s.shaped,
+                         "hosts": s.hosts, "match_share": s.match_share,
                          "sessions": None if s.sessions is None else {
                              "users": s.sessions.settings.users, "share": s.sessions.settings.share,
                              "mean_seconds": s.sessions.settings.mean_seconds, "started": s.sessions.started,

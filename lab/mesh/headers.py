@@ -7,24 +7,34 @@ level it removes first, then sets (overwrite or add), then adds (append).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 Headers = tuple[tuple[str, str], ...]
 
 
+def _pairs(values: Any) -> Iterable[tuple[Any, Any]]:
+    """Istio spells header values as a map, the Gateway API as a list of {name, value}: read both."""
+    if isinstance(values, Mapping):
+        return values.items()
+    return [(entry.get("name", ""), entry.get("value", "")) for entry in values or [] if isinstance(entry, Mapping)]
+
+
 def apply_operations(headers: Sequence[tuple[str, str]], operations: Mapping[str, Any] | None) -> Headers:
-    """One HeaderOperations ({set, add, remove}) applied to (lower-case name, value) pairs."""
+    """One HeaderOperations ({set, add, remove}) applied to (lower-case name, value) pairs.
+
+    The Gateway API's HTTPHeaderFilter has the same three operations in the same order.
+    """
     result = list(headers)
     if not operations:
         return tuple(result)
     removed = {str(name).lower() for name in operations.get("remove") or []}
     if removed:
         result = [(name, value) for name, value in result if name not in removed]
-    for name, value in (operations.get("set") or {}).items():
+    for name, value in _pairs(operations.get("set")):
         name = str(name).lower()
         result = [(n, v) for n, v in result if n != name]
         result.append((name, str(value)))
-    for name, value in (operations.get("add") or {}).items():
+    for name, value in _pairs(operations.get("add")):
         result.append((str(name).lower(), str(value)))
     return tuple(result)
 

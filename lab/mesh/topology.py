@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from lab.mesh.outcomes import Behaviour, behaviour_from_annotations
+from lab.mesh.httproute import accepts_host, listener_hostnames, route_parents, service_host_matches
 from lab.mesh.routing import MESH_GATEWAY, normalize_gateway, resolve_host, service_fqdn, vs_gateways
 
 
@@ -148,8 +149,11 @@ class Topology:
 
     def __init__(self, virtualservices: Iterable[Mapping[str, Any]] = (), services: Iterable[Mapping[str, Any]] = (),
                  deployments: Iterable[Mapping[str, Any]] = (), destinationrules: Iterable[Mapping[str, Any]] = (),
-                 pods: Iterable[Mapping[str, Any]] = (), endpointslices: Iterable[Mapping[str, Any]] | None = None):
+                 pods: Iterable[Mapping[str, Any]] = (), endpointslices: Iterable[Mapping[str, Any]] | None = None,
+                 httproutes: Iterable[Mapping[str, Any]] = (), gateways: Iterable[Mapping[str, Any]] = ()):
         self.virtualservices = list(virtualservices)
+        self.httproutes = list(httproutes)
+        self.gateways = {f"{_meta(g).get('namespace', '')}/{_meta(g).get('name', '')}": g for g in gateways}
         services, deployments, destinationrules = list(services), list(deployments), list(destinationrules)
         pods = list(pods)
         endpointslices = None if endpointslices is None else list(endpointslices)
@@ -157,7 +161,7 @@ class Topology:
         # drops out once its last object is gone; one whose workloads are scaled to 0 stays.
         self.namespaces: frozenset[str] = frozenset(
             _meta(obj).get("namespace", "") for objects in (self.virtualservices, services, deployments, destinationrules,
-                                                            pods, endpointslices or ())
+                                                            pods, endpointslices or (), self.httproutes)
             for obj in objects) - {""}
         self._services: dict[tuple[str, str], Service] = {}
         for svc in services:
@@ -238,3 +242,31 @@ class Topology:
                 if vs_service is not None and vs_service == wanted_service:
                     return vs
         return None
+
+    def gateway_hostnames(self, gateway: str) -> list[str]:
+        """The hostnames a parent Gateway's listeners accept; none when it accepts any (or is not there)."""
+        return listener_hostnames(self.gateways.get(gateway))
+
+    def httproutes_for(self, host: str, client_namespace: str, gateway: str = MESH_GATEWAY) -> list[Mapping[str, Any]]:
+        """The HTTPRoutes whose rules compete for a request for `host` arriving through `gateway`.
+
+        Through a Gateway: the routes attached to it whose hostnames (or the
+        listeners') accept the host, keeping only those with the most specific
+        hostname, as a proxy picks one virtual host before it looks at paths.
+        Inside the mesh: the routes whose parent is the Service asked for.
+        """
+        gateway = normalize_gateway(gateway, client_namespace)
+        if gateway == MESH_GATEWAY:
+            return [r for r in self.httproutes
+                    if MESH_GATEWAY in route_parents(r) and service_host_matches(r, host, client_namespace)]
+        ranked = []
+        for route in self.httproutes:
+            if gateway not in route_parents(route):
+                continue
+            rank = accepts_host(route, host, self.gateway_hostnames(gateway))
+            if rank is not None:
+                ranked.append((rank, route))
+        if not ranked:
+            return []
+        best = max(rank for rank, _ in ranked)
+        return [route for rank, route in ranked if rank == best]
