@@ -144,6 +144,7 @@ _FIELDS = {
     "target": "target",
     "service": "service",
     "virtualService": "virtual_service",
+    "route": "route",
     "message": "message",
     "reason": "reason",
     "startedAt": "started_at",
@@ -172,6 +173,9 @@ class CanaryState:  # pylint: disable=too-many-instance-attributes
     target: str | None = None
     service: str | None = None
     virtual_service: dict[str, Any] = field(default_factory=dict)
+    # What routes the canary, whichever the router: {kind, apiVersion, name, rule, adopted}. virtualService stays
+    # beside it for Istio, as states written before it and their readers know only that one.
+    route: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     reason: str = ""
     started_at: str | None = None

@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""``initialize``: the primary, its configs and autoscaler, the Services, DestinationRules and VirtualService."""
+"""``initialize``: the primary, its configs and autoscaler, the Services, and the routing.
+
+The routing is Istio's (DestinationRules and a VirtualService) or the Gateway API's (an HTTPRoute), generated or
+adopted, as the ``provider`` option says.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release impor
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name, service_names
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import gateway_objects as gateway
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_api
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
 
@@ -36,15 +41,16 @@ class Initialize(CanaryAction):
         except objects.ServiceSpecError as exc:
             raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
         apex, primary_svc, canary_svc = service_names(spec.name)
-        with self.store.api("discover", "API group", istio_api.ISTIO_GROUP):
-            istio_version = istio_api.pick_istio_version(self.client.served_versions(istio_api.ISTIO_GROUP))
-        if istio_version is None:
-            raise self.fail("The cluster does not serve the Istio networking API (%s, versions %s): install Istio "
-                            "before initializing canary %s/%s" % (istio_api.ISTIO_GROUP, ", ".join(istio_api.ISTIO_VERSIONS),
-                                                                  self.ns, params.name))
-        istio = (istio_api.group_version(istio_version), istio_api.DESTINATION_RULE_PLURAL)
-        vs_api = (istio_api.group_version(istio_version), istio_api.VIRTUAL_SERVICE_PLURAL)
+        provider = getattr(params, "provider", None) or "istio"
         primary_deployment = primary_name(params.target_name)
+        if provider == "gatewayapi":
+            routing = self._gateway_routing(spec, primary_svc, canary_svc)
+            istio_version, istio, vs_api = "", ("", ""), ("", "")
+        else:
+            routing = {}
+            istio_version = self._istio_version()
+            istio = (istio_api.group_version(istio_version), istio_api.DESTINATION_RULE_PLURAL)
+            vs_api = (istio_api.group_version(istio_version), istio_api.VIRTUAL_SERVICE_PLURAL)
 
         # Everything is read and judged before the first write, so bad input leaves nothing behind.
         existing = {
@@ -52,9 +58,10 @@ class Initialize(CanaryAction):
             ("Service", apex): self.store.get(SERVICES, "Service", apex),
             ("Service", primary_svc): self.store.get(SERVICES, "Service", primary_svc),
             ("Service", canary_svc): self.store.get(SERVICES, "Service", canary_svc),
-            ("DestinationRule", primary_svc): self.store.get(istio, "DestinationRule", primary_svc),
-            ("DestinationRule", canary_svc): self.store.get(istio, "DestinationRule", canary_svc),
         }
+        if provider != "gatewayapi":
+            for name in (primary_svc, canary_svc):
+                existing[("DestinationRule", name)] = self.store.get(istio, "DestinationRule", name)
         for key in sorted(found):
             kind = "ConfigMap" if key.startswith("configmap/") else "Secret"
             name = primary_name(key.split("/", 1)[1])
@@ -62,7 +69,11 @@ class Initialize(CanaryAction):
         adopt = (params.virtual_service or {}).get("adopt")
         route_name = (params.virtual_service or {}).get("route")
         vs_record: dict[str, Any]
-        if adopt:
+        if provider == "gatewayapi":
+            vs_record = {}
+            if not adopt:
+                existing[(gateway.HTTP_ROUTE, apex)] = routing["current"]
+        elif adopt:
             if not route_name:
                 raise self.fail("virtual_service.adopt=%s needs virtual_service.route: the name of the HTTP route whose "
                                 "destinations the canary drives" % adopt)
@@ -101,7 +112,13 @@ class Initialize(CanaryAction):
         extra_ports = {}
         if spec.port_discovery:
             extra_ports = objects.discovered_ports(((target["spec"].get("template") or {}).get("spec") or {}).get("containers") or [], spec)
-        settings = {"target": params.target_name, "service": spec.name, "virtual_service": vs_record}
+        if provider == "gatewayapi":
+            route_record = routing["record"]
+        else:
+            route_record = {"kind": "VirtualService", "apiVersion": vs_api[0], "name": vs_record["name"],
+                            "rule": vs_record["route"], "adopted": vs_record["adopted"]}
+        settings = {"target": params.target_name, "service": spec.name, "virtual_service": vs_record,
+                    "route": route_record}
 
         if first_time:
             def begin(state: st.CanaryState) -> bool:
@@ -123,7 +140,7 @@ class Initialize(CanaryAction):
             desired_svc = objects.build_service(name, self.ns, params.name, label, selector, spec, extra_ports, which)
             self.store.ensure(SERVICES, "Service", name,
                               lambda cur, d=desired_svc: d if cur is None else objects.service_update(cur, d))
-        for name in (primary_svc, canary_svc):
+        for name in (primary_svc, canary_svc) if provider != "gatewayapi" else ():
             desired_rule = objects.build_destination_rule(name, self.ns, params.name, istio_version, spec.traffic_policy)
             self.store.ensure(istio, "DestinationRule", name,
                               lambda cur, d=desired_rule: d if cur is None else objects.spec_update(cur, d))
@@ -142,7 +159,12 @@ class Initialize(CanaryAction):
 
         desired_apex = objects.build_service(apex, self.ns, params.name, label, primary_name(value), spec, extra_ports, "apex")
         self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else objects.service_update(cur, desired_apex))
-        if not adopt:
+        if provider == "gatewayapi":
+            if routing["desired"] is not None:
+                desired_route = routing["desired"]
+                self.store.ensure(routing["api"], gateway.HTTP_ROUTE, apex,
+                                  lambda cur: desired_route if cur is None else gateway.http_route_update(cur, desired_route))
+        elif not adopt:
             desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)
             self.store.ensure(vs_api, "VirtualService", apex,
                               lambda cur: desired_vs if cur is None else objects.virtual_service_update(cur, desired_vs))
@@ -176,3 +198,51 @@ class Initialize(CanaryAction):
                 return True
             self._update_state(settle)
         self.message = self.state.message
+
+    def _istio_version(self) -> str:
+        with self.store.api("discover", "API group", istio_api.ISTIO_GROUP):
+            version = istio_api.pick_istio_version(self.client.served_versions(istio_api.ISTIO_GROUP))
+        if version is None:
+            raise self.fail("The cluster does not serve the Istio networking API (%s, versions %s): install Istio "
+                            "before initializing canary %s/%s, or set provider=gatewayapi to route with an HTTPRoute"
+                            % (istio_api.ISTIO_GROUP, ", ".join(istio_api.ISTIO_VERSIONS), self.ns, self.params.name))
+        return version
+
+    def _gateway_routing(self, spec: objects.ServiceSpec, primary_svc: str, canary_svc: str) -> dict[str, Any]:
+        """The HTTPRoute this canary drives: read, checked, and (unless adopted) its desired form; nothing written.
+
+        Returns ``api`` (the API version and plural), ``current`` (the generated route as it is, or None),
+        ``desired`` (None for an adopted route, which the canary only reads here) and ``record`` (the state's
+        ``route`` entry).
+        """
+        params = self.params
+        wanted = gateway.version_of(getattr(params, "route_api_version", None))
+        with self.store.api("discover", "API group", gateway.GATEWAY_GROUP):
+            served = self.client.served_versions(gateway.GATEWAY_GROUP)
+        version = gateway.pick_version(served, wanted)
+        if version is None:
+            raise self.fail("The cluster does not serve the Gateway API (%s, versions %s; served: %s): install the "
+                            "Gateway API CRDs and an implementation before initializing canary %s/%s"
+                            % (gateway.GATEWAY_GROUP, ", ".join(gateway.GATEWAY_VERSIONS), ", ".join(served) or "none",
+                               self.ns, params.name))
+        if wanted and version != wanted:
+            self.changelog.warnings.append("The cluster does not serve %s/%s; canary %s/%s routes with HTTPRoute %s "
+                                           "instead" % (gateway.GATEWAY_GROUP, wanted, self.ns, params.name,
+                                                        gateway.group_version(version)))
+        api = (gateway.group_version(version), gateway.HTTP_ROUTE_PLURAL)
+        adopt = (params.virtual_service or {}).get("adopt")
+        rule = (params.virtual_service or {}).get("route")
+        try:
+            if adopt:
+                current = self.store.get(api, gateway.HTTP_ROUTE, adopt)
+                rule = gateway.adopted_rule(current, self.ns, adopt, primary_svc, canary_svc, rule)
+                desired = None
+            else:
+                name = spec.name
+                current = self.store.get(api, gateway.HTTP_ROUTE, name)
+                desired = gateway.build_http_route(self.ns, params.name, version, spec, params.service or {})
+        except gateway.GatewayRouteError as exc:
+            raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
+        return {"api": api, "current": current, "desired": desired,
+                "record": {"kind": gateway.HTTP_ROUTE, "apiVersion": api[0], "name": adopt or spec.name,
+                           "rule": rule, "adopted": bool(adopt)}}
