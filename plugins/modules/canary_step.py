@@ -18,8 +18,10 @@ description:
   - C(initialize) creates C(<target>-primary) from the target Deployment (selector and pod labels rewritten to
     C(<value>-primary), ConfigMaps and Secrets the pods read copied as C(-primary)), the Services C(<svc>),
     C(<svc>-primary) and C(<svc>-canary), the DestinationRules C(<svc>-primary) and C(<svc>-canary) and the
-    VirtualService C(<svc>) (primary 100, canary 0), or adopts a VirtualService the user owns. It waits for the
-    primary, points the apex Service at it and scales the target to 0. A second call changes nothing.
+    VirtualService C(<svc>) (primary 100, canary 0), or adopts a VirtualService the user owns. With
+    O(provider=gatewayapi) it creates no DestinationRules and routes with a Gateway API HTTPRoute C(<svc>) instead,
+    or adopts an HTTPRoute the user owns. It waits for the primary, points the apex Service at it and scales the
+    target to 0. A second call changes nothing.
   - C(detect) hashes the target's pod template and the data of the ConfigMaps/Secrets it reads and compares it
     with the recorded revisions; RV(revision) says C(new_revision), C(nothing_to_do) or C(in_progress).
   - C(start) scales the canary up and waits for it within O(progress_deadline_seconds); a canary that never becomes
@@ -92,6 +94,10 @@ options:
         (default C(http)), C(appProtocol), C(portDiscovery), C(hosts), C(gateways) (default C(mesh)), C(delegation),
         C(match), C(retries), C(timeout), C(headers), C(corsPolicy), C(rewrite), C(trafficPolicy), C(apex),
         C(primary) and C(canary). Other keys are ignored.
+      - With O(provider=gatewayapi), C(gatewayRefs) (a list of C({name, namespace, sectionName, port}), required)
+        is used too, and C(gateways), C(delegation), C(retries), C(corsPolicy) and C(trafficPolicy) are not (the
+        C(canary) role's plan refuses them). C(match) conditions may use C(uri), C(method) (exact), C(headers) and
+        C(queryParams) (exact or regex).
       - C(appProtocol) is set on the main port of the three Services.
       - C(delegation=true) generates a delegate VirtualService, without hosts and gateways, for a root
         VirtualService to delegate to; with C(hosts) or C(gateways) the task fails, as Istio would ignore it.
@@ -100,19 +106,48 @@ options:
         and removes the ones it set before and that are no longer given; labels and annotations added by others stay.
         The selector label and the ownership marker win over a given key of the same name.
     type: dict
+  provider:
+    description:
+      - The router the canary's traffic goes through, from Flagger's C(spec.provider).
+      - C(istio) generates (or adopts) an Istio VirtualService and the DestinationRules C(<svc>-primary) and
+        C(<svc>-canary).
+      - C(gatewayapi) generates (or adopts) a Gateway API HTTPRoute (C(gateway.networking.k8s.io)), as Flagger's
+        C(gatewayapi:v1) provider does, on any implementation of it; no DestinationRules are made. The generated
+        HTTPRoute C(<svc>) has C(parentRefs) from C(service.gatewayRefs) (required), C(hostnames) from
+        C(service.hosts), and one rule with the C(service.match) conditions (every path when none), the request
+        timeout C(service.timeout), header filters from C(service.headers), a URL rewrite from C(service.rewrite),
+        and the backends C(<svc>-primary) (weight 100) and C(<svc>-canary) (weight 0) on C(service.port). A later
+        C(initialize) sets these again and keeps the weights, other filters (a mirror) and other rules.
+    type: str
+    choices: [istio, gatewayapi]
+    default: istio
+  route_api_version:
+    description:
+      - With O(provider=gatewayapi), the HTTPRoute version to use, C(gateway.networking.k8s.io/v1) (Flagger's
+        C(gatewayapi:v1)) or C(gateway.networking.k8s.io/v1beta1) (C(gatewayapi:v1beta1)). When the cluster does not
+        serve it, the other one is used with a warning. Defaults to the newest the cluster serves.
+      - The version used is recorded in the state (C(route.apiVersion)).
+    type: str
+    choices: [gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1]
   virtual_service:
     description:
-      - Drive a VirtualService the user owns instead of generating C(<svc>).
+      - Drive a route object the user owns instead of generating C(<svc>), a VirtualService with O(provider=istio)
+        or an HTTPRoute with O(provider=gatewayapi).
     type: dict
     suboptions:
       adopt:
         description:
-          - Name of the existing VirtualService. It is only read by this module; its route is changed by
-            M(progressive.delivery.vs_weight).
+          - Name of the existing VirtualService or HTTPRoute. It is only read by this module; its route is changed by
+            the traffic step (M(progressive.delivery.vs_weight) for a VirtualService).
+          - An adopted HTTPRoute must have a rule whose C(backendRefs) are the Services C(<svc>-primary) and
+            C(<svc>-canary); its other rules, filters, hostnames and parents are never changed.
         type: str
       route:
         description:
-          - Name of the HTTP route (C(spec.http[].name)) whose destinations the canary drives. Required with O(virtual_service.adopt).
+          - Name of the HTTP route (C(spec.http[].name)) whose destinations the canary drives. Required with
+            O(virtual_service.adopt) for a VirtualService.
+          - For an HTTPRoute, the name of the rule (C(spec.rules[].name), Gateway API v1.2 and later) the canary
+            drives; without it, the only rule whose backends are the primary and canary Services.
         type: str
   autoscaler:
     description:
@@ -261,6 +296,22 @@ EXAMPLES = r"""
       hosts:
         - api.example.com
 
+- name: Route with a Gateway API HTTPRoute attached to a shared Gateway (Flagger's provider gatewayapi:v1)
+  progressive.delivery.canary_step:
+    action: initialize
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    provider: gatewayapi
+    route_api_version: gateway.networking.k8s.io/v1
+    service:
+      port: 80
+      hosts:
+        - api.example.com
+      gatewayRefs:
+        - name: public
+          namespace: gateways
+
 - name: Is there a new revision?
   progressive.delivery.canary_step:
     action: detect
@@ -327,6 +378,7 @@ state:
     - The whole stored state, as kept in the ConfigMap C(<name>-canary-state).
     - Keys include C(phase), C(canaryWeight), C(failedChecks), C(stepIndex), C(iterations), C(lastAppliedSpec),
       C(lastPromotedSpec), C(failedSpec), C(trackedConfigs), C(runId), C(target), C(service), C(virtualService),
+      C(route) (C({kind, apiVersion, name, rule, adopted}), the VirtualService or HTTPRoute that routes the canary),
       C(message), C(reason), C(startedAt), C(lastTransitionTime), C(lastUpdateTime), C(primaryTemplateBeforePromotion),
       C(primaryConfigsBeforePromotion) (ConfigMap data and the names of the Secrets saved when a promotion started)
       and C(history).

@@ -6,7 +6,10 @@
 ``REQUIRED_ACCESS`` is the ClusterRole of docs/rbac.yml, rule by rule. A run
 asks the API server (SelfSubjectAccessReview) about every verb of it when it
 takes the lock, so missing permissions are named all at once instead of
-surfacing as a 403 half-way through a release.
+surfacing as a 403 half-way through a release. A release routed with the
+Gateway API needs the ClusterRole progressive-delivery-gatewayapi instead of
+the Istio rule (``required_access``), so neither kind of cluster is asked for
+the other's API.
 """
 
 from __future__ import annotations
@@ -38,6 +41,21 @@ REQUIRED_ACCESS: tuple[Permission, ...] = (
                "the -primary copy of the target's autoscaler"),
 )
 ROLE = "progressive-delivery"
+
+# The ClusterRole progressive-delivery-gatewayapi of docs/rbac.yml, for canaries whose provider is gatewayapi.
+GATEWAY_API_ACCESS: tuple[Permission, ...] = (
+    Permission("gateway.networking.k8s.io", ("httproutes",), ("get", "list", "create", "update", "patch"),
+               "the HTTPRoute the canary creates or adopts and the weights it moves"),
+)
+GATEWAY_API_ROLE = "progressive-delivery-gatewayapi"
+_ISTIO_GROUP = "networking.istio.io"
+
+
+def required_access(provider: str = "istio") -> tuple[Permission, ...]:
+    """What a release routed by ``provider`` (istio or gatewayapi) needs; only its own router's API is asked about."""
+    if provider == "gatewayapi":
+        return tuple(p for p in REQUIRED_ACCESS if p.group != _ISTIO_GROUP) + GATEWAY_API_ACCESS
+    return REQUIRED_ACCESS
 
 # The ClusterRole progressive-delivery-delete of docs/rbac.yml: only canary_step action=delete (playbooks/delete.yml)
 # removes objects, so a release never needs it.
@@ -78,6 +96,11 @@ def missing_access(client: Any, namespace: str, required: tuple[Permission, ...]
 
 
 def access_message(missing: list[str], namespace: str, role: str = ROLE) -> str:
+    """``role`` names the ClusterRole to grant; a Gateway API release that lacks only HTTPRoute access is sent to its own."""
+    if role == ROLE and missing and all(m.endswith(".gateway.networking.k8s.io") for m in missing):
+        role = GATEWAY_API_ROLE
+    elif role == ROLE and any(m.endswith(".gateway.networking.k8s.io") for m in missing):
+        role = "%s and %s" % (ROLE, GATEWAY_API_ROLE)
     return ("The credentials of this run may not %s in namespace %s: the API server would answer 403 Forbidden part-way "
             "through the %s. Grant what docs/rbac.yml lists (ClusterRole %s) and run again; "
             "nothing was changed." % ("; ".join(missing), namespace, "deletion" if role == DELETE_ROLE else "release", role))
