@@ -244,8 +244,8 @@ def weights_for_canary(rule: Mapping[str, Any], primary_index: int, canary_index
     if primary_weight < 0:
         raise HTTPRouteEditError(
             "canary weight %d does not fit rule %s: its other backendRefs weigh %d, leaving %d of 100 for primary and "
-            "canary. Lower the weight or the other backendRefs' weights" % (canary_weight, _quote(label), others,
-                                                                          100 - others))
+            "canary. Lower the weight or the other backendRefs' weights"
+            % (canary_weight, _quote(label), others, 100 - others))
     return {primary_index: primary_weight, canary_index: canary_weight}
 
 
