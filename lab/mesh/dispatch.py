@@ -16,8 +16,8 @@ from lab.mesh.headers import Headers, apply_operations, response_headers
 from lab.mesh.httproute import backend_service, backend_weights, filters_of, select_rule
 from lab.mesh.httproute import mirrors as httproute_mirrors
 from lab.mesh.outcomes import draw_latency, draw_outcome
-from lab.mesh.routing import (Request, mirror_targets, pick_weighted, resolve_host, route_entries, route_weights, select_route,
-                              service_fqdn)
+from lab.mesh.routing import (MESH_GATEWAY, Request, mirror_targets, pick_weighted, resolve_host, route_entries,
+                              route_weights, select_route, service_fqdn)
 from lab.mesh.topology import Service, Topology, Workload
 
 # What the client-side proxy spends answering on its own (no upstream involved).
@@ -48,6 +48,9 @@ class Outcome:
     response_headers: Headers = ()
     # The request headers the upstream got, when a route rewrote them (HTTPRoute's RequestHeaderModifier).
     request_headers: Headers | None = None
+    # The gateway Envoy's clusters this request (then each mirrored copy) went to, when it entered through a Gateway
+    # and an HTTPRoute sent it to a Service backend: ``<namespace>_<service>_<port>``.
+    gateway_clusters: tuple[str, ...] = ()
 
     @property
     def code(self) -> int:
@@ -207,6 +210,7 @@ def dispatch_httproute(topology: Topology, routes: Sequence[Mapping[str, Any]], 
                             upstream.workload, 504, timeout, "UT")
 
     copies = []
+    clusters = [gateway_cluster(ref, namespace)]
     for target, percent in httproute_mirrors(rule):
         if rng.random() * 100.0 < percent:
             resolved = backend_service(target, namespace)
@@ -215,6 +219,7 @@ def dispatch_httproute(topology: Topology, routes: Sequence[Mapping[str, Any]], 
             mirrored = serve(topology, service_fqdn(*resolved), resolved[1], rng)
             if mirrored.workload is not None:
                 copies.append(mirrored)
+                clusters.append(gateway_cluster(target, namespace))
 
     # Request headers are rewritten after the rule is chosen: the rule's modifiers, then the backend's.
     forwarded: Headers | None = None
@@ -227,4 +232,12 @@ def dispatch_httproute(topology: Topology, routes: Sequence[Mapping[str, Any]], 
         for holder in (ref, rule):
             for modifier in filters_of(holder, "ResponseHeaderModifier"):
                 headers = apply_operations(headers, modifier)
-    return Outcome(upstream, selected.index, copies, headers, forwarded)
+    through_gateway = request.gateway != MESH_GATEWAY and all(clusters)
+    return Outcome(upstream, selected.index, copies, headers, forwarded,
+                   tuple(str(c) for c in clusters) if through_gateway else ())
+
+
+def gateway_cluster(ref: Mapping[str, Any], route_namespace: str) -> str | None:
+    """The name a gateway's Envoy gives a Service backend's cluster in its stats; None for other backends."""
+    resolved = backend_service(ref, route_namespace)
+    return None if resolved is None else "%s_%s_%s" % (resolved[1], resolved[0], ref.get("port", ""))

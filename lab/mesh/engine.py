@@ -25,6 +25,7 @@ from lab.mesh.outcomes import (DEFAULT_MATCH_SHARE, DEFAULT_RPS, MATCH_SHARE_ANN
 from lab.mesh.routing import (MESH_GATEWAY, Request, ab_match_entries, example_request_shape, matches_any, normalize_gateway,
                               vs_gateways)
 from lab.mesh.sessions import Session, SessionPool, session_settings
+from lab.mesh.envoy_stats import EnvoyClusterStats
 from lab.mesh.telemetry import INGRESS_GATEWAY, IstioTelemetry, Source, mesh_client
 from lab.mesh.topology import Topology
 
@@ -253,6 +254,8 @@ class Mesh:
         self.telemetry = IstioTelemetry()
         self.registry.register(self.telemetry)
         self.evidence = LabSeries()
+        self.envoy = EnvoyClusterStats()
+        self.registry.register(self.envoy)
         self.registry.register(self.evidence)
         # Mesh time: cookie expiry and session stays are measured on it (tests pass a clock they move).
         self.clock = clock
@@ -338,7 +341,8 @@ class Mesh:
         self._known_namespaces |= present
         gone = frozenset(self._known_namespaces - present)
         if gone - self._gone_namespaces:
-            dropped = self.telemetry.forget_namespaces(gone) + self.evidence.forget_namespaces(gone)
+            dropped = (self.telemetry.forget_namespaces(gone) + self.evidence.forget_namespaces(gone)
+                       + self.envoy.forget_namespaces(gone))
             LOG.debug("namespaces gone: %s; %d series dropped", ", ".join(sorted(gone - self._gone_namespaces)), dropped)
         self._gone_namespaces = gone
 
@@ -384,6 +388,8 @@ class Mesh:
     def _record(self, source: Source, outcome: Outcome, matched: bool, session: Session | None, sticky: bool) -> None:
         """Count one client request in Istio's series and the lab's; a session takes in the answer's cookies."""
         self.telemetry.record_request(source, outcome.upstream, outcome.mirrors)
+        for cluster, upstream in zip(outcome.gateway_clusters, [outcome.upstream] + list(outcome.mirrors)):
+            self.envoy.record(cluster, upstream.code, upstream.latency_ms)
         self.evidence.record_request(outcome, matched)
         if session is None:
             cookies = [(c.name, c.deletes) for c in (parse_set_cookie(v) for v in

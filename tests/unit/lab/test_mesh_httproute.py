@@ -377,3 +377,34 @@ def test_a_virtualservice_for_the_host_wins_over_httproutes_in_send():
                                               "http": [{"route": [{"destination": {"host": "podinfo-primary"}}]}]}})
     result = mesh.send(HOST, "test", 10, gateway=GATEWAY)
     assert result["workloads"] == {"podinfo-primary": 10} and result["httproutes"] == []
+
+
+def envoy_samples(mesh):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in mesh.envoy.collect() for s in family.samples}
+
+
+def test_gateway_traffic_is_counted_in_the_gateway_envoys_cluster_stats_and_mesh_traffic_is_not():
+    # Flagger's Gateway API guide selects the canary with envoy_cluster_name=~"<ns>_<service>_[0-9a-zA-Z-]+".
+    store = Store()
+    for name in ("podinfo-primary", "podinfo-canary"):
+        store.create("services", service(name))
+    store.create("deployments", deployment("podinfo-primary"))
+    store.create("deployments", deployment("podinfo-canary", annotations={"lab.progressive.delivery/error-rate": "1"}))
+    store.create("httproutes", httproute([{"backendRefs": [backend("podinfo-primary", 50), backend("podinfo-canary", 50)]}]))
+    mesh = Mesh(store, seed=3)
+    mesh.send(HOST, "test", 400, gateway=GATEWAY)
+    samples = envoy_samples(mesh)
+
+    def requests(cluster):
+        return {dict(labels)["envoy_response_code"]: value for (name, labels), value in samples.items()
+                if name == "envoy_cluster_upstream_rq" and dict(labels)["envoy_cluster_name"] == cluster}
+    primary, canary = requests("test_podinfo-primary_9898"), requests("test_podinfo-canary_9898")
+    assert set(primary) == {"200"} and canary and all(code.startswith("5") for code in canary)
+    assert sum(primary.values()) + sum(canary.values()) == 400 and 150 < sum(canary.values()) < 250
+    timed = samples[("envoy_cluster_upstream_rq_time_count", (("envoy_cluster_name", "test_podinfo-canary_9898"),))]
+    assert timed == sum(canary.values())
+    before = dict(samples)
+    mesh.send("podinfo-canary.test", "test", 50)
+    assert envoy_samples(mesh) == before
+    assert mesh.envoy.forget_namespaces({"test"}) == len(primary) + len(canary) + 2
+    assert envoy_samples(mesh) == {}
