@@ -4,7 +4,10 @@ Endpoints (payload `{name, namespace, phase, checksum, metadata}` as Flagger sen
   POST /                  metadata.type "cmd" (default): start metadata.cmd in the background, at most
                           one run per canary and command at a time, answer 202 (a `hey` command is played
                           through the mesh: lab/loadtest.py); "bash": run it with
-                          bash and answer 200 on exit 0, 500 with the output otherwise
+                          bash and answer 200 on exit 0, 500 with the output otherwise (a curl smoke test is
+                          played through the mesh: lab/curl.py)
+  The server also answers as an HTTP proxy (absolute URLs), so http_proxy=<its URL> makes Flagger's
+  in-cluster load tester addresses (http://flagger-loadtester.test/) reach it.
   /gate/approve           200            /gate/halt       403
   /gate/check             200 when the canary's gate is open, else 403
   /gate/open|close        202 (gates are per canary "name.namespace")
@@ -29,6 +32,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from lab.curl import parse_curl, passed
 from lab.loadtest import HeyRun, parse_hey, play
 
 LOG = logging.getLogger("lab.hooks")
@@ -270,7 +274,7 @@ class HooksServer:
         if not command:
             return 400, b"cmd not found in metadata"
         if task_type == "bash":
-            succeeded, output = run_bash(str(command), self.command_timeout)
+            succeeded, output = self._bash(str(command), payload)
             if not succeeded:
                 return 500, output.encode()
             return_output = str(metadata.get("returnCmdOutput", "")).lower() == "true"
@@ -280,6 +284,17 @@ class HooksServer:
         except ValueError as error:
             return 400, f"cannot run cmd {command!r}: {error}".encode()
         return 202, b""
+
+    def _bash(self, command: str, payload: dict[str, Any]) -> tuple[bool, str]:
+        """A curl smoke test goes through the mesh, where the lab's names resolve; anything else runs in bash."""
+        run = parse_curl(command) if self.send is not None else None
+        if run is None:
+            return run_bash(command, self.command_timeout)
+        summary = self.send(host=run.host, namespace=str(payload.get("namespace") or "default"), count=1,
+                            headers=run.headers, path=run.path, method=run.method, gateway="mesh",
+                            source_workload=SMOKE_SOURCE_WORKLOAD)
+        succeeded, output = passed(run, summary)
+        return succeeded, output if succeeded else "command %r failed: %s" % (command, output)
 
     def _smoke(self, payload: Any) -> tuple[int, bytes | dict]:
         if self.send is None:
@@ -321,7 +336,9 @@ def _handler_for(server: HooksServer) -> type[BaseHTTPRequestHandler]:
             LOG.debug("%s " + format, self.address_string(), *args)
 
         def _serve(self, method: str) -> None:
-            path = self.path.split("?", 1)[0]
+            # A client that reaches the lab's load tester through it as an HTTP proxy (http_proxy=<hooks url>, so
+            # that Flagger's in-cluster URLs such as http://flagger-loadtester.test/ work) sends an absolute URL.
+            path = (urllib.parse.urlsplit(self.path).path or "/") if "://" in self.path else self.path.split("?", 1)[0]
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             payload: Any
