@@ -57,6 +57,7 @@ def required_access(provider: str = "istio") -> tuple[Permission, ...]:
         return tuple(p for p in REQUIRED_ACCESS if p.group != _ISTIO_GROUP) + GATEWAY_API_ACCESS
     return REQUIRED_ACCESS
 
+
 # The ClusterRole progressive-delivery-delete of docs/rbac.yml: only canary_step action=delete (playbooks/delete.yml)
 # removes objects, so a release never needs it.
 DELETE_ACCESS: tuple[Permission, ...] = (

@@ -76,7 +76,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.service.hosts": (HONOURED, "the VirtualService's hosts, or the HTTPRoute's hostnames"),
     "spec.service.gateways": (HONOURED, _ISTIO),
     "spec.service.delegation": (HONOURED, "the VirtualService is a delegate, without hosts and gateways; refused "
-                                           "with a Gateway API provider"),
+                                          "with a Gateway API provider"),
     "spec.service.match": (HONOURED, _ROUTE),
     "spec.service.retries": (HONOURED, _ISTIO),
     "spec.service.rewrite": (HONOURED, _ROUTE),
@@ -99,9 +99,9 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.service.unmanagedMetadata.labels": (WARNED, "the role never strips another controller's labels"),
     "spec.service.unmanagedMetadata.annotations": (WARNED, "the role never strips another controller's annotations"),
     "spec.service.backendTimeout": (WARNED, "the generated HTTPRoute sets the request timeout (spec.service.timeout) "
-                                         "only"),
-    "spec.service.gatewayRefs": (HONOURED, "the HTTPRoute's parentRefs with a Gateway API provider (required there); "
-                                        "noted as unused with Istio"),
+                                            "only"),
+    "spec.service.gatewayRefs": (HONOURED, "the HTTPRoute's parentRefs with a Gateway API provider (required "
+                                           "there); noted as unused with Istio"),
     "spec.service.mirror": (WARNED, "the generated HTTPRoute mirrors only to the canary, as spec.analysis.mirror says"),
     "spec.service.meshName": (WARNED, _NOT_ISTIO % "App Mesh"),
     "spec.service.backends": (WARNED, _NOT_ISTIO % "App Mesh"),

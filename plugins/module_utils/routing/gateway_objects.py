@@ -56,7 +56,7 @@ def version_of(api_version: str | None) -> str | None:
     """``gateway.networking.k8s.io/v1beta1`` -> ``v1beta1``; None for anything else."""
     if not api_version:
         return None
-    group, _, version = api_version.rpartition("/")
+    group, version = api_version.rpartition("/")[::2]
     return version if group == GATEWAY_GROUP and version in GATEWAY_VERSIONS else None
 
 
@@ -113,8 +113,7 @@ def route_matches(matches: Any, where: str = "service.match") -> list[dict[str, 
             kind, value = _string_match(raw["uri"], at + ".uri", _PATH_TYPES)
             match["path"] = {"type": kind, "value": value}
         if raw.get("method") is not None:
-            kind, value = _string_match(raw["method"], at + ".method", {"exact": "Exact"})
-            match["method"] = value
+            match["method"] = _string_match(raw["method"], at + ".method", {"exact": "Exact"})[1]
         for key in ("headers", "queryParams"):
             conditions = raw.get(key) or {}
             if not isinstance(conditions, Mapping):
