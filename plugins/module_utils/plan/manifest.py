@@ -19,6 +19,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.durations imp
 from ansible_collections.progressive.delivery.plugins.module_utils.plan import fields, strategy
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.checker import Checker, parse_go_duration, show
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import canary_name, primary_name
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import gateway_api
 from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import (
     AB_TESTING,
     ITERATION_STRATEGIES,
@@ -37,12 +38,11 @@ DEFAULT_METRIC_INTERVAL = "1m"
 DEFAULT_THRESHOLD = 1
 DEFAULT_PROGRESS_DEADLINE = 600
 # Flagger's spec.provider values the role drives -> (router, API version of the route); "" is Flagger's default, Istio.
-GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 PROVIDERS: dict[str, tuple[str, str | None]] = {
     "": ("istio", None),
     "istio": ("istio", None),
-    "gatewayapi:v1": ("gatewayapi", GATEWAY_API_GROUP + "/v1"),
-    "gatewayapi:v1beta1": ("gatewayapi", GATEWAY_API_GROUP + "/v1beta1"),
+    "gatewayapi:v1": ("gatewayapi", gateway_api.group_version("v1")),
+    "gatewayapi:v1beta1": ("gatewayapi", gateway_api.group_version("v1beta1")),
 }
 SUPPORTED_PROVIDERS = tuple(PROVIDERS)
 # spec.service fields only an Istio VirtualService or DestinationRule can carry: an HTTPRoute has no place for them.

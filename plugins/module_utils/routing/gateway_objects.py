@@ -25,14 +25,18 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownershi
     with_owned_metadata,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import service_names
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.gateway_api import (
+    GATEWAY_GROUP,
+    GATEWAY_VERSIONS,
+    HTTP_ROUTE_KIND,
+    HTTP_ROUTE_PLURAL,
+    group_version,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_objects import ServiceSpec
 
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-# Newest first: v1 from Gateway API v1.0; v1beta1 is still served next to it and is all some implementations know.
-GATEWAY_VERSIONS = ("v1", "v1beta1")
-HTTP_ROUTE_PLURAL = "httproutes"
-HTTP_ROUTE = "HTTPRoute"
-PROVIDERS = ("istio", "gatewayapi")
+# The Gateway API constants stay importable from here for the initialize action.
+__all__ = ["GATEWAY_GROUP", "GATEWAY_VERSIONS", "GatewayRouteError", "HTTP_ROUTE_KIND", "HTTP_ROUTE_PLURAL",
+           "adopted_rule", "build_http_route", "group_version", "http_route_update", "pick_version", "version_of"]
 
 # The filter types initialization writes into the canary's rule; any other filter there (a RequestMirror the
 # traffic step adds, one a person added) is left where it is.
@@ -45,11 +49,6 @@ _PARENT_REF_KEYS = ("group", "kind", "namespace", "name", "sectionName", "port")
 
 class GatewayRouteError(DeliveryError, ValueError):
     """The ``service`` settings cannot produce a valid HTTPRoute, or an adopted one cannot be driven."""
-
-
-def group_version(version: str) -> str:
-    """``gateway.networking.k8s.io/<version>``."""
-    return "%s/%s" % (GATEWAY_GROUP, version)
 
 
 def version_of(api_version: str | None) -> str | None:
@@ -193,7 +192,7 @@ def build_http_route(namespace: str, canary: str, api_version: str, spec: Servic
     route_spec["rules"] = [rule]
     route = {
         "apiVersion": group_version(api_version),
-        "kind": HTTP_ROUTE,
+        "kind": HTTP_ROUTE_KIND,
         "metadata": {"name": apex, "namespace": namespace},
         "spec": route_spec,
     }

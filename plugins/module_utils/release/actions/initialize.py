@@ -72,7 +72,7 @@ class Initialize(CanaryAction):
         if provider == "gatewayapi":
             vs_record = {}
             if not adopt:
-                existing[(gateway.HTTP_ROUTE, apex)] = routing["current"]
+                existing[(gateway.HTTP_ROUTE_KIND, apex)] = routing["current"]
         elif adopt:
             if not route_name:
                 raise self.fail("virtual_service.adopt=%s needs virtual_service.route: the name of the HTTP route whose "
@@ -162,7 +162,7 @@ class Initialize(CanaryAction):
         if provider == "gatewayapi":
             if routing["desired"] is not None:
                 desired_route = routing["desired"]
-                self.store.ensure(routing["api"], gateway.HTTP_ROUTE, apex,
+                self.store.ensure(routing["api"], gateway.HTTP_ROUTE_KIND, apex,
                                   lambda cur: desired_route if cur is None else gateway.http_route_update(cur, desired_route))
         elif not adopt:
             desired_vs = objects.build_virtual_service(self.ns, params.name, istio_version, spec)
@@ -234,15 +234,15 @@ class Initialize(CanaryAction):
         rule = (params.virtual_service or {}).get("route")
         try:
             if adopt:
-                current = self.store.get(api, gateway.HTTP_ROUTE, adopt)
+                current = self.store.get(api, gateway.HTTP_ROUTE_KIND, adopt)
                 rule = gateway.adopted_rule(current, self.ns, adopt, primary_svc, canary_svc, rule)
                 desired = None
             else:
                 name = spec.name
-                current = self.store.get(api, gateway.HTTP_ROUTE, name)
+                current = self.store.get(api, gateway.HTTP_ROUTE_KIND, name)
                 desired = gateway.build_http_route(self.ns, params.name, version, spec, params.service or {})
         except gateway.GatewayRouteError as exc:
             raise self.fail("Canary %s/%s: %s" % (self.ns, params.name, exc)) from None
         return {"api": api, "current": current, "desired": desired,
-                "record": {"kind": gateway.HTTP_ROUTE, "apiVersion": api[0], "name": adopt or spec.name,
+                "record": {"kind": gateway.HTTP_ROUTE_KIND, "apiVersion": api[0], "name": adopt or spec.name,
                            "rule": rule, "adopted": bool(adopt)}}
