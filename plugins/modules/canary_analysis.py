@@ -62,8 +62,9 @@ options:
       - C(primary) sends all traffic to the primary and removes what the strategy added to the VirtualService (the
         match route, the mirror, the sticky routes), as at the end of every release, promoted or rolled back.
       - C(canary) sends all traffic to the canary, as blue/green does before the promotion.
+      - C(weight) sends O(weight) percent to the canary and removes what the strategy added.
     type: str
-    choices: [step, primary, canary]
+    choices: [step, primary, canary, weight]
     default: step
   plan:
     description:
@@ -164,23 +165,41 @@ options:
         description: Ratio of canary to primary p99 latency tolerated.
         type: float
         default: 1.2
-  virtual_service:
-    description: The VirtualService whose weights the step moves; required with O(stage=step).
+  router:
+    description:
+      - The route whose weights the release moves - an Istio VirtualService or a Gateway API HTTPRoute, as the
+        plan's C(provider) says.
+      - Without it, the route M(progressive.delivery.canary_step) generates, named after the apex Service.
     type: dict
+    aliases: [virtual_service]
     suboptions:
+      kind:
+        description:
+          - C(VirtualService) for C(provider=istio), C(HTTPRoute) for C(gatewayapi:v1) and C(gatewayapi:v1beta1);
+            derived from the plan when not given, and refused when it contradicts the plan.
+        type: str
+        choices: [VirtualService, HTTPRoute]
       name:
         description: Its name.
         type: str
         required: true
       route:
-        description: Name of the HTTP route the canary drives, for a VirtualService the user owns.
+        description:
+          - For a route the user owns, the VirtualService's HTTP route (by C(name)) or the HTTPRoute's rule (by
+            C(name)) the canary drives.
         type: str
       api_version:
         description:
-          - The VirtualService's C(apiVersion), as M(progressive.delivery.canary_step) recorded it at initialization
-            (RV(progressive.delivery.canary_step#module:state.virtualService.apiVersion)); discovered when not given.
+          - The route's C(apiVersion), as M(progressive.delivery.canary_step) recorded it at initialization
+            (RV(progressive.delivery.canary_step#module:state.route.apiVersion)); discovered when not given.
+          - One of C(networking.istio.io/v1), C(networking.istio.io/v1beta1), C(networking.istio.io/v1alpha3),
+            C(gateway.networking.k8s.io/v1) or C(gateway.networking.k8s.io/v1beta1).
         type: str
-        choices: [networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3]
+  weight:
+    description:
+      - With O(stage=route) and O(to=weight), the canary's share in percent; used by the role for
+        C(stepWeightPromotion), where the canary's share shrinks one interval at a time.
+    type: int
   webhook_validate_certs:
     description: Verify the TLS certificates of webhook receivers.
     type: bool
@@ -198,7 +217,8 @@ attributes:
 notes:
   - Runs on the controller whatever the play's hosts; it needs network access to the cluster, Prometheus and the
     webhook receivers from there.
-  - RBAC needed besides what M(progressive.delivery.canary_step) and M(progressive.delivery.vs_weight) need - none.
+  - RBAC needed besides what M(progressive.delivery.canary_step) and M(progressive.delivery.vs_weight) (or
+    M(progressive.delivery.httproute_weight)) need - none.
 seealso:
   - name: The canary role
     description: How the role drives a release step by step.
@@ -212,8 +232,6 @@ EXAMPLES = r"""
     position: {index: 1, failed_checks: 0}
     run_id: "{{ run_id }}"
     checksum: "{{ revision }}"
-    virtual_service:
-      name: backend-service
     prometheus_url: http://prometheus.istio-system:9090
   register: step
 
@@ -231,7 +249,7 @@ EXAMPLES = r"""
     to: primary
     plan: "{{ release_plan }}"
     run_id: "{{ run_id }}"
-    virtual_service:
+    router:
       name: backend-service
 """
 
@@ -309,12 +327,18 @@ routed_to:
   type: str
   sample: iteration 2/10
 changes:
-  description: With O(stage=route), one line per change made to the VirtualService.
+  description: With O(stage=route), one line per change made to the route.
   returned: stage is route
   type: list
   elements: str
 api_version:
-  description: With O(stage=route), the VirtualService API version used.
+  description: With O(stage=route), the API version of the route.
   returned: stage is route
   type: str
+  sample: gateway.networking.k8s.io/v1
+route:
+  description: With O(stage=route), the kind and name of the route, as people read it.
+  returned: stage is route
+  type: str
+  sample: HTTPRoute podinfo
 """

@@ -48,7 +48,8 @@ def test_seed_manifest_unchanged_good_then_bad(lab, tmp_path):
         core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}})
     try:
         seed = Release(lab, "prod", tmp_path, manifest_path=SEED, target=demo_deployment())
-        assert seed.run(canary_interval_override="3s").returncode == 0
+        first = seed.run(canary_interval_override="3s")
+        assert first.returncode == 0, first.stdout[-3000:]
         seed.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
         good = seed.run(canary_interval_override="3s")
         assert good.returncode == 0, good.stdout[-4000:]

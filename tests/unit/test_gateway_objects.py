@@ -161,3 +161,27 @@ def test_the_version_falls_back_to_what_the_cluster_serves(served, wanted, picke
 def test_version_of_reads_only_gateway_api_versions():
     assert gw.version_of("gateway.networking.k8s.io/v1beta1") == "v1beta1"
     assert gw.version_of("networking.istio.io/v1") is None and gw.version_of(None) is None
+
+
+def test_a_deleted_canary_sends_its_rule_to_the_apex_service_and_keeps_everything_else():
+    mirror = {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "app-canary", "port": 9898}}}
+    user_filter = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x", "value": "1"}]}}
+    route = {"spec": {"parentRefs": [{"name": "gw"}], "rules": [
+        {"name": "canary", "filters": [user_filter, mirror],
+         "backendRefs": [gw.backend_ref("app-primary", 9898, 70), gw.backend_ref("app-canary", 9898, 30)]},
+        {"name": "legacy", "backendRefs": [{"name": "legacy", "port": 80}]}]}}
+    before = copy.deepcopy(route)
+    updated = gw.http_route_to_apex(route, "app", "app-primary", "app-canary", "canary")
+    assert route == before
+    assert updated["spec"]["rules"][0] == {"name": "canary", "filters": [user_filter],
+                                           "backendRefs": [{"group": "", "kind": "Service", "name": "app", "port": 9898}]}
+    assert updated["spec"]["rules"][1] == before["spec"]["rules"][1]
+    assert updated["spec"]["parentRefs"] == before["spec"]["parentRefs"]
+    assert gw.http_route_to_apex(updated, "app", "app-primary", "app-canary", "canary") is None
+
+
+def test_other_backends_of_the_rule_keep_their_weights_and_ours_add_up():
+    route = {"spec": {"rules": [{"backendRefs": [gw.backend_ref("app-primary", 80, 60), gw.backend_ref("app-canary", 80, 20),
+                                                 gw.backend_ref("other", 80, 20)]}]}}
+    refs = gw.http_route_to_apex(route, "app", "app-primary", "app-canary")["spec"]["rules"][0]["backendRefs"]
+    assert [(ref["name"], ref["weight"]) for ref in refs] == [("app", 80), ("other", 20)]

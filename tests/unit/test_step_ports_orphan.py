@@ -16,7 +16,7 @@ def ports(parent_pid):
     run = Run(run_id="run-1", holder="me", lease_ttl=30, checksum="abc", parent_pid=parent_pid)
     # Nothing is due yet (the lease was renewed just now), so no call reaches the cluster.
     return ClusterPorts(PLAN, run, kube=None, prometheus=None, gate_builder=lambda: None,
-                        virtual_service={"name": "app"}, say=lambda line: None, clock=lambda: 0.0)
+                        router=None, say=lambda line: None, clock=lambda: 0.0)
 
 
 def test_a_step_goes_on_while_its_playbook_lives():

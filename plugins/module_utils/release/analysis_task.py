@@ -23,7 +23,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.step_
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
 from ansible_collections.progressive.delivery.plugins.module_utils.report.files import write_report_files
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import ISTIO_API_VERSIONS
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.release_router import ROUTE_KINDS, release_router
 
 STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
@@ -33,6 +33,7 @@ REPORT_STAGE = "report"
 ROUTE_TO_STEP = "step"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
+ROUTE_TO_WEIGHT = "weight"
 
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
@@ -41,7 +42,8 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     report=dict(type="dict"),
     report_path=dict(type="path"),
     template_refs=dict(type="list", elements="dict", default=[]),
-    to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY]),
+    to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY, ROUTE_TO_WEIGHT]),
+    weight=dict(type="int"),
     plan=dict(type="dict", default={}),
     position=dict(type="dict", default={}, options=dict(
         index=dict(type="int", default=-1),
@@ -63,10 +65,11 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
         min_requests=dict(type="int", default=50),
         latency_tolerance=dict(type="float", default=1.2),
     )),
-    virtual_service=dict(type="dict", options=dict(
+    router=dict(type="dict", aliases=["virtual_service"], options=dict(
+        kind=dict(type="str", choices=list(ROUTE_KINDS)),
         name=dict(type="str", required=True),
         route=dict(type="str"),
-        api_version=dict(type="str", choices=list(ISTIO_API_VERSIONS)),
+        api_version=dict(type="str"),
     )),
     webhook_validate_certs=dict(type="bool", default=True),
     webhook_ca_cert=dict(type="path"),
@@ -117,15 +120,14 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         kube = client_from_auth(resolve_auth(args))
         # Each metric goes to its own Prometheus (a MetricTemplate's provider, spec.metricsServer, or this task's).
         gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] == STEP else None
-        ports = ClusterPorts(plan, run, kube, gate.client if gate else None, lambda: gate,
-                             args.get("virtual_service") or {}, say=lambda line: say(prefix + line))
+        router = release_router(kube, plan, args.get("router"))
+        ports = ClusterPorts(plan, run, kube, gate.client if gate else None, lambda: gate, router,
+                             say=lambda line: say(prefix + line))
         if args["stage"] == ROUTE_STAGE:
             return route_release(ports, args, check_mode)
         if args["stage"] == CONFIRM_ROLLOUT_STAGE:
             outcome, waited, asks = wait_for_confirm_rollout(ports, gate_poll, seconds(args["gate_timeout"], "gate_timeout", True))
             return {"changed": False, "outcome": outcome, "waited": round(waited, 3), "gate_asks": asks}
-        if not args.get("virtual_service"):
-            raise AnalysisTaskError("stage=step needs virtual_service.name: the VirtualService whose weights the step moves")
         settings = Settings(steps=tuple(int(s) for s in plan["steps"]), threshold=int(plan["threshold"]),
                             interval=float(plan["interval_seconds"]), mode=args["mode"], poll=run.poll,
                             gate_timeout=seconds(args["gate_timeout"], "gate_timeout", True), strategy=ports.strategy)
@@ -161,19 +163,22 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
 
 
 def route_release(ports: ClusterPorts, args: Mapping[str, Any], check_mode: bool) -> dict[str, Any]:
-    """Put the VirtualService where the release stands (``to: step``), all on the primary, or all on the canary.
+    """Put the route where the release stands (``to: step``), all on the primary, all on the canary, or at a weight.
 
-    Going to the primary also removes what the strategy added (match route, mirror, sticky routes), so a finished or
-    failed release leaves the route as the user knows it.
+    Going to the primary (or to a weight) also removes what the strategy added (match route, mirror, sticky routes),
+    so a finished or failed release leaves the route as the user knows it.
     """
-    if not args.get("virtual_service"):
-        raise AnalysisTaskError("stage=route needs virtual_service.name: the VirtualService the release routes")
     strategy = ports.strategy
     index = int((args.get("position") or {}).get("index", -1))
     if args["to"] == ROUTE_TO_PRIMARY:
         params, where = strategy.primary_only(), "all traffic on the primary"
     elif args["to"] == ROUTE_TO_CANARY:
         params, where = strategy.all_to_canary(), "all traffic on the canary"
+    elif args["to"] == ROUTE_TO_WEIGHT:
+        weight = args.get("weight")
+        if weight is None or not 0 <= weight <= 100:
+            raise AnalysisTaskError("to=weight needs weight, the canary's share from 0 to 100, got %r" % (weight,))
+        params, where = dict(strategy.primary_only(), weight=weight), "weight %d%%" % weight
     else:
         if not -1 <= index < len(strategy.steps):
             raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (index, len(strategy.steps)))
@@ -181,4 +186,4 @@ def route_release(ports: ClusterPorts, args: Mapping[str, Any], check_mode: bool
     result = ports.route(params, check_mode=check_mode)
     edit = result.edit
     return {"changed": edit.changed, "routed_to": where, "weight": edit.canary_weight, "changes": edit.changes,
-            "api_version": result.api_version}
+            "api_version": result.api_version, "route": ports.router.ref.label}

@@ -41,6 +41,9 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     target_kind: str = "Deployment"
     service: dict[str, Any] | None = None
     virtual_service: dict[str, Any] | None = None
+    # The router (istio or gatewayapi) and, for the Gateway API, the HTTPRoute apiVersion asked for.
+    provider: str = "istio"
+    route_api_version: str | None = None
     autoscaler: str | None = None
     progress_deadline_seconds: int = 600
     lease_ttl: int = 120

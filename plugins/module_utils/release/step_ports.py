@@ -31,8 +31,8 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.manag
 from ansible_collections.progressive.delivery.plugins.module_utils.release.narration import flagger_event
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import Checks
 from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import Strategy
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_routes import request_from_params
-from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterResult, VirtualServiceRouter
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.release_router import ReleaseRouter
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtual_service import RouterResult
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 
@@ -65,20 +65,18 @@ class ClusterPorts:
     """``step_loop.Ports`` for one canary: its webhooks, its metrics in Prometheus, its objects in the cluster."""
 
     def __init__(self, plan: Mapping[str, Any], run: Run, kube: Any, prometheus: Any, gate_builder: Callable[..., Gate],
-                 virtual_service: Mapping[str, Any], say: Callable[[str], None],
+                 router: ReleaseRouter, say: Callable[[str], None],
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self.plan = plan
         self.run = run
         self.kube = kube
         self.prometheus = prometheus
         self.gate_builder = gate_builder
-        self.virtual_service = virtual_service
         self._say = say
         self._clock = clock
         self._sleep = sleep
         self.lock = LeaseLock(kube, plan["namespace"], plan["name"], run.run_id, run.holder, run.lease_ttl, clock)
-        self.router = VirtualServiceRouter(kube, virtual_service.get("name") or "", plan["namespace"],
-                                           api_version=virtual_service.get("api_version"))
+        self.router = router
         self.strategy = Strategy.from_plan(plan, run.checksum)
         self.last_renewal = clock()
         self.phase = ""
@@ -143,12 +141,9 @@ class ClusterPorts:
     def shift(self, index: int) -> None:
         self.route(self.strategy.route(index))
 
-    def route(self, strategy_params: Mapping[str, Any], check_mode: bool = False) -> RouterResult:
-        """Apply a strategy's routing (weight, match route, mirror, sticky routes) to the release's VirtualService."""
-        params = dict(strategy_params, name=self.virtual_service["name"], namespace=self.plan["namespace"],
-                      route=self.virtual_service.get("route"), primary={"host": self.plan["primary_service"]},
-                      canary={"host": self.plan["canary_service"]})
-        return self.router.apply(request_from_params(params), check_mode=check_mode)
+    def route(self, routing: Mapping[str, Any], check_mode: bool = False) -> RouterResult:
+        """Apply a strategy's routing (weight, match route, mirror, sticky routes) to the release's route."""
+        return self.router.apply(routing, check_mode=check_mode)
 
     def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
         self.check_playbook_alive()

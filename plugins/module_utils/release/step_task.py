@@ -29,6 +29,8 @@ def argument_spec() -> dict:
         target=dict(type="str"),
         target_kind=dict(type="str", default="Deployment"),
         service=dict(type="dict"),
+        provider=dict(type="str", choices=["istio", "gatewayapi"], default="istio"),
+        route_api_version=dict(type="str", choices=["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
         virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
         autoscaler=dict(type="str"),
         progress_deadline_seconds=dict(type="int", default=600),
@@ -84,6 +86,7 @@ def step_params(p: Mapping[str, Any]) -> CanaryParams:
     return CanaryParams(
         action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
         target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
+        provider=p["provider"], route_api_version=p["route_api_version"],
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],

@@ -36,7 +36,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
 
 # The Gateway API constants stay importable from here for the initialize action.
 __all__ = ["GATEWAY_GROUP", "GATEWAY_VERSIONS", "GatewayRouteError", "HTTP_ROUTE_KIND", "HTTP_ROUTE_PLURAL",
-           "adopted_rule", "build_http_route", "group_version", "http_route_update", "pick_version", "version_of"]
+           "adopted_rule", "build_http_route", "group_version", "http_route_to_apex", "http_route_update", "pick_version", "version_of"]
 
 # The filter types initialization writes into the canary's rule; any other filter there (a RequestMirror the
 # traffic step adds, one a person added) is left where it is.
@@ -211,9 +211,12 @@ def _contains(current: Any, desired: Any) -> bool:
     return current == desired
 
 
+def _is_service(ref: Mapping[str, Any], service: str) -> bool:
+    return ref.get("name") == service and ref.get("kind", "Service") == "Service" and not ref.get("group")
+
+
 def _references(rule: Mapping[str, Any], service: str) -> bool:
-    return any(ref.get("name") == service and ref.get("kind", "Service") == "Service" and not ref.get("group")
-               for ref in rule.get("backendRefs") or [])
+    return any(_is_service(ref, service) for ref in rule.get("backendRefs") or [])
 
 
 def canary_rule_index(route: Mapping[str, Any], primary: str, canary: str, rule_name: str | None = None) -> int | None:
@@ -330,3 +333,40 @@ def adopted_rule(route: Mapping[str, Any] | None, namespace: str, name: str, pri
                                 "drives a name (spec.rules[].name) and set virtual_service.route to it"
                                 % (namespace, name, len(candidates), primary, canary))
     return rules[candidates[0]].get("name")
+
+
+def http_route_to_apex(route: dict[str, Any], apex: str, primary: str, canary: str,
+                       rule_name: str | None = None) -> dict[str, Any] | None:
+    """The HTTPRoute with the primary and canary backends replaced by the apex Service; None when none are left.
+
+    Used when a canary is deleted, as ``istio_objects.routed_to_apex`` for a VirtualService: the apex Service
+    then selects the target's pods, so what the primary and the canary shared goes to it (their weights summed
+    when other backends stay, the primary's port kept). Only the named rule changes when ``rule_name`` is given
+    (an adopted route); a mirror to the primary or the canary is dropped.
+    """
+    updated = copy.deepcopy(route)
+    changed = False
+    for rule in (updated.get("spec") or {}).get("rules") or []:
+        if rule_name is not None and rule.get("name") != rule_name:
+            continue
+        refs = rule.get("backendRefs") or []
+        ours = [ref for ref in refs if _is_service(ref, primary) or _is_service(ref, canary)]
+        if ours:
+            kept = [ref for ref in refs if ref not in ours]
+            base = next((ref for ref in ours if ref.get("name") == primary), ours[0])
+            entry = {key: value for key, value in base.items() if key not in ("weight", "filters")}
+            entry["name"] = apex
+            weight = sum(int(ref.get("weight", 1)) for ref in ours)
+            if kept or weight == 0:
+                entry["weight"] = weight
+            rule["backendRefs"] = [entry] + kept
+            changed = True
+        filters = rule.get("filters") or []
+        mirrors = [f for f in filters if f.get("type") == "RequestMirror"
+                   and ((f.get("requestMirror") or {}).get("backendRef") or {}).get("name") in (primary, canary)]
+        if mirrors:
+            rule["filters"] = [f for f in filters if f not in mirrors]
+            if not rule["filters"]:
+                rule.pop("filters")
+            changed = True
+    return updated if changed else None

@@ -1,24 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Read, edit, write and verify one VirtualService through :class:`KubeClient`.
-
-The edit itself is :func:`istio_routes.edit_virtual_service`; this file only adds
-the API round-trips: a GET (with the version fallback folded into it, unless
-the caller names the version it recorded),
-a PUT carrying ``metadata.resourceVersion`` so a concurrent writer makes it
-fail instead of being overwritten, a bounded retry with jitter on 409 and a
-verifying GET.  A change without conflicts costs exactly three requests.
-"""
+"""Read, edit, write and verify one Istio VirtualService: the edit is
+:func:`istio_routes.edit_virtual_service`, the round-trips :class:`route_router.RouteObjectRouter`'s."""
 
 from __future__ import annotations
 
-import random
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio_api import (
     ISTIO_API_VERSIONS,
     ISTIO_GROUP,
@@ -30,167 +19,29 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
     RouteRequest,
     edit_virtual_service,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimistic import (
-    ConflictRetriesExhausted,
-    optimistic_update,
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.route_router import (
+    RouteObjectRouter,
+    RouterError,
+    RouterResult,
+    is_kind_not_served,
+    module_result,
+    retry_delay,
 )
 
-RBAC_RESOURCE = "%s.%s" % (VIRTUAL_SERVICE_PLURAL, ISTIO_GROUP)
-RETRY_BASE_DELAY = 0.05
-RETRY_MAX_DELAY = 1.0
+__all__ = ["VirtualServiceRouter", "RouterError", "RouterResult", "is_kind_not_served", "module_result", "retry_delay"]
 
 
-class RouterError(DeliveryError):
-    """A failure a person must act on; ``message`` is the whole explanation."""
+class VirtualServiceRouter(RouteObjectRouter[RouteRequest]):
+    """One VirtualService's traffic split (``api_version`` such as ``networking.istio.io/v1``)."""
 
+    kind = "VirtualService"
+    group = ISTIO_GROUP
+    plural = VIRTUAL_SERVICE_PLURAL
+    api_versions = ISTIO_API_VERSIONS
+    install_hint = "install Istio's CRDs"
 
-@dataclass
-class RouterResult:
-    edit: RouteEdit
-    api_version: str
-    resource_version: str | None
-    attempts: int
-    written: bool
-
-
-def is_kind_not_served(error: KubeApiError) -> bool:
-    """A 404 about the API path rather than the object: the server names a missing object in ``details.name``."""
-    if error.status != 404:
-        return False
-    details = (error.body or {}).get("details") or {}
-    return not details.get("name")
-
-
-def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float:
-    """Full jitter, doubling per attempt: concurrent writers spread out instead of colliding again."""
-    return rng() * min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * (2 ** attempt))
-
-
-class VirtualServiceRouter:
-    """One VirtualService's traffic split, changed optimistically.
-
-    ``api_version`` (``networking.istio.io/v1``, as ``canary_step`` records it) is used as given; without it the
-    first read tries each version this collection speaks, newest first, and keeps the one served.
-    """
-
-    def __init__(self, client: Any, name: str, namespace: str, api_version: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, rng: Callable[[], float] = random.random) -> None:
-        self.client = client
-        self.name = name
-        self.namespace = namespace
-        self.api_version = api_version
-        self._given = api_version is not None
-        self._sleep = sleep
-        self._rng = rng
-
-    @property
-    def target(self) -> str:
-        return "VirtualService %s/%s" % (self.namespace, self.name)
-
-    def _explain(self, error: KubeApiError, verb: str) -> RouterError:
-        if error.status == 403:
-            return RouterError(
-                "Permission denied to %s %s (HTTP 403 Forbidden: %s). The credentials of this task need the RBAC "
-                "verbs 'get' and 'update' on resource '%s' in namespace %s (a Role with apiGroups: [%s], "
-                "resources: [%s], verbs: [get, update])." % (
-                    verb, self.target, error.message.rstrip(".") or "forbidden", RBAC_RESOURCE, self.namespace,
-                    ISTIO_GROUP, VIRTUAL_SERVICE_PLURAL))
-        if error.status == 404 and not is_kind_not_served(error):
-            return RouterError("%s not found (HTTP 404). Check name and namespace; this module edits an existing "
-                               "VirtualService and never creates one." % self.target)
-        return RouterError(error.explain(verb, "VirtualService", self.name, self.namespace))
-
-    def read(self) -> dict[str, Any]:
-        """GET the object, settling the API version on first use."""
-        versions = [self.api_version] if self.api_version else list(ISTIO_API_VERSIONS)
-        for api_version in versions:
-            try:
-                obj = self.client.get(api_version, VIRTUAL_SERVICE_PLURAL, self.name, self.namespace)
-            except KubeApiError as error:
-                if is_kind_not_served(error) and not self.api_version:
-                    continue
-                if is_kind_not_served(error) and self._given:
-                    raise RouterError(
-                        "The cluster does not serve VirtualServices as %s (api_version), HTTP 404 for %s. Give the "
-                        "apiVersion canary_step recorded for it, or leave api_version out to find the one served."
-                        % (api_version, self.target)) from None
-                raise self._explain(error, "get") from None
-            self.api_version = api_version
-            return obj
-        raise RouterError(
-            "The cluster serves no VirtualService API (tried %s): install Istio's CRDs, or check that the "
-            "credentials reach the right cluster." % ", ".join(ISTIO_API_VERSIONS))
-
-    def _edit(self, obj: dict[str, Any], request: RouteRequest) -> RouteEdit:
+    def edit(self, obj: dict[str, Any], request: RouteRequest) -> RouteEdit:
         try:
             return edit_virtual_service(obj, request)
         except RouteError as error:
             raise RouterError(str(error)) from None
-
-    def apply(self, request: RouteRequest, check_mode: bool = False, max_retries: int = 5) -> RouterResult:
-        """Bring the route to ``request``; read-only when nothing changes or in check mode."""
-        edits: list[RouteEdit] = []
-        refused: list[int] = []
-        written: list[dict[str, Any]] = []
-
-        def change(obj: dict[str, Any]) -> dict[str, Any] | None:
-            edits.append(self._edit(obj, request))
-            return edits[-1].obj if edits[-1].changed and not check_mode else None
-
-        def write(_obj: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-            written.append(self.client.replace(self.api_version, VIRTUAL_SERVICE_PLURAL, self.name, desired,
-                                               self.namespace))
-            return written[-1]
-
-        def back_off(attempt: int) -> None:
-            refused.append(attempt)
-            self._sleep(retry_delay(attempt, self._rng))
-
-        try:
-            current = optimistic_update(self.read, change, write, attempts=max_retries + 1, before_retry=back_off)
-        except ConflictRetriesExhausted as exhausted:
-            raise RouterError(
-                "%s kept changing under us: %d writes in a row were refused with HTTP 409 Conflict. Another "
-                "controller (Flagger, Argo Rollouts, a GitOps sync) may be writing the same object; stop it or raise "
-                "max_retries." % (self.target, exhausted.attempts)) from None
-        except KubeApiError as error:
-            raise self._explain(error, "update") from None
-        edit, attempts = edits[-1], len(refused) + 1
-        if not written:
-            return RouterResult(edit, self.api_version or "", ((current or {}).get("metadata") or {}).get(
-                "resourceVersion"), attempts, False)
-
-        verified = self.read()
-        check = self._edit(verified, request)
-        if check.changed:
-            raise RouterError(
-                "%s was written but a re-read does not hold the requested state (%s). Another writer changed it "
-                "right after us; find it before retrying." % (self.target, "; ".join(check.changes)))
-        return RouterResult(edit, self.api_version or "", (verified.get("metadata") or {}).get("resourceVersion"),
-                            attempts, True)
-
-
-def module_result(result: RouterResult, name: str, namespace: str, diff: bool = False) -> dict[str, Any]:
-    """The module's return values; in check mode they describe the state a real run would leave."""
-    edit = result.edit
-    output: dict[str, Any] = {
-        "changed": edit.changed,
-        "route": edit.route,
-        "previous_weights": edit.previous_weights,
-        "weights": edit.weights,
-        "canary_weight": edit.canary_weight,
-        "primary_weight": edit.primary_weight,
-        "mirror": edit.mirror,
-        "match": edit.match,
-        "session_affinity": edit.session_affinity,
-        "changes": edit.changes,
-        "resource_version": result.resource_version,
-        "api_version": result.api_version,
-        "attempts": result.attempts,
-    }
-    if diff:
-        route = "#%d" % edit.route if isinstance(edit.route, int) else repr(edit.route)
-        label = "VirtualService %s/%s route %s" % (namespace, name, route)
-        output["diff"] = {"before": edit.before, "after": edit.after, "before_header": label, "after_header": label}
-    return output

@@ -41,6 +41,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.names
     service_names,
     state_name,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.routing import gateway_objects as gateway
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_api
 from ansible_collections.progressive.delivery.plugins.module_utils.routing import istio_objects as objects
 
@@ -94,11 +95,17 @@ class Delete(CanaryAction):
                 "revision, then delete." % (self.ns, params.name, params.target_name, self.checksum, primary_deployment,
                                             running, self.state.phase or "unknown"))
         desired_apex = self._desired_apex(apex_service, apex, label, value, target)
-        vs_api, vs_name, route_name, adopted = self._virtual_service_ref(apex)
+        gateway_api = ((self.state.route or {}).get("kind") or params.provider) in (gateway.HTTP_ROUTE_KIND, "gatewayapi")
+        if gateway_api:
+            vs_api, http_route = None, self._http_route_ref(apex)
+        else:
+            vs_api, vs_name, route_name, adopted = self._virtual_service_ref(apex)
 
         self._restore_target(target, primary)
         self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else self._selecting(cur, label, value))
-        if vs_api is not None:
+        if gateway_api:
+            self._http_route_to_apex(*http_route, apex, primary_svc, canary_svc)
+        elif vs_api is not None:
             self._route_to_apex(vs_api, vs_name, route_name, adopted, apex, primary_svc, canary_svc)
 
         if params.autoscaler:
@@ -170,6 +177,28 @@ class Delete(CanaryAction):
             raise self.fail("Cannot delete canary %s/%s, nothing was changed: the adopted VirtualService %s has no "
                             "route recorded: set virtual_service.route" % (self.ns, self.params.name, adopt))
         return (version, istio_api.VIRTUAL_SERVICE_PLURAL), adopt or apex, route if adopt else None, bool(adopt)
+
+    def _http_route_ref(self, apex: str) -> tuple[tuple[str, str], str, str | None, bool]:
+        """(API, name, rule, adopted) of the HTTPRoute the canary drives, as initialize recorded it."""
+        record = self.state.route or {}
+        adopt = (self.params.virtual_service or {}).get("adopt") or (record.get("name") if record.get("adopted") else None)
+        rule = (self.params.virtual_service or {}).get("route") or record.get("rule")
+        version = record.get("apiVersion") or self.params.route_api_version or gateway.group_version(gateway.GATEWAY_VERSIONS[0])
+        return (version, gateway.HTTP_ROUTE_PLURAL), adopt or apex, rule if adopt else None, bool(adopt)
+
+    def _http_route_to_apex(self, api: tuple[str, str], name: str, rule: str | None, adopted: bool, apex: str,
+                            primary_svc: str, canary_svc: str) -> None:
+        existing = self.store.get(api, gateway.HTTP_ROUTE_KIND, name)
+        if existing is None:
+            return
+        if not adopted and owner_of(existing) is None:
+            self.changelog.warnings.append("HTTPRoute %s/%s was not created by this canary and is left as it is"
+                                           % (self.ns, name))
+            return
+        # An adopted HTTPRoute is the user's: only the canary's rule changes, and it is never marked.
+        self.store.ensure(api, gateway.HTTP_ROUTE_KIND, name,
+                          lambda cur: None if cur is None else gateway.http_route_to_apex(cur, apex, primary_svc, canary_svc, rule),
+                          owned=not adopted)
 
     def _restore_target(self, target: dict[str, Any], primary: dict[str, Any] | None) -> None:
         """Scale the target as the primary is scaled and wait until it can take all the traffic."""

@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.access import access_message, checked_access
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.access import (
+    access_message,
+    checked_access,
+    required_access,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseView, LockHeld
@@ -36,7 +40,7 @@ class Lock(CanaryAction):
 
     def _check_access(self) -> None:
         """Name every missing permission before the release changes anything; check mode only warns."""
-        missing, warning = checked_access(self.client, self.ns)
+        missing, warning = checked_access(self.client, self.ns, required_access(self.params.provider))
         if warning:
             self.changelog.warnings.append(warning)
         if not missing:
