@@ -29,7 +29,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ANALYSIS_ARG_SPEC)
-        if self._task.check_mode and args["stage"] not in ("route", "report"):
+        if self._task.check_mode and args["stage"] not in ("route", "report", "preflight"):
             result.update(changed=False, skipped=True,
                           msg="canary_analysis needs live traffic and webhooks: it does not run in check mode")
             return result

@@ -34,7 +34,8 @@ def _load_documents(value: Any, what: str) -> list[Any]:
 
 
 def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | None = None,
-                metric_interval: str | None = None, critical_metrics: list[str] | None = None) -> dict[str, Any]:
+                metric_interval: str | None = None, critical_metrics: list[str] | None = None,
+                mesh_provider: str | None = None) -> dict[str, Any]:
     documents = _load_documents(manifest, "the Canary manifest")
     canaries = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Canary"]
     templates = [d for d in documents if isinstance(d, dict) and d.get("kind") == "MetricTemplate"]
@@ -45,7 +46,8 @@ def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | Non
     chosen = canaries[0] if canaries else (documents[0] if len(documents) == 1 else None)
     try:
         return build_plan(chosen, templates, interval_override=interval or None,
-                          metric_interval_override=metric_interval or None, critical_metrics=critical_metrics)
+                          metric_interval_override=metric_interval or None, critical_metrics=critical_metrics,
+                          mesh_provider=mesh_provider or None)
     except CanarySpecError as exc:
         raise AnsibleFilterError(exc.describe()) from None
 

@@ -48,11 +48,14 @@ options:
       - C(route) routes traffic as O(to) says and returns.
       - C(templates) reads the Flagger MetricTemplates named in O(template_refs) from the cluster
         (C(metrictemplates.flagger.app)) and returns them in RV(templates); it needs neither O(plan) nor O(run_id).
+      - C(preflight) asks every metric of O(plan) once, each of its own Prometheus (a MetricTemplate's provider,
+        C(spec.metricsServer), or this task's connection), before the canary takes traffic; a query error is
+        reported in RV(metrics), no data is not. It needs no O(run_id) and also runs in check mode.
       - C(report) writes the release report O(report) as C(<report_path>.json) and C(<report_path>.html) on the
         controller (the directory is created; a file that already holds the same text is left alone; in check mode
         nothing is written).
     type: str
-    choices: [step, confirm_rollout, route, templates, report]
+    choices: [step, confirm_rollout, route, templates, report, preflight]
     default: step
   to:
     description:
@@ -96,7 +99,7 @@ options:
   run_id:
     description:
       - Identity of this run; the canary's Lease must be held by it.
-      - Required by every stage but C(templates).
+      - Required by every stage but C(templates), C(report) and C(preflight).
     type: str
   report:
     description:
@@ -321,6 +324,17 @@ templates:
   returned: stage is templates
   type: list
   elements: dict
+metrics:
+  description:
+    - With O(stage=preflight), one entry per metric as M(progressive.delivery.prometheus_gate) returns them; C(result)
+      is C(error) for a metric its Prometheus cannot answer.
+  returned: stage is preflight
+  type: list
+  elements: dict
+passed:
+  description: With O(stage=preflight), no metric's query failed.
+  returned: stage is preflight
+  type: bool
 routed_to:
   description: With O(stage=route), where the traffic now goes, as people read it.
   returned: stage is route

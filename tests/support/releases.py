@@ -37,7 +37,8 @@ class Release:
     """One canary in a lab namespace: its manifest on disk, its objects, and playbook runs."""
 
     def __init__(self, lab, namespace: str, tmp_path: pathlib.Path, manifest: dict | None = None,
-                 manifest_path: pathlib.Path | None = None, target: dict | None = None):
+                 manifest_path: pathlib.Path | None = None, target: dict | None = None, env: dict | None = None,
+                 mesh_provider: str = ""):
         from kubernetes import client  # pylint: disable=import-outside-toplevel
 
         self.lab = lab
@@ -53,6 +54,9 @@ class Release:
         self.manifest_path = manifest_path
         self.manifest = yaml.safe_load(manifest_path.read_text())
         self.name = self.manifest["metadata"]["name"]
+        self.env = dict(env or {})
+        # The provider of a manifest without spec.provider (the role's canary_mesh_provider).
+        self.mesh_provider = mesh_provider
         self.apps.create_namespaced_deployment(namespace, target or deployment(self.name))
 
     def extra_vars(self, **overrides) -> dict:
@@ -60,14 +64,16 @@ class Release:
                   "canary_manifest": str(self.manifest_path), "canary_report_dir": str(self.tmp_path / "reports"),
                   "ansible_python_interpreter": sys.executable}
         values.update(FAST)
+        if self.mesh_provider:
+            values["canary_mesh_provider"] = self.mesh_provider
         values.update(overrides)
         return values
 
     def run(self, **overrides) -> subprocess.CompletedProcess:
-        return run_playbook(PLAYBOOK, self.extra_vars(**overrides), timeout=300)
+        return run_playbook(PLAYBOOK, self.extra_vars(**overrides), env=self.env, timeout=300)
 
     def popen(self, **overrides) -> subprocess.Popen:
-        env = _environment(None)
+        env = _environment(self.env)
         env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable})
         command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                    str(PLAYBOOK), "-e", json.dumps(self.extra_vars(**overrides))]
@@ -86,10 +92,26 @@ class Release:
             patch["spec"]["template"]["metadata"] = {"annotations": annotations}
         self.apps.patch_namespaced_deployment(self.name, self.namespace, patch)
 
+    @property
+    def gateway_api(self) -> bool:
+        return str(self.manifest["spec"].get("provider") or self.mesh_provider).startswith("gatewayapi")
+
+    def route(self) -> dict:
+        """The generated VirtualService, or HTTPRoute for a Gateway API provider."""
+        name = self.manifest["spec"]["service"].get("name", self.name)
+        if self.gateway_api:
+            return self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", self.namespace,
+                                                            "httproutes", name)
+        return self.custom.get_namespaced_custom_object("networking.istio.io", "v1", self.namespace, "virtualservices",
+                                                        name)
+
     def weights(self) -> dict[str, int]:
-        vs = self.custom.get_namespaced_custom_object("networking.istio.io", "v1", self.namespace, "virtualservices",
-                                                      self.manifest["spec"]["service"].get("name", self.name))
-        return {d["destination"]["host"]: d.get("weight", 0) for d in vs["spec"]["http"][0]["route"]}
+        """The weights of the VirtualService's first route, or of the HTTPRoute's rule the canary drives."""
+        spec = self.route()["spec"]
+        if self.gateway_api:
+            rule = [r for r in spec["rules"] if not r.get("name", "").endswith(("-canary-match", "-sticky"))][0]
+            return {ref["name"]: ref.get("weight", 1) for ref in rule["backendRefs"]}
+        return {d["destination"]["host"]: d.get("weight", 0) for d in spec["http"][0]["route"]}
 
     def replicas(self) -> int:
         return self.apps.read_namespaced_deployment(self.name, self.namespace).spec.replicas or 0

@@ -368,6 +368,18 @@ def test_the_plan_names_the_router_and_the_route_api_version(provider, router, a
     assert plan["notes"] == []
 
 
+def test_a_manifest_without_provider_takes_the_mesh_provider_and_its_own_wins():
+    document = gateway_manifest()
+    del document["spec"]["provider"]
+    plan = build_plan(document, mesh_provider="gatewayapi:v1beta1")
+    assert (plan["provider"], plan["route_api_version"]) == ("gatewayapi", "gateway.networking.k8s.io/v1beta1")
+    assert build_plan(copy.deepcopy(SEED), mesh_provider=None)["provider"] == "istio"
+    assert build_plan(gateway_manifest(), mesh_provider="istio")["provider"] == "gatewayapi"
+    with pytest.raises(CanarySpecError) as caught:
+        build_plan(copy.deepcopy(SEED), mesh_provider="linkerd")
+    assert caught.value.errors[0].startswith('the mesh provider (canary_mesh_provider): "linkerd" is not supported')
+
+
 def test_gateway_api_needs_gateway_refs_and_checks_them():
     document = gateway_manifest()
     del document["spec"]["service"]["gatewayRefs"]

@@ -124,14 +124,16 @@ def promotion_steps(last_weight: int, step_weight_promotion: int) -> list[int]:
 
 
 def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interval_override: str | None = None,
-               metric_interval_override: str | None = None, critical_metrics: list[str] | None = None) -> dict[str, Any]:
+               metric_interval_override: str | None = None, critical_metrics: list[str] | None = None,
+               mesh_provider: str | None = None) -> dict[str, Any]:
     """Validate a Flagger Canary manifest and return the plan the role executes.
 
     ``interval_override`` replaces ``analysis.interval`` and every metric
     interval (tests and demos shorten a release without editing the manifest);
     ``metric_interval_override`` replaces the metric intervals only and wins
     over ``interval_override`` for them. ``critical_metrics`` names metrics
-    whose breach rolls back at once in the role's fast mode.
+    whose breach rolls back at once in the role's fast mode. ``mesh_provider`` is the provider of a Canary
+    without ``spec.provider``, as Flagger's ``-mesh-provider`` flag (Istio when not given either).
     """
     check = Checker()
     document = check.mapping(manifest, "manifest", required=True)
@@ -146,10 +148,12 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
             check.error(path, "must be a DNS label (lowercase letters, digits and '-'), got %s" % show(value))
     spec = check.mapping(document.get("spec"), "spec", required=True)
 
-    provider, route_api_version = _provider(check, spec)
+    given_provider = spec.get("provider") if spec.get("provider") not in (None, "") else mesh_provider
+    provider, route_api_version = _provider(check, given_provider, "spec.provider" if spec.get("provider") not in (None, "")
+                                            else "the mesh provider (canary_mesh_provider)")
     target = _target(check, spec)
     service = _service(check, spec, target)
-    _provider_fields(check, spec, provider)
+    _provider_fields(check, spec, provider, given_provider)
     autoscaler = None
     if spec.get("autoscalerRef") is not None:
         ref = check.mapping(spec.get("autoscalerRef"), "spec.autoscalerRef")
@@ -250,19 +254,18 @@ def _check_kind(check: Checker, document: dict[str, Any]) -> None:
         check.error("apiVersion", "must be a flagger.app version such as flagger.app/v1beta1, got %s" % show(api_version))
 
 
-def _provider(check: Checker, spec: dict[str, Any]) -> tuple[str, str | None]:
-    """``spec.provider`` as (router, route API version): ``istio`` or ``gatewayapi`` with its HTTPRoute version."""
-    raw = spec.get("provider")
+def _provider(check: Checker, raw: Any, path: str) -> tuple[str, str | None]:
+    """A provider as (router, route API version): ``istio`` or ``gatewayapi`` with its HTTPRoute version."""
     given = "" if raw is None else raw
     if not isinstance(given, str) or given.strip().lower() not in PROVIDERS:
-        check.error("spec.provider", "%s is not supported; supported: istio (the default), gatewayapi:v1 and "
+        check.error(path, "%s is not supported; supported: istio (the default), gatewayapi:v1 and "
                     "gatewayapi:v1beta1 (every mesh or ingress that implements the Gateway API HTTPRoute); see the "
                     "Providers table of docs/migrating-from-flagger.md" % show(raw))
         return PROVIDERS[""]
     return PROVIDERS[given.strip().lower()]
 
 
-def _provider_fields(check: Checker, spec: dict[str, Any], provider: str) -> None:
+def _provider_fields(check: Checker, spec: dict[str, Any], provider: str, given_provider: Any) -> None:
     """The fields of ``spec.service`` and ``analysis.match`` that only one of the two routers can use."""
     service = spec.get("service") if isinstance(spec.get("service"), Mapping) else {}
     path = "spec.service"
@@ -274,9 +277,9 @@ def _provider_fields(check: Checker, spec: dict[str, Any], provider: str) -> Non
         return
     for key in ISTIO_ONLY_SERVICE_FIELDS:
         if service.get(key) not in (None, False, [], {}):
-            check.error("%s.%s" % (path, key), "configures Istio only, and spec.provider is %s: an HTTPRoute has no "
+            check.error("%s.%s" % (path, key), "configures Istio only, and the provider is %s: an HTTPRoute has no "
                         "such setting (remove it, or use the Gateway implementation's own policy objects)"
-                        % show(spec.get("provider")))
+                        % show(given_provider))
     _gateway_refs(check, refs, path + ".gatewayRefs")
     _gateway_matches(check, service.get("match"), path + ".match")
     analysis_key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec else "canaryAnalysis"

@@ -30,6 +30,7 @@ CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
 ROUTE_STAGE = "route"
 TEMPLATES_STAGE = "templates"
 REPORT_STAGE = "report"
+PREFLIGHT_STAGE = "preflight"
 ROUTE_TO_STEP = "step"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
@@ -38,7 +39,8 @@ ROUTE_TO_WEIGHT = "weight"
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
-    stage=dict(type="str", default=STEP, choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE]),
+    stage=dict(type="str", default=STEP,
+               choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
     report=dict(type="dict"),
     report_path=dict(type="path"),
     template_refs=dict(type="list", elements="dict", default=[]),
@@ -104,6 +106,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         except DeliveryError as exc:
             raise AnalysisTaskError(exc.message) from None
     plan = args["plan"]
+    if args["stage"] == PREFLIGHT_STAGE:
+        return preflight(plan, args)
     if not args.get("run_id"):
         raise AnalysisTaskError("run_id is required with stage=%s: the run that holds the canary's lock" % args["stage"])
     for key in ("name", "namespace", "target", "steps", "threshold", "interval_seconds"):
@@ -160,6 +164,24 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         "timeline": outcome.timeline,
         "samples": outcome.samples,
     }
+
+
+def preflight(plan: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+    """Ask every metric's Prometheus once, before the canary takes traffic: an error (a wrong URL, token or query)
+    is reported; no data yet is not, since the canary has not served anything."""
+    if not plan.get("metrics"):
+        return {"changed": False, "passed": True, "metrics": []}
+    quiet = dict(plan, metrics=[dict(metric, on_no_data="pass", critical=False) for metric in plan["metrics"]])
+    try:
+        kube = client_from_auth(resolve_auth(args))
+        result = build_gate(quiet, args, kube).once()
+    except DeliveryError as exc:
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan.get("namespace"), plan.get("name"), exc.message)) from None
+    except KubeApiError as exc:
+        explained = exc.explain("read", "the MetricTemplates' Secrets", None, plan.get("namespace"))
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan.get("namespace"), plan.get("name"), explained)) from None
+    errors = [metric for metric in result["metrics"] if metric.get("result") == "error"]
+    return {"changed": False, "passed": not errors, "metrics": result["metrics"]}
 
 
 def route_release(ports: ClusterPorts, args: Mapping[str, Any], check_mode: bool) -> dict[str, Any]:
