@@ -28,6 +28,7 @@ GATEWAYS = ["public-gateway.istio-system.svc.cluster.local", "mesh"]
 # see the regression (a new 5xx series needs two scrapes before rate() counts it).
 BAD = {"lab.progressive.delivery/error-rate": "0.5", "lab.progressive.delivery/latency-ms": "2000"}
 ROLLBACK = REPO_ROOT / "playbooks" / "rollback.yml"
+ISTIO, GATEWAY_API = "istio", "gatewayapi"
 
 
 def count(lab, promql: str) -> float:
@@ -35,12 +36,25 @@ def count(lab, promql: str) -> float:
     return lab.query_value(promql) or 0.0
 
 
-def release_with_gate(lab, namespace, tmp_path, webhooks=(), service=None, **analysis) -> Release:
-    """A Canary whose promotion waits for the lab's gate, initialized, with a new revision waiting to be released."""
+def release_with_gate(lab, namespace, tmp_path, webhooks=(), service=None, router=ISTIO, **analysis) -> Release:
+    """A Canary whose promotion waits for the lab's gate, initialized, with a new revision waiting to be released.
+
+    With ``router=GATEWAY_API`` it routes through an HTTPRoute attached to a Gateway of its namespace.
+    """
     hooks = [{"name": "approve-promotion", "type": "confirm-promotion", "url": lab.hooks_url + "/gate/check"},
              {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}] + list(webhooks)
     manifest = short_manifest(namespace, webhooks=hooks, threshold=PATIENT, stepWeights=None, **analysis)
-    manifest["spec"]["service"].update(gateways=GATEWAYS, **(service or {}))
+    if router == GATEWAY_API:
+        gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
+                   "spec": {"gatewayClassName": "lab", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}}
+        Release.custom_api(lab).create_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "gateways",
+                                                               gateway)
+        manifest["spec"]["provider"] = "gatewayapi:v1"
+        manifest["spec"]["service"] = dict(manifest["spec"]["service"], gatewayRefs=[{"name": "public", "namespace": namespace}],
+                                           **(service or {}))
+        del manifest["spec"]["service"]["gateways"]
+    else:
+        manifest["spec"]["service"].update(gateways=GATEWAYS, **(service or {}))
     release = Release(lab, namespace, tmp_path, manifest=manifest)
     initialized = release.run(**TICKS)
     assert initialized.returncode == 0, initialized.stdout[-3000:]
@@ -94,9 +108,27 @@ def virtual_service(release: Release) -> dict:
                                                        release.name)
 
 
+def routes(release: Release) -> dict[str | None, dict]:
+    """The VirtualService's routes or the HTTPRoute's rules by name: their backends' weights and whether they match."""
+    spec = release.route()["spec"]
+    if release.gateway_api:
+        return {rule.get("name"): {"weights": {ref["name"]: ref.get("weight", 1) for ref in rule["backendRefs"]},
+                                   "matches": any(m.get("headers") for m in rule.get("matches") or [])}
+                for rule in spec["rules"]}
+    return {route.get("name"): {"weights": {d["destination"]["host"]: d.get("weight", 0) for d in route["route"]},
+                                "matches": bool(route.get("match"))} for route in spec["http"]}
+
+
 def assert_route_as_before(release: Release) -> None:
     """Nothing of the strategy is left: one route, no mirror, no cookies."""
-    http = virtual_service(release)["spec"]["http"]
+    spec = release.route()["spec"]
+    if release.gateway_api:
+        assert len(spec["rules"]) == 1, spec["rules"]
+        rule = spec["rules"][0]
+        assert not any(f["type"] in ("RequestMirror", "ResponseHeaderModifier") for f in rule.get("filters") or []), rule
+        assert all(not ref.get("filters") for ref in rule["backendRefs"]), rule["backendRefs"]
+        return
+    http = spec["http"]
     assert len(http) == 1, http
     assert "mirror" not in http[0] and "mirrorPercentage" not in http[0]
     assert all(not (d.get("headers") or {}).get("response") for d in http[0]["route"]), http[0]["route"]
@@ -107,15 +139,17 @@ def series(release: Release, metric: str, **labels) -> str:
     return "sum(%s{%s})" % (metric, selector)
 
 
-def test_ab_testing_sends_only_matched_requests_to_the_canary(lab, namespace, tmp_path):
-    # Flagger's Istio A/B testing guide: a header or a cookie selects the canary for ten iterations (here three).
+@pytest.mark.parametrize("router", [ISTIO, GATEWAY_API])
+def test_ab_testing_sends_only_matched_requests_to_the_canary(lab, namespace, tmp_path, router):
+    # Flagger's A/B testing guides: a header or a cookie selects the canary for ten iterations (here three).
     match = [{"headers": {"x-canary": {"regex": ".*insider.*"}}},
              {"headers": {"cookie": {"regex": "^(.*?;)?(canary=always)(;.*)?$"}}}]
-    release = release_with_gate(lab, namespace, tmp_path, iterations=3, match=match)
+    release = release_with_gate(lab, namespace, tmp_path, iterations=3, match=match, router=router)
     with held_at_promotion(lab, release) as process:
-        http = virtual_service(release)["spec"]["http"]
-        assert http[0]["route"] == [{"destination": {"host": "app-canary"}, "weight": 100}] and http[0]["match"]
-        assert {d["destination"]["host"]: d["weight"] for d in http[1]["route"]} == {"app-primary": 100, "app-canary": 0}
+        found = routes(release)
+        assert found["app-canary-match"] == {"weights": {"app-canary": 100}, "matches": True}, found
+        weighted = [route for name, route in found.items() if name != "app-canary-match"]
+        assert weighted == [{"weights": {"app-primary": 100, "app-canary": 0}, "matches": False}], found
         matched_to_canary = series(release, "lab_requests_total", destination_workload="app", matched="true")
         matched_to_primary = series(release, "lab_requests_total", destination_workload="app-primary", matched="true")
         # A scrape after the match route went in: from then on, matched requests reach the canary only.
@@ -176,13 +210,14 @@ def test_blue_green_mirroring_copies_requests_to_the_canary_while_users_get_the_
     roll_back_a_bad_revision(release)
 
 
-def test_session_affinity_keeps_each_user_on_the_version_that_first_served_it(lab, namespace, tmp_path):
-    # Flagger's Istio session affinity: a cookie keeps users on the canary while the weights grow.
-    release = release_with_gate(lab, namespace, tmp_path, stepWeight=20, maxWeight=60,
+@pytest.mark.parametrize("router", [ISTIO, GATEWAY_API])
+def test_session_affinity_keeps_each_user_on_the_version_that_first_served_it(lab, namespace, tmp_path, router):
+    # Flagger's session affinity: a cookie keeps users on the canary while the weights grow.
+    release = release_with_gate(lab, namespace, tmp_path, stepWeight=20, maxWeight=60, router=router,
                                 sessionAffinity={"cookieName": "flagger-cookie", "maxAge": 21600})
     with held_at_promotion(lab, release) as process:
-        names = [route.get("name") for route in virtual_service(release)["spec"]["http"]]
-        assert "app-canary-sticky" in names, names
+        found = routes(release)
+        assert found["app-canary-sticky"]["weights"] == {"app-canary": 100}, found
         sticky_on_canary = series(release, "lab_session_requests_total", destination_workload="app", sticky="true")
         wait_for(lambda: count(lab, sticky_on_canary) >= 10, timeout=60, message="sticky users on the canary")
         assert count(lab, series(release, "lab_session_switches_total", sticky="true")) == 0

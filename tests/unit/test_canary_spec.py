@@ -365,7 +365,14 @@ def test_the_plan_names_the_router_and_the_route_api_version(provider, router, a
         document["spec"]["provider"] = provider
     plan = build_plan(document)
     assert (plan["provider"], plan["route_api_version"]) == (router, api_version)
-    assert plan["notes"] == []
+    if router == "istio":
+        assert plan["notes"] == []
+    else:
+        assert plan["notes"] == ["spec.analysis.metrics: request-success-rate and request-duration query Istio's "
+                                 "telemetry (istio_requests_total): right when Istio implements the Gateway API; with "
+                                 "another implementation, give MetricTemplates over its metrics (docs/gateway-api.md)"]
+        document["spec"]["analysis"]["metrics"] = [{"name": "errors", "thresholdRange": {"max": 1}, "query": "vector(0)"}]
+        assert build_plan(document)["notes"] == []
 
 
 def test_a_manifest_without_provider_takes_the_mesh_provider_and_its_own_wins():

@@ -197,6 +197,12 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     metrics = _metrics(check, analysis, analysis_path, metric_templates or [], namespace, metric_interval,
                        set(critical_metrics or []))
     webhooks = _webhooks(check, analysis, analysis_path)
+    builtin = [metric["name"] for metric in metrics if metric.get("name") in BUILTIN_METRICS and not metric.get("query")
+               and not metric.get("templateRef")]
+    if provider == "gatewayapi" and builtin:
+        check.note(analysis_path + ".metrics", "%s query Istio's telemetry (istio_requests_total): right when Istio "
+                   "implements the Gateway API; with another implementation, give MetricTemplates over its metrics "
+                   "(docs/gateway-api.md)" % " and ".join(builtin))
     fields.review(check, document)
     if not check.errors and not (name and namespace and target and interval_seconds is not None and weights):
         # Every missing piece records its own error above; this only guards against a path that forgot to.
