@@ -38,13 +38,14 @@ def proxy_env(lab) -> dict:
 
 
 def templates_for(lab, tmp_path) -> list[str]:
-    """The guide's MetricTemplates file, pointed at the lab's Prometheus as a user points them at theirs."""
-    templates = list(yaml.safe_load_all((GUIDE / "metric-templates.yaml").read_text()))
-    for template in templates:
+    """The guide's MetricTemplate files, pointed at the lab's Prometheus as a user points them at theirs."""
+    paths = []
+    for name in ("error-rate", "latency"):
+        template = yaml.safe_load((GUIDE / ("metric-template-%s.yaml" % name)).read_text())
         template["spec"]["provider"]["address"] = lab.prometheus_url
-    path = tmp_path / "metric-templates.yaml"
-    path.write_text(yaml.safe_dump_all(templates))
-    return [str(path)]
+        paths.append(tmp_path / ("metric-template-%s.yaml" % name))
+        paths[-1].write_text(yaml.safe_dump(template))
+    return [str(path) for path in paths]
 
 
 @pytest.fixture

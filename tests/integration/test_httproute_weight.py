@@ -129,3 +129,26 @@ def test_refusals_name_the_reason_and_write_nothing(namespace, k8s_auth, custom)
     missing = run_module("httproute_weight", dict(call, rule="nope", weight=10))
     assert missing["failed"] is True and "no rule named 'nope'" in missing["msg"] and "'health'" in missing["msg"]
     assert read_route(custom, namespace)["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+def test_the_lab_serves_both_versions_and_validates_as_the_gateway_api_crds_do(namespace, custom, version):
+    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+    def route(name, rules):
+        return {"apiVersion": "%s/%s" % (GROUP, version), "kind": "HTTPRoute", "metadata": {"name": name},
+                "spec": {"parentRefs": [{"name": "public"}], "rules": rules}}
+
+    created = custom.create_namespaced_custom_object(GROUP, version, namespace, "httproutes",
+                                                     route("ok", [{"backendRefs": [backend("a", 1_000_000)]}]))
+    assert created["spec"]["rules"][0]["backendRefs"][0]["weight"] == 1_000_000
+    refused = {
+        "weight-too-big": [{"backendRefs": [backend("a", 1_000_001)]}],
+        "negative-weight": [{"backendRefs": [backend("a", -1)]}],
+        "too-many-rules": [{"backendRefs": [backend("a", 1)]}] * 17,
+        "too-many-backends": [{"backendRefs": [backend("b%d" % i, 1) for i in range(17)]}],
+    }
+    for name, rules in refused.items():
+        with pytest.raises(ApiException) as caught:
+            custom.create_namespaced_custom_object(GROUP, version, namespace, "httproutes", route(name, rules))
+        assert caught.value.status == 422, (name, caught.value.body)
