@@ -147,3 +147,34 @@ def test_the_role_stops_at_the_lock_when_a_rule_is_missing(lab, namespace, tmp_p
     assert len(release.apps.list_namespaced_deployment(namespace).items) == 1
     assert config_maps_and_leases(release) == ([], [])
     assert not release.custom.list_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices")["items"]
+
+
+def test_a_gateway_api_release_needs_the_httproute_role_instead_of_istios(lab, namespace, tmp_path, identity):
+    gateway_role = next(item for item in yaml.safe_load(RBAC.read_text(encoding="utf-8"))["items"]
+                        if item["kind"] == "ClusterRole" and item["metadata"]["name"] == "progressive-delivery-gatewayapi")
+    without_istio = [rule for rule in RULES if rule["apiGroups"] != ["networking.istio.io"]]
+    manifest = short_manifest(namespace)
+    manifest["spec"]["provider"] = "gatewayapi:v1"
+    manifest["spec"]["service"] = {"port": 9898, "hosts": ["app.example.com"],
+                                   "gatewayRefs": [{"name": "public", "namespace": namespace}]}
+    Release.custom_api(lab).create_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "gateways", {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
+        "spec": {"gatewayClassName": "lab", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}})
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
+    kubeconfig = identity.bind(without_istio)
+    refused = run_module("canary_step", dict(kubeconfig=kubeconfig, action="lock", name=release.name, namespace=namespace,
+                                             run_id="run-rbac", holder="rbac test", provider="gatewayapi"))
+    assert refused["failed"] and "httproutes.gateway.networking.k8s.io" in refused["msg"], refused
+    assert "networking.istio.io" not in refused["msg"] and "progressive-delivery-gatewayapi" in refused["msg"], refused
+    assert config_maps_and_leases(release) == ([], [])
+
+    identity.rbac.patch_cluster_role(identity.role_name, {"rules": without_istio + gateway_role["rules"]})
+    wait_for(lambda: identity._allowed(kubeconfig, "gateway.networking.k8s.io", "httproutes", "create"),  # pylint: disable=protected-access
+             message="the HTTPRoute rule to take effect")
+    first = release.run(canary_kubeconfig=kubeconfig)
+    assert first.returncode == 0, first.stdout[-3000:]
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    promoted = release.run(canary_kubeconfig=kubeconfig)
+    assert promoted.returncode == 0, promoted.stdout[-3000:]
+    assert release.state()["phase"] == "Succeeded"
+    assert_safe(release)
