@@ -164,7 +164,8 @@ def test_a_users_http_route_keeps_its_other_rules_filters_and_parents(lab, kube,
                                                  {"group": "", "kind": "Service", "name": "app-canary", "port": 9898,
                                                   "weight": 0}]}]}}
     before = kube.custom.create_namespaced_custom_object(*GATEWAY_API, namespace, "httproutes", owned)
-    manifest = short_manifest(namespace, stepWeights=[50])
+    # stepWeightPromotion: after the promotion the canary's share shrinks to 25 % for an interval, then to 0.
+    manifest = short_manifest(namespace, stepWeights=[50], stepWeightPromotion=25)
     manifest["spec"]["provider"] = "gatewayapi:v1"
     manifest["spec"]["service"] = {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": namespace}]}
     release = Release(lab, namespace, tmp_path, manifest=manifest)
@@ -178,6 +179,7 @@ def test_a_users_http_route_keeps_its_other_rules_filters_and_parents(lab, kube,
         during = wait_for(at_half, timeout=120, interval=0.1, message="the canary at 50 %")
         output, _ = process.communicate(timeout=240)
     assert process.returncode == 0, output[-4000:]
+    assert "changed: [localhost] => (item=25)" in output, output[-4000:]
     assert during["rules"][0] == legacy and during["rules"][1]["filters"] == [header]
     assert during["parentRefs"] == before["spec"]["parentRefs"]
     after = kube.custom.get_namespaced_custom_object(*GATEWAY_API, namespace, "httproutes", "shop")
