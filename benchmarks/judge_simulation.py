@@ -32,7 +32,6 @@ baseline error share. A release ends at rollback or at promotion after the analy
 
 To compare at an equal false-rollback rate, the sequential judge also runs at alpha = the highest false-rollback
 rate of flagger and of fast over the good scenarios (capped at 0.5), when that is above --alpha.
-``--judges flagger-as-run`` adds Flagger mode as the step loop runs it today (see FLAGGER_AS_RUN).
 
 Usage: nice -n 19 .venv/bin/python benchmarks/judge_simulation.py [--releases 600] [--seed 1] [--alpha 0.01] [--json]
 """
@@ -76,11 +75,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.decis
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import is_hard_breach  # noqa: E402
 
 SEQUENTIAL = "sequential"
-# Flagger mode as StepLoop runs it today: the pause decide() returns with an advance is not waited, so the first
-# check at a new weight comes right after the shift instead of one interval later. Not run unless asked for.
-FLAGGER_AS_RUN = "flagger-as-run"
 JUDGES = (FLAGGER, FAST, SEQUENTIAL)
-OPTIONAL_JUDGES = (FLAGGER_AS_RUN,)
 
 STEPS = (10, 20, 30, 40, 50)
 THRESHOLD = 5
@@ -261,7 +256,7 @@ def _check(stream: Stream, second: int, window: int) -> tuple[bool, bool, float 
     return breached, breached and is_hard_breach(value, {"min": SUCCESS_MIN}, HARD_BREACH_MARGIN), value
 
 
-def run_threshold_judge(stream: Stream, config: Config, mode: str, wait_after_advance: bool = True) -> Outcome:
+def run_threshold_judge(stream: Stream, config: Config, mode: str) -> Outcome:
     """flagger or fast mode: the checks and release.decision.decide, from the pre-rollout checks to the end."""
     settings = Settings(steps=STEPS, threshold=THRESHOLD, interval=float(config.interval), mode=mode,
                         poll=float(config.poll))
@@ -271,7 +266,7 @@ def run_threshold_judge(stream: Stream, config: Config, mode: str, wait_after_ad
         if move.action == ADVANCE:
             stream.run_to(now)
             stream.weight = move.weight
-            if mode == FLAGGER and wait_after_advance:
+            if mode == FLAGGER:
                 now += int(move.pause)  # Flagger's scheduler analyses one interval after the shift
         elif move.action == HOLD:
             now += int(move.pause)
@@ -345,8 +340,6 @@ def judge_runner(judge: str, config: Config) -> Callable[[Stream], Outcome]:
     if judge.startswith(SEQUENTIAL):
         alpha = float(judge.split("@", 1)[1]) if "@" in judge else config.alpha
         return lambda stream: run_sequential_judge(stream, config, alpha)
-    if judge == FLAGGER_AS_RUN:
-        return lambda stream: run_threshold_judge(stream, config, FLAGGER, wait_after_advance=False)
     return lambda stream: run_threshold_judge(stream, config, judge)
 
 
@@ -533,15 +526,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=30, help="analysis interval and metric window, seconds")
     parser.add_argument("--poll", type=int, default=5, help="seconds between polls of fast and sequential")
     parser.add_argument("--judges", default=",".join(JUDGES),
-                        help="comma-separated, of %s" % ", ".join(JUDGES + OPTIONAL_JUDGES))
+                        help="comma-separated, of %s" % ", ".join(JUDGES))
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     args = parser.parse_args(argv)
     judges = [judge for judge in args.judges.split(",") if judge]
-    unknown = [judge for judge in judges if judge not in JUDGES + OPTIONAL_JUDGES]
+    unknown = [judge for judge in judges if judge not in JUDGES]
     if unknown or not 0 < args.alpha < 1 or args.releases < 1 or args.interval % args.poll:
         parser.error("judges of %s, 0 < alpha < 1, releases >= 1, interval a multiple of poll"
-                     % ", ".join(JUDGES + OPTIONAL_JUDGES))
+                     % ", ".join(JUDGES))
     config = Config(rps=args.rps, interval=args.interval, poll=args.poll, alpha=args.alpha)
     started = time.monotonic()
     results = simulate(judges, config, args.releases, args.seed, args.jobs)

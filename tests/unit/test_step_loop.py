@@ -98,6 +98,16 @@ def test_a_passing_step_advances_and_shifts_the_traffic():
     assert [entry["kind"] for entry in outcome.timeline] == ["check", "weight"]
 
 
+@pytest.mark.parametrize("mode, waited", [(FLAGGER, 60.0), (FAST, 0.0)])
+def test_flagger_mode_waits_an_interval_at_the_new_weight_before_its_check(mode, waited):
+    # Flagger checks a weight one interval after moving to it; fast mode's next check watches through the interval.
+    ports = FakePorts()
+    outcome = loop(ports, mode=mode).run(Position(index=0))
+    assert outcome.move.action == ADVANCE and ports.shifts == [20]
+    assert ports.now == waited and ports.analyses == 1
+    assert ports.lock_checks >= (60 if mode == FLAGGER else 1)
+
+
 def test_a_closed_gate_holds_for_a_thousand_asks_then_promotes():
     ports = FakePorts(gate=[False] * 1000 + [True])
     outcome = loop(ports, FLAGGER).run(Position(index=2))

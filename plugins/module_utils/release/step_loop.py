@@ -111,6 +111,9 @@ class StepLoop:
                 message = "step %d/%d: %s" % (move.position.index + 1, len(self.settings.steps), step_label(self.settings, move))
                 self.ports.record(move, move.position.index, message, None)
                 outcome.timeline.append(self._event("weight", message, move.weight))
+                # Flagger analyses a weight one interval after moving to it: the metrics' window must hold the
+                # new weight's traffic before the next check reads it (fast mode watches through the interval).
+                self._wait(move.pause)
             if move.action != HOLD:
                 outcome.move = move
                 return outcome
@@ -163,6 +166,16 @@ class StepLoop:
             ports.record(after, move.position.index, line, None)
             outcome.timeline.append(self._event("gate", line, move.weight))
             return after
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` in short slices, keeping the lease renewed."""
+        deadline = self.ports.clock() + seconds
+        while True:
+            self.ports.keep_lock()
+            remaining = deadline - self.ports.clock()
+            if remaining <= 0:
+                return
+            self.ports.sleep(min(self.gate_poll, remaining))
 
     def _event(self, kind: str, message: str, weight: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"kind": kind, "message": message, "weight": weight, "metrics": [], "webhooks": []}
