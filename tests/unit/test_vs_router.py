@@ -21,6 +21,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.virtu
     retry_delay,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.route_router import is_transient
 from tests.support.kube_api import client_for, json_response, status_body
 
 NS = "prod"
@@ -239,3 +240,53 @@ def test_session_affinity_round_trip_writes_once_and_verifies(httpserver, api):
 
     again = make_router(httpserver).apply(request(weight=10, session_affinity=affinity))
     assert not again.written and not again.edit.changed
+
+
+class FlakyIstioApi(FakeIstioApi):
+    """Fails the first requests of one method with a server-side error, then behaves."""
+
+    def __init__(self, httpserver, method, failures, status=503):
+        self.failing = {"method": method, "left": failures, "status": status}
+        super().__init__(httpserver)
+
+    def handle(self, request):
+        if request.method == self.failing["method"] and self.failing["left"]:
+            self.failing["left"] -= 1
+            self.calls.append((request.method, "failed"))
+            return json_response(status_body(self.failing["status"], "ServiceUnavailable", "etcdserver: leader changed"),
+                                 self.failing["status"])
+        return super().handle(request)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_transient_server_errors_are_sent_again_with_growing_pauses(httpserver, method):
+    api = FlakyIstioApi(httpserver, method, failures=2)
+    sleeps = []
+    router = make_router(httpserver, sleeps=sleeps)
+    result = router.apply(request(weight=30))
+    assert weights(api.obj) == [70, 30] and result.written
+    assert [call for call in api.calls if call[1] == "failed"] == [(method, "failed")] * 2
+    assert sleeps == [0.2 * 0.75, 0.4 * 0.75] and router.transient_failures == 2
+
+
+def test_a_server_that_keeps_failing_is_reported_after_a_bounded_number_of_tries(httpserver):
+    api = FlakyIstioApi(httpserver, "PUT", failures=100, status=500)
+    router = make_router(httpserver, sleeps=[])
+    with pytest.raises(RouterError, match="HTTP 500 .* sent 5 times over a few seconds"):
+        router.apply(request(weight=30))
+    assert [call for call in api.calls if call[1] == "failed"] == [("PUT", "failed")] * 5
+    assert weights(api.obj) == [100, 0]
+
+
+def test_a_client_error_is_not_sent_again(httpserver, api):
+    api.forbid_put = True
+    router = make_router(httpserver, sleeps=[])
+    with pytest.raises(RouterError, match="Permission denied"):
+        router.apply(request(weight=30))
+    assert [c[0] for c in api.calls].count("PUT") == 1 and router.transient_failures == 0
+
+
+def test_what_counts_as_transient():
+    assert is_transient(KubeApiError(None, "ConnectionError", "timed out"))
+    assert all(is_transient(KubeApiError(code, "", "")) for code in (429, 500, 502, 503, 504))
+    assert not any(is_transient(KubeApiError(code, "", "")) for code in (400, 403, 404, 409, 422))

@@ -13,6 +13,7 @@ A change without conflicts costs exactly three requests.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.istio
 
 RETRY_BASE_DELAY = 0.05
 RETRY_MAX_DELAY = 1.0
+# A request that fails in transit or with a server-side error is tried again this many times, backing off
+# TRANSIENT_BASE_DELAY doubled each time (0.2 + 0.4 + 0.8 + 1.6 s at most): an API server restarting or overloaded
+# answers again within seconds, and a release must not end with traffic left on the canary for one 503.
+TRANSIENT_RETRIES = 4
+TRANSIENT_BASE_DELAY = 0.2
+# Statuses the API server (or a proxy in front of it) returns when the request may succeed if sent again.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 Request = TypeVar("Request")
 
@@ -58,6 +66,11 @@ def retry_delay(attempt: int, rng: Callable[[], float] = random.random) -> float
     return rng() * min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * (2 ** attempt))
 
 
+def is_transient(error: KubeApiError) -> bool:
+    """No answer (a timeout, a reset connection) or a server-side failure: the same request may succeed later."""
+    return error.status is None or error.status in TRANSIENT_STATUSES
+
+
 class RouteObjectRouter(Generic[Request]):
     """One route object's traffic split, changed optimistically.
 
@@ -81,6 +94,8 @@ class RouteObjectRouter(Generic[Request]):
         self._given = api_version is not None
         self._sleep = sleep
         self._rng = rng
+        # Requests that failed in transit or with a 5xx and were sent again, over this router's life.
+        self.transient_failures = 0
 
     @property
     def target(self) -> str:
@@ -105,14 +120,36 @@ class RouteObjectRouter(Generic[Request]):
         if error.status == 404 and not is_kind_not_served(error):
             return RouterError("%s not found (HTTP 404). Check name and namespace; this module edits an existing "
                                "%s and never creates one." % (self.target, self.kind))
-        return RouterError(error.explain(verb, self.kind, self.name, self.namespace))
+        explained = error.explain(verb, self.kind, self.name, self.namespace)
+        if is_transient(error):
+            explained += (" The request was sent %d times over a few seconds; the API server (or the network to it) "
+                          "kept failing." % (TRANSIENT_RETRIES + 1))
+        return RouterError(explained)
+
+    def _patiently(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``call()``, sent again after a transient failure, a bounded number of times with growing pauses.
+
+        A write that failed in transit may have been applied: sent again with the same resourceVersion, it is
+        refused with 409, and the optimistic loop reads the object again and finds nothing left to change.
+        """
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except KubeApiError as error:
+                if not is_transient(error) or attempt >= TRANSIENT_RETRIES:
+                    raise
+            self.transient_failures += 1
+            self._sleep(TRANSIENT_BASE_DELAY * (2 ** attempt) * (0.5 + self._rng() / 2))
+            attempt += 1
 
     def read(self) -> dict[str, Any]:
         """GET the object, settling the API version on first use."""
         versions = [self.api_version] if self.api_version else list(self.api_versions)
         for api_version in versions:
             try:
-                obj = self.client.get(api_version, self.plural, self.name, self.namespace)
+                obj = self._patiently(functools.partial(self.client.get, api_version, self.plural, self.name,
+                                                        self.namespace))
             except KubeApiError as error:
                 if is_kind_not_served(error) and not self.api_version:
                     continue
@@ -138,7 +175,8 @@ class RouteObjectRouter(Generic[Request]):
             return edits[-1].obj if edits[-1].changed and not check_mode else None
 
         def write(_obj: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-            written.append(self.client.replace(self.api_version, self.plural, self.name, desired, self.namespace))
+            written.append(self._patiently(functools.partial(self.client.replace, self.api_version, self.plural,
+                                                             self.name, desired, self.namespace)))
             return written[-1]
 
         def back_off(attempt: int) -> None:
