@@ -1,0 +1,47 @@
+"""Traffic never goes to a canary that is not serving: a route that cannot be written back leaves the canary up.
+
+The release reaches the API through the lab's fault front; once the canary serves its first step, every write of the
+VirtualService fails with HTTP 500 (beyond the routers' retries), so the next shift and the rescue's move back to the
+primary both fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.testing import wait_for
+from tests.support.releases import Release, assert_safe, short_manifest
+
+pytestmark = pytest.mark.slow
+
+TICKS = {"canary_interval_override": "1s", "canary_metric_interval_override": "10s", "canary_poll": 0.5}
+PATIENT = 60
+
+
+def test_a_route_that_cannot_be_moved_back_leaves_the_canary_serving_and_the_next_run_finishes(lab, namespace, tmp_path):
+    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, threshold=PATIENT))
+    through_faults = dict(TICKS, canary_kubeconfig=lab.fault_kubeconfig)
+    assert release.run(**through_faults).returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    process = release.popen(**through_faults)
+    try:
+        wait_for(lambda: release.weights()["app-canary"] == 30, timeout=120, interval=0.1, message="the first step")
+        lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500)
+        output, _ = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        lab.clear_faults()
+    assert process.returncode != 0
+    assert "so the canary was left running to serve its share of the users" in output, output[-3000:]
+    # The canary still has its 30 % and the pods to answer it: no user gets a 503 from a scaled-down canary.
+    assert release.weights() == {"app-primary": 70, "app-canary": 30}
+    assert release.replicas() > 0
+    assert release.state()["phase"] == "Progressing"
+
+    # With the API healthy again, a normal run takes the release over where the state says it is.
+    finished = release.run(**TICKS)
+    assert finished.returncode == 0, finished.stdout[-3000:]
+    assert release.state()["phase"] == "Succeeded"
+    assert_safe(release)
