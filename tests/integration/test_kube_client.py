@@ -45,7 +45,7 @@ def test_read_only_token_gets_a_readable_403(lab, namespace):
     message = caught.value.explain("create", "ConfigMap", "x", namespace)
     assert caught.value.status == 403
     assert message.startswith("Could not create ConfigMap %s/x: HTTP 403 Forbidden" % namespace)
-    assert "grant the 'create' verb on ConfigMap in namespace %s" % namespace in message
+    assert "grant the 'create' verb on configmaps in namespace %s" % namespace in message
 
 
 def test_stale_resource_version_is_a_conflict(lab, namespace):

@@ -190,7 +190,7 @@ def test_patch_content_types_and_dry_run(httpserver):
 
 @pytest.mark.parametrize("code,reason,expected", [
     (401, "Unauthorized", "credentials were rejected"),
-    (403, "Forbidden", "grant the 'update' verb on VirtualService in namespace prod"),
+    (403, "Forbidden", "grant the 'update' verb on virtualservices.networking.istio.io in namespace prod"),
     (404, "NotFound", "check the name and namespace"),
     (409, "Conflict", "another writer changed the object"),
     (422, "Invalid", "spec.http[0].route: weights must sum to 100"),
@@ -209,6 +209,22 @@ def test_api_errors_become_sentences(httpserver, code, reason, expected):
     assert message.startswith("Could not update VirtualService prod/web: HTTP %d %s" % (code, reason))
     assert expected in message
     assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("method, path, verb, resource", [
+    ("POST", "/apis/coordination.k8s.io/v1/namespaces/prod/leases", "create", "leases.coordination.k8s.io"),
+    ("PUT", "/apis/coordination.k8s.io/v1/namespaces/prod/leases/app-canary-lock", "update", "leases.coordination.k8s.io"),
+    ("GET", "/api/v1/namespaces/prod/configmaps", "list", "configmaps"),
+    ("GET", "/api/v1/namespaces/prod/configmaps/app", "get", "configmaps"),
+    ("DELETE", "/apis/apps/v1/namespaces/prod/deployments/app-primary", "delete", "deployments.apps"),
+    ("GET", "/apis/networking.istio.io", "get", None),
+])
+def test_a_forbidden_request_names_the_rbac_verb_and_resource_it_needs(method, path, verb, resource):
+    error = KubeApiError(403, "Forbidden", "forbidden", method=method, path=path)
+    assert (error.rbac_verb(), error.rbac_resource()) == (verb, resource)
+    # What the collection meant ("acquire" the lock) is not an RBAC verb: the hint names the request's.
+    hint = error.hint("acquire", "Lease", "prod")
+    assert "grant the '%s' verb on %s in namespace prod" % (verb, resource or "Lease") in hint
 
 
 def test_get_or_none_treats_404_as_absent(httpserver):

@@ -69,13 +69,45 @@ class KubeApiError(Exception):
 
     def hint(self, action: str, kind: str, namespace: str | None = None) -> str:
         if self.status == 403:
-            verb = action.split()[0] if action else VERB_OF_METHOD.get(self.method or "", "get")
+            # The request names the RBAC verb and resource; the action ("acquire", "discover") is only what we meant.
+            verb = self.rbac_verb() or (action.split()[0] if action else "get")
             where = "in namespace %s" % namespace if namespace else "cluster-wide"
             return ("the credentials lack permission: grant the '%s' verb on %s %s through a Role/ClusterRole "
-                    "(see docs/rbac.yml)" % (verb, kind, where))
+                    "(see docs/rbac.yml)" % (verb, self.rbac_resource() or kind, where))
         if self.status == 409 and self.reason == "AlreadyExists":
             return "an object with that name already exists: delete it or choose another name"
         return STATUS_HINTS.get(self.status or 0, "check the API server's logs")
+
+    def _path_parts(self) -> tuple[str, list[str]] | None:
+        """(API group, the segments after the version) of the request's path, None when it is not a resource path."""
+        segments = [segment for segment in (self.path or "").split("?", 1)[0].split("/") if segment]
+        if len(segments) >= 3 and segments[0] == "api":
+            return "", segments[2:]
+        if len(segments) >= 4 and segments[0] == "apis":
+            return segments[1], segments[3:]
+        return None
+
+    def rbac_resource(self) -> str | None:
+        """The resource as RBAC names it (``leases.coordination.k8s.io``, ``configmaps``), from the request's path."""
+        parts = self._path_parts()
+        if parts is None:
+            return None
+        group, rest = parts
+        if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+            rest = rest[2:]
+        if not rest:
+            return None
+        return "%s.%s" % (rest[0], group) if group else rest[0]
+
+    def rbac_verb(self) -> str | None:
+        """The RBAC verb of the request: a GET without an object name is a ``list``."""
+        verb = VERB_OF_METHOD.get(self.method or "")
+        parts = self._path_parts()
+        if verb == "get" and parts is not None:
+            rest = parts[1][2:] if len(parts[1]) > 2 and parts[1][0] == "namespaces" else parts[1]
+            if len(rest) == 1:
+                return "list"
+        return verb
 
     def __str__(self) -> str:
         if self.status is None:
