@@ -368,6 +368,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import refused_result
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import CANARY_PHASES, ON_GATE_TIMEOUT, WEBHOOK_TYPES, spec_from_params
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
@@ -404,7 +405,7 @@ def main():
     try:
         spec = spec_from_params(module.params)
     except DeliveryError as exc:
-        module.fail_json(msg=f"canary_webhook: {exc.message}", changed=False)
+        module.fail_json(msg=f"canary_webhook: {exc.message}", **refused_result(module.params, exc.message))
 
     run = run_webhook(spec, check_mode=module.check_mode)
     for warning in run.warnings:

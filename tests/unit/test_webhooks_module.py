@@ -6,8 +6,10 @@ import json
 import textwrap
 
 import pytest
+import yaml
 from werkzeug.wrappers import Response
 
+from ansible_collections.progressive.delivery.plugins.modules import canary_webhook
 from tests.support.modules import run_module, run_playbook
 
 SECRET = "s3cr3t-Header-Value-7f1c"
@@ -66,6 +68,11 @@ def test_bad_input_fails_before_any_request(httpserver, overrides, needle):
     assert result["failed"] is True
     assert needle in result["msg"]
     assert httpserver.log == []
+    if "value of type" not in needle:  # Ansible refuses a bad choice before the module runs
+        # Every key RETURN documents as always returned is there, saying nothing was sent.
+        always = [key for key, doc in yaml.safe_load(canary_webhook.RETURN).items() if doc["returned"] == "always"]
+        assert len(always) > 15 and [key for key in always if key not in result] == []
+        assert (result["passed"], result["outcome"], result["attempts"], result["error_kind"]) == (False, "error", 0, "request")
 
 
 def test_check_mode_skips_side_effects_and_shows_the_request_in_diff(httpserver):

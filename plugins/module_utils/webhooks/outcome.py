@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import redact_url
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.transport import Answer
 
@@ -25,13 +26,26 @@ class WebhookRun:
 
 def base_result(spec: WebhookSpec, payload: Mapping[str, Any]) -> dict[str, Any]:
     """Every result key with its value before any request; the module documents each one."""
+    return _unsent(spec.hook_type, spec.shown_url, spec.canary, spec.phase, payload["metadata"])
+
+
+def refused_result(params: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The result of a task whose options were refused before anything was sent: every documented key is there."""
+    result = _unsent(params.get("type"), redact_url(str(params.get("url") or "")),
+                     "%s.%s" % (params.get("name"), params.get("namespace")), params.get("phase"),
+                     params.get("metadata") if isinstance(params.get("metadata"), Mapping) else {})
+    result.update(outcome="error", error=reason, error_kind="request")
+    return result
+
+
+def _unsent(hook_type: Any, url: str, canary: str, phase: Any, metadata: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "changed": False,
-        "type": spec.hook_type,
-        "url": spec.shown_url,
-        "canary": spec.canary,
-        "phase": spec.phase,
-        "metadata_keys": sorted(payload["metadata"]),
+        "type": hook_type,
+        "url": url,
+        "canary": canary,
+        "phase": phase,
+        "metadata_keys": sorted(metadata),
         "passed": False,
         "rollback_requested": False,
         "status": None,
