@@ -448,3 +448,18 @@ def test_the_release_loop_mirrors_only_the_first_step_of_a_mirrored_canary():
 
     walked = Strategy.from_plan(build_plan(manifest(mirror=True)))
     assert [walked.is_mirror_step(index) for index in range(3)] == [True, False, False]
+
+
+def test_an_override_does_not_hide_an_invalid_manifest_interval():
+    document = copy.deepcopy(SEED)
+    document["spec"]["analysis"]["interval"] = "1 minute"
+    document["spec"]["analysis"]["metrics"][0]["interval"] = "a while"
+    with pytest.raises(CanarySpecError) as caught:
+        build_plan(document, interval_override="2s", metric_interval_override="10s")
+    errors = caught.value.errors
+    assert any(error.startswith("spec.analysis.interval:") for error in errors), errors
+    assert any(error.startswith("spec.analysis.metrics[0].interval: must be a Prometheus duration") for error in errors), errors
+    assert len(errors) == 2
+    # A valid manifest still takes the overrides.
+    plan = build_plan(copy.deepcopy(SEED), interval_override="2s", metric_interval_override="10s")
+    assert plan["interval_seconds"] == 2.0 and {m["interval"] for m in plan["metrics"]} == {"10s"}

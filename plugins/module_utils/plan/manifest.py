@@ -187,6 +187,8 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     interval_path = analysis_path + ".interval"
     interval_text = analysis.get("interval", DEFAULT_INTERVAL)
     if interval_override:
+        # The manifest is still the one Flagger reads: an override used for a test must not hide its mistakes.
+        check.duration(interval_text, interval_path)
         interval_text, interval_path = interval_override, "interval override"
     interval_seconds = check.duration(interval_text, interval_path)
     threshold = check.integer(analysis.get("threshold"), analysis_path + ".threshold", 1, default=DEFAULT_THRESHOLD)
@@ -633,10 +635,13 @@ def _metrics(check: Checker, analysis: dict[str, Any], path: str, templates: lis
             entry["templateVariables"] = {str(k): str(v) for k, v in variables.items()}
         interval_path = metric_path + ".interval"
         interval = raw.get("interval", DEFAULT_METRIC_INTERVAL)
+        candidates = [(interval, interval_path)]
         if interval_override:
             interval, interval_path = interval_override, "metric interval override"
-        if not isinstance(interval, str) or not is_prometheus_duration(interval):
-            check.error(interval_path, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % show(interval))
+            candidates.append((interval, interval_path))
+        for candidate, where in candidates:
+            if not isinstance(candidate, str) or not is_prometheus_duration(candidate):
+                check.error(where, "must be a Prometheus duration such as 30s, 1m or 1m30s, got %s" % show(candidate))
         entry["interval"] = interval
         threshold_range = _threshold_range(check, dict(raw), metric_path, name)
         if threshold_range is not None:
