@@ -100,6 +100,8 @@ def test_relative_manifest_path_is_read_from_the_working_directory(lab, namespac
 
 
 def test_missing_target_fails_with_its_error_and_changes_nothing(lab, namespace, tmp_path):
+    from kubernetes import client  # pylint: disable=import-outside-toplevel
+
     manifest = short_manifest(namespace)
     manifest["spec"]["targetRef"]["name"] = "app-typo"
     release = Release(lab, namespace, tmp_path, manifest=manifest)
@@ -112,6 +114,7 @@ def test_missing_target_fails_with_its_error_and_changes_nothing(lab, namespace,
     assert [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items] == ["app"]
     assert release.custom.list_namespaced_custom_object("networking.istio.io", "v1", namespace, "virtualservices")["items"] == []
     assert config_map_names(release.core, namespace) == []
+    assert client.CoordinationV1Api(release.api).list_namespaced_lease(namespace).items == []
 
 
 def test_unreachable_prometheus_stops_before_the_canary_starts(initialized: Release):

@@ -21,6 +21,9 @@ class Lock(CanaryAction):
     def run(self) -> dict:
         # Before the state is even read: every missing permission is named at once, and nothing has changed yet.
         self._check_access()
+        if self.params.target:
+            # A run for a Deployment that does not exist stops here, before a Lease is left behind for nothing.
+            self._read_target()
         return super().run()
 
     def hold_lock(self) -> None:
