@@ -327,9 +327,12 @@ def test_rollback_after_promotion_puts_the_primary_configs_back(kube, app, step)
 def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     namespace = app
     ok(step("lock", run="run-a"))
-    refused = step("lock", run="run-b")
+    refused = step("lock", run="run-b", lease_ttl=LEASE_TTL * 10)
     assert refused["failed"]
     assert "locked by another run: job of run-a (run id run-a)" in refused["msg"]
+    # The result describes the Lease as it is: run-a's, with run-a's duration, not the one run-b asked for.
+    lock = refused["lock"]
+    assert (lock["held"], lock["ours"], lock["run_id"], lock["lease_duration_seconds"]) == (True, False, "run-a", LEASE_TTL)
     writing = step("initialize", run="run-b", service=SERVICE)
     assert writing["failed"] and "job of run-a" in writing["msg"]
     assert kube.apps.list_namespaced_deployment(namespace).items[0].metadata.name == NAME

@@ -147,7 +147,11 @@ def released_lease(existing: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LockHeld(DeliveryError):
-    """Another live run holds the canary's lease."""
+    """Another live run holds the canary's lease; ``lease`` is that Lease as it was read."""
+
+    def __init__(self, message: str, lease: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.lease = lease
 
 
 class LeaseLock:
@@ -180,7 +184,7 @@ class LeaseLock:
         now = self.clock()
         decision = lock_decision(lease, self.run_id, now)
         if decision == REFUSE:
-            raise LockHeld(held_message(self.namespace, self.canary, lease, now))
+            raise LockHeld(held_message(self.namespace, self.canary, lease, now), lease)
         return decision, now
 
     def acquire(self, check_mode: bool = False) -> tuple[str, dict[str, Any] | None]:
@@ -199,7 +203,8 @@ class LeaseLock:
             # Someone else wrote the lease between our read and write: decide again on fresh data.
             lease = optimistic_update(self.read, change, write, attempts=CONFLICT_RETRIES)
         except ConflictRetriesExhausted:
-            raise LockHeld(held_message(self.namespace, self.canary, self.read(), self.clock())) from None
+            held = self.read()
+            raise LockHeld(held_message(self.namespace, self.canary, held, self.clock()), held) from None
         return decided[0], lease
 
     def renew_if_held(self, check_mode: bool = False) -> dict[str, Any] | None:

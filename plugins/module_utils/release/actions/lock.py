@@ -31,6 +31,8 @@ class Lock(CanaryAction):
             with self.store.api("acquire", "Lease", self.lock.name):
                 decision, self.lease = self.lock.acquire(self.check_mode)
         except LockHeld as exc:
+            # The result describes the Lease as it is: held by the other run, with its own duration.
+            self.lease = dict(exc.lease) if exc.lease is not None else None
             raise self.fail(str(exc)) from None
         if decision != "renew":
             verb = decision.replace("_", " ")
