@@ -492,6 +492,9 @@ def test_bad_input_fails_clearly_and_creates_nothing(kube, namespace, step, lab,
     readonly = run_module("canary_step", dict(kubeconfig=lab.readonly_kubeconfig, action="initialize", name=NAME,
                                               namespace=namespace, run_id="ro", service=SERVICE))
     assert readonly["failed"] and "403" in readonly["msg"] and "docs/rbac.yml" in readonly["msg"], readonly["msg"]
+    # Nothing was written: the result says so, and reports the canary as it is stored (never initialized).
+    assert readonly["changed"] is False and readonly["phase"] != "Initializing", (readonly["changed"], readonly["phase"])
+    assert readonly["actions"] == []
 
     assert [d.metadata.name for d in kube.apps.list_namespaced_deployment(namespace).items] == [NAME]
     assert [s.metadata.name for s in kube.core.list_namespaced_service(namespace).items] == []

@@ -123,6 +123,9 @@ class CanaryStore:
             except KubeApiError as exc:
                 if exc.status == 409:
                     raise  # read again and recompute
+                # Refused: nothing was written, so it leaves the change log (and the result says changed only
+                # for what the API accepted).
+                self._forget_refused(0)
                 raise self.fail(exc.explain(verb, kind, name, self.ns)) from None
 
         try:

@@ -70,8 +70,14 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
         self.restarted = False
         self.initialized = False
         self.message = ""
+        # The state as read at the start, for the result of an action that fails before writing anything.
+        self.loaded_state: st.CanaryState | None = None
 
     def fail(self, message: str) -> CanaryFailure:
+        if self.changelog.writes == 0 and self.loaded_state is not None:
+            # Nothing was written: the result reports the canary as it is stored, not the phase the action was
+            # moving it to.
+            self.state = self.loaded_state
         return CanaryFailure(message, self._result())
 
     def run(self) -> dict[str, Any]:
@@ -154,6 +160,7 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
             self.state = st.parse_state(text, "ConfigMap %s/%s" % (self.ns, name))
         except ValueError as exc:
             raise self.fail(str(exc)) from None
+        self.loaded_state = copy.deepcopy(self.state)
 
     def _update_state(self, mutate: Callable[[st.CanaryState], bool]) -> None:
         """Apply ``mutate`` to the freshest stored state and write it with its resourceVersion."""
