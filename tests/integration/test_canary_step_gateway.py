@@ -119,3 +119,16 @@ def test_an_adopted_httproute_keeps_its_other_rules_and_filters(kube, app, step)
     with pytest.raises(ApiException) as missing:
         http_route(kube, namespace, NAME)
     assert missing.value.status == 404
+
+
+def test_delete_points_the_generated_httproute_at_the_apex_service(kube, app, step):
+    namespace = app
+    step("lock")
+    step("initialize", service=SERVICE)
+    deleted = step("delete", service=SERVICE)
+    assert deleted["changed"] and "update HTTPRoute %s/%s" % (namespace, NAME) in deleted["actions"], deleted["actions"]
+    (rule,) = http_route(kube, namespace)["spec"]["rules"]
+    assert [(ref["name"], ref["port"]) for ref in rule["backendRefs"]] == [(NAME, 80)]
+    services = sorted(service.metadata.name for service in kube.core.list_namespaced_service(namespace).items)
+    assert services == [NAME]
+    assert "DestinationRule" not in " ".join(deleted["actions"])

@@ -10,7 +10,7 @@ point at the apex host, and only then do the primary and the other generated obj
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.access import (
     DELETE_ACCESS,
@@ -97,24 +97,28 @@ class Delete(CanaryAction):
         desired_apex = self._desired_apex(apex_service, apex, label, value, target)
         gateway_api = ((self.state.route or {}).get("kind") or params.provider) in (gateway.HTTP_ROUTE_KIND, "gatewayapi")
         if gateway_api:
-            vs_api, http_route = None, self._http_route_ref(apex)
+            route_api, route_object, route_name, adopted = self._http_route_ref(apex)
+            route_kind = gateway.HTTP_ROUTE_KIND
         else:
-            vs_api, vs_name, route_name, adopted = self._virtual_service_ref(apex)
+            route_api, route_object, route_name, adopted = self._virtual_service_ref(apex)
+            route_kind = "VirtualService"
 
         self._restore_target(target, primary)
         self.store.ensure(SERVICES, "Service", apex, lambda cur: desired_apex if cur is None else self._selecting(cur, label, value))
         if gateway_api:
-            self._http_route_to_apex(*http_route, apex, primary_svc, canary_svc)
-        elif vs_api is not None:
-            self._route_to_apex(vs_api, vs_name, route_name, adopted, apex, primary_svc, canary_svc)
+            self._route_to_apex(route_api, route_kind, route_object, adopted,
+                                lambda cur: gateway.http_route_to_apex(cur, apex, primary_svc, canary_svc, route_name))
+        elif route_api is not None:
+            self._route_to_apex(route_api, route_kind, route_object, adopted,
+                                lambda cur: objects.routed_to_apex(cur, apex, primary_svc, canary_svc, route_name))
 
         if params.autoscaler:
             self._delete(HPAS, "HorizontalPodAutoscaler", primary_name(params.autoscaler))
         self._delete(DEPLOYMENTS, "Deployment", primary_deployment)
         for name in (primary_svc, canary_svc):
             self._delete(SERVICES, "Service", name)
-        if vs_api is not None:
-            rules = (vs_api[0], istio_api.DESTINATION_RULE_PLURAL)
+        if not gateway_api and route_api is not None:
+            rules = (route_api[0], istio_api.DESTINATION_RULE_PLURAL)
             for name in (primary_svc, canary_svc):
                 self._delete(rules, "DestinationRule", name)
         for kind, api, name in self._primary_configs(primary):
@@ -186,20 +190,6 @@ class Delete(CanaryAction):
         version = record.get("apiVersion") or self.params.route_api_version or gateway.group_version(gateway.GATEWAY_VERSIONS[0])
         return (version, gateway.HTTP_ROUTE_PLURAL), adopt or apex, rule if adopt else None, bool(adopt)
 
-    def _http_route_to_apex(self, api: tuple[str, str], name: str, rule: str | None, adopted: bool, apex: str,
-                            primary_svc: str, canary_svc: str) -> None:
-        existing = self.store.get(api, gateway.HTTP_ROUTE_KIND, name)
-        if existing is None:
-            return
-        if not adopted and owner_of(existing) is None:
-            self.changelog.warnings.append("HTTPRoute %s/%s was not created by this canary and is left as it is"
-                                           % (self.ns, name))
-            return
-        # An adopted HTTPRoute is the user's: only the canary's rule changes, and it is never marked.
-        self.store.ensure(api, gateway.HTTP_ROUTE_KIND, name,
-                          lambda cur: None if cur is None else gateway.http_route_to_apex(cur, apex, primary_svc, canary_svc, rule),
-                          owned=not adopted)
-
     def _restore_target(self, target: dict[str, Any], primary: dict[str, Any] | None) -> None:
         """Scale the target as the primary is scaled and wait until it can take all the traffic."""
         replicas = wl.canary_replicas(target, primary, None)
@@ -217,19 +207,18 @@ class Delete(CanaryAction):
             self._event(message, warning=True)
             raise self.fail(message)
 
-    def _route_to_apex(self, vs_api: tuple[str, str], name: str, route: str | None, adopted: bool, apex: str,
-                       primary_svc: str, canary_svc: str) -> None:
-        existing = self.store.get(vs_api, "VirtualService", name)
+    def _route_to_apex(self, api: tuple[str, str], kind: str, name: str, adopted: bool,
+                       to_apex: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Point the route (VirtualService or HTTPRoute) that sent traffic to the primary and the canary at the apex."""
+        existing = self.store.get(api, kind, name)
         if existing is None:
             return
         if not adopted and owner_of(existing) is None:
-            self.changelog.warnings.append("VirtualService %s/%s was not created by this canary and is left as it is"
-                                           % (self.ns, name))
+            self.changelog.warnings.append("%s %s/%s was not created by this canary and is left as it is"
+                                           % (kind, self.ns, name))
             return
-        # An adopted VirtualService is the user's: only its named route changes, and it is never marked.
-        self.store.ensure(vs_api, "VirtualService", name,
-                          lambda cur: None if cur is None else objects.routed_to_apex(cur, apex, primary_svc, canary_svc, route),
-                          owned=not adopted)
+        # An adopted route is the user's: only the canary's route or rule changes, and it is never marked.
+        self.store.ensure(api, kind, name, lambda cur: None if cur is None else to_apex(cur), owned=not adopted)
 
     def _primary_configs(self, primary: dict[str, Any] | None) -> list[tuple[str, tuple[str, str], str]]:
         """The ``-primary`` ConfigMaps and Secrets the primary reads or the state tracked."""
