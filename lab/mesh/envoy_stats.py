@@ -16,7 +16,7 @@ from typing import Iterator
 from prometheus_client.core import HistogramMetricFamily, Metric, UnknownMetricFamily
 from prometheus_client.registry import Collector
 
-from lab.mesh.telemetry import BUCKET_LABELS, DURATION_BUCKETS_MS
+from lab.mesh.telemetry import DURATION_BUCKETS_MS, cumulative_buckets
 
 REQUESTS = "envoy_cluster_upstream_rq"
 TIMES = "envoy_cluster_upstream_rq_time"
@@ -67,11 +67,7 @@ class EnvoyClusterStats(Collector):
         for key, value in counted:
             requests.add_metric(key, value)
         for cluster, series in timed:
-            cumulative, buckets = 0.0, []
-            for label, count in zip(BUCKET_LABELS, series[:-1]):
-                cumulative += count
-                buckets.append((label, cumulative))
-            times.add_metric((cluster,), buckets, series[-1])
+            times.add_metric((cluster,), cumulative_buckets(series), series[-1])
         yield requests
         yield times
 

@@ -96,6 +96,16 @@ def label_values(reporter: str, source: Source, upstream: Upstream) -> tuple[str
             + ("http", str(upstream.code), "-", upstream.flags, security))
 
 
+def cumulative_buckets(series: list[float]) -> list[tuple[str, float]]:
+    """(le, count) pairs of a histogram kept as per-bucket counts, +Inf, then the sum (the last entry is ignored)."""
+    cumulative = 0.0
+    buckets = []
+    for label, count in zip(BUCKET_LABELS, series[:-1]):
+        cumulative += count
+        buckets.append((label, cumulative))
+    return buckets
+
+
 class IstioTelemetry(Collector):
     """Accumulates istio_requests_total and istio_request_duration_milliseconds."""
 
@@ -148,12 +158,8 @@ class IstioTelemetry(Collector):
         with self._lock:
             snapshot = [(key, list(series)) for key, series in self._series.items()]
         for key, series in snapshot:
-            cumulative = 0.0
-            buckets = []
-            for label, count in zip(BUCKET_LABELS, series[:-1]):
-                cumulative += count
-                buckets.append((label, cumulative))
-            requests.add_metric(key, cumulative)
+            buckets = cumulative_buckets(series)
+            requests.add_metric(key, buckets[-1][1])
             durations.add_metric(key, buckets, series[-1])
         yield requests
         yield durations

@@ -16,19 +16,13 @@ from lab.seed import demo_deployment
 from lab.testing import wait_for
 from tests.support.modules import REPO_ROOT
 from tests.support.releases import Release, assert_safe, hook_calls, short_manifest
+from tests.support.routes import create_gateway
 
 pytestmark = pytest.mark.slow
 
 GUIDE = REPO_ROOT / "examples" / "gatewayapi"
 BAD = {"lab.progressive.delivery/error-rate": "0.5", "lab.progressive.delivery/latency-ms": "2000"}
 GATEWAY_API = ("gateway.networking.k8s.io", "v1")
-
-
-def gateway(name: str, namespace: str) -> dict:
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"gatewayClassName": "contour",
-                     "listeners": [{"name": "http", "protocol": "HTTP", "port": 80,
-                                    "allowedRoutes": {"namespaces": {"from": "All"}}}]}}
 
 
 def proxy_env(lab) -> dict:
@@ -59,7 +53,7 @@ def guide_namespaces(kube):
         if wait_for(settled, timeout=60, interval=0.2, message="namespace %s not terminating" % name) == "absent":
             kube.core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
             created.append(name)
-    kube.custom.create_namespaced_custom_object(*GATEWAY_API, "projectcontour", "gateways", gateway("contour", "projectcontour"))
+    create_gateway(kube.custom, "projectcontour", "contour", class_name="contour")
     try:
         yield
     finally:
@@ -149,7 +143,7 @@ def test_flaggers_gateway_api_guide_promotes_a_good_revision_and_rolls_back_a_ba
 
 
 def test_a_users_http_route_keeps_its_other_rules_filters_and_parents(lab, kube, namespace, tmp_path):
-    kube.custom.create_namespaced_custom_object(*GATEWAY_API, namespace, "gateways", gateway("public", namespace))
+    create_gateway(kube.custom, namespace)
     header = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-team", "value": "shop"}]}}
     legacy = {"name": "legacy", "matches": [{"path": {"type": "PathPrefix", "value": "/legacy"}}],
               "backendRefs": [{"group": "", "kind": "Service", "name": "legacy", "port": 80, "weight": 1}]}

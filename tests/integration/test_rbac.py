@@ -16,6 +16,7 @@ from lab.testing import wait_for
 from tests.support.cluster_objects import config_map_names
 from tests.support.modules import REPO_ROOT, run_module
 from tests.support.releases import Release, assert_safe, short_manifest
+from tests.support.routes import create_gateway
 
 RBAC = REPO_ROOT / "docs" / "rbac.yml"
 ACCOUNT = "progressive-delivery"
@@ -157,10 +158,8 @@ def test_a_gateway_api_release_needs_the_httproute_role_instead_of_istios(lab, n
     manifest["spec"]["provider"] = "gatewayapi:v1"
     manifest["spec"]["service"] = {"port": 9898, "hosts": ["app.example.com"],
                                    "gatewayRefs": [{"name": "public", "namespace": namespace}]}
-    Release.custom_api(lab).create_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "gateways", {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
-        "spec": {"gatewayClassName": "lab", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}})
     release = Release(lab, namespace, tmp_path, manifest=manifest)
+    create_gateway(release.custom, namespace)
     kubeconfig = identity.bind(without_istio)
     refused = run_module("canary_step", dict(kubeconfig=kubeconfig, action="lock", name=release.name, namespace=namespace,
                                              run_id="run-rbac", holder="rbac test", provider="gatewayapi"))

@@ -15,6 +15,7 @@ import pytest
 from lab.testing import wait_for
 from tests.support.modules import REPO_ROOT, run_playbook
 from tests.support.releases import Release, assert_safe, hook_bodies, post, short_manifest
+from tests.support.routes import create_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +46,6 @@ def release_with_gate(lab, namespace, tmp_path, webhooks=(), service=None, route
              {"name": "notify", "type": "event", "url": lab.hooks_url + "/gate/approve"}] + list(webhooks)
     manifest = short_manifest(namespace, webhooks=hooks, threshold=PATIENT, stepWeights=None, **analysis)
     if router == GATEWAY_API:
-        gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
-                   "spec": {"gatewayClassName": "lab", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}}
-        Release.custom_api(lab).create_namespaced_custom_object("gateway.networking.k8s.io", "v1", namespace, "gateways",
-                                                               gateway)
         manifest["spec"]["provider"] = "gatewayapi:v1"
         manifest["spec"]["service"] = dict(manifest["spec"]["service"], gatewayRefs=[{"name": "public", "namespace": namespace}],
                                            **(service or {}))
@@ -56,6 +53,8 @@ def release_with_gate(lab, namespace, tmp_path, webhooks=(), service=None, route
     else:
         manifest["spec"]["service"].update(gateways=GATEWAYS, **(service or {}))
     release = Release(lab, namespace, tmp_path, manifest=manifest)
+    if router == GATEWAY_API:
+        create_gateway(release.custom, namespace)
     initialized = release.run(**TICKS)
     assert initialized.returncode == 0, initialized.stdout[-3000:]
     release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
@@ -101,11 +100,6 @@ def roll_back_a_bad_revision(release: Release) -> None:
     assert release.template(release.name + "-primary")["spec"]["containers"][0]["image"].endswith(":6.7.1")
     assert_safe(release)
     assert_route_as_before(release)
-
-
-def virtual_service(release: Release) -> dict:
-    return release.custom.get_namespaced_custom_object("networking.istio.io", "v1", release.namespace, "virtualservices",
-                                                       release.name)
 
 
 def routes(release: Release) -> dict[str | None, dict]:
@@ -197,7 +191,7 @@ def test_blue_green_mirroring_copies_requests_to_the_canary_while_users_get_the_
     # Flagger's traffic mirroring: mirror with mirrorWeight during the iterations; the canary's answers are discarded.
     release = release_with_gate(lab, namespace, tmp_path, iterations=3, mirror=True, mirrorWeight=100)
     with held_at_promotion(lab, release) as process:
-        route = virtual_service(release)["spec"]["http"][0]
+        route = release.route()["spec"]["http"][0]
         assert route["mirror"]["host"].startswith("app-canary") and route["mirrorPercentage"] == {"value": 100.0}
         mirrored = series(release, "lab_mirrored_requests_total", destination_workload="app")
         wait_for(lambda: count(lab, mirrored) >= 20, timeout=60, message="mirrored copies reaching the canary")
@@ -232,7 +226,7 @@ def test_rollback_playbook_removes_the_match_route_a_dead_run_left(lab, namespac
     with held_at_promotion(lab, release, canary_lease_ttl=2) as process:
         process.kill()
         process.communicate()
-    assert len(virtual_service(release)["spec"]["http"]) == 2
+    assert len(release.route()["spec"]["http"]) == 2
     # The dead run's lease expires after its TTL; the rollback takes the lock then.
     attempts = []
 

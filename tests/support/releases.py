@@ -59,12 +59,6 @@ class Release:
         self.mesh_provider = mesh_provider
         self.apps.create_namespaced_deployment(namespace, target or deployment(self.name))
 
-    @staticmethod
-    def custom_api(lab):
-        from kubernetes import client  # pylint: disable=import-outside-toplevel
-
-        return client.CustomObjectsApi(lab.kube_client())
-
     def extra_vars(self, **overrides) -> dict:
         values = {"canary_kubeconfig": self.lab.kubeconfig, "canary_prometheus_url": self.lab.prometheus_url,
                   "canary_manifest": str(self.manifest_path), "canary_report_dir": str(self.tmp_path / "reports"),

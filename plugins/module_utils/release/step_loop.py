@@ -145,6 +145,9 @@ class StepLoop:
     def _hold(self, move: Move, outcome: StepOutcome) -> Move:
         """Wait ``move.pause`` before the next analysis; a closed gate is asked again all along, and may end the wait."""
         ports = self.ports
+        if not move.waiting_for:
+            self._wait(move.pause)
+            return move
         deadline = ports.clock() + move.pause
         while True:
             ports.keep_lock()
@@ -153,8 +156,6 @@ class StepLoop:
                 return move
             # Short sleeps keep the lease renewed through long pauses.
             ports.sleep(min(self.gate_poll, remaining))
-            if not move.waiting_for:
-                continue
             opened = ports.gate_open(move.waiting_for)
             outcome.gate_asks += 1
             after = decide(self.settings, move.position, Observation(now=ports.clock(), gate_open=opened))
