@@ -4,7 +4,9 @@
 """Draws a release's timeline as inline SVG: the canary weight, then one panel per metric.
 
 All panels share one time axis so a failed check, the weight at that moment
-and the rollback line can be read straight down the page.
+and the rollback line can be read straight down the page. The sequential
+judge's evidence gets a chart of its own on the same time axis, so it lines up
+with the timeline above it.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report.model 
     PROMOTION,
     ROLLBACK,
     Event,
+    EvidencePoint,
     Report,
     Threshold,
+    format_e_value,
     format_value,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.report.text import escape
@@ -34,6 +38,24 @@ WEIGHT_HEIGHT = 120
 METRIC_HEIGHT = 140
 AXIS = 30
 MAX_SAMPLE_DOTS = 400
+EVIDENCE_HEIGHT = 180
+
+# The evidence axis, as a share of the rollback boundary: enough room below 0 to
+# show evidence for the canary, a little above 1 to show a crossing. A caught
+# canary's evidence can reach many times its boundary; those points are drawn at
+# the edge and counted, or every other line would be squashed flat.
+EVIDENCE_LOW = -0.5
+EVIDENCE_HIGH = 1.2
+
+# Blue first, as the metric lines above; red stays for thresholds, failures and rollbacks.
+EVIDENCE_COLOURS = ("#0969da", "#8250df", "#bf8700", "#1b7c83", "#bc4c00", "#bf3989", "#6e7781", "#953800")
+
+EVIDENCE_TESTS = {
+    "rate": "error share against the threshold",
+    "ratio": "error rate against the primary",
+    "latency-limit": "p99 against the limit",
+    "latency-order": "slower than the primary",
+}
 
 TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
 
@@ -330,3 +352,166 @@ def timeline_svg(report: Report) -> str:
         report.name or "release", "".join(", " + metric for metric in metrics), format_offset(report.span))
     return ('<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 %d %s" role="img" aria-label="%s">%s%s</svg>' % (
         WIDTH, _num(height), escape(description), _title(description), "".join(parts)))
+
+
+@dataclass(frozen=True)
+class EvidenceSeries:
+    """One sequential test of one metric, poll by poll, with the colour it has in the chart and the legend."""
+
+    metric: str
+    test: str
+    points: tuple[EvidencePoint, ...]
+    colour: str
+
+    @property
+    def label(self) -> str:
+        return "%s · %s" % (self.metric, EVIDENCE_TESTS.get(self.test, self.test))
+
+    @property
+    def last(self) -> EvidencePoint:
+        return self.points[-1]
+
+    @property
+    def peak(self) -> EvidencePoint:
+        return max(self.points, key=lambda point: point.share)
+
+    @property
+    def first_crossing(self) -> EvidencePoint | None:
+        return next((point for point in self.points if point.crossed), None)
+
+
+def evidence_series(report: Report) -> list[EvidenceSeries]:
+    """One series per (metric, test): metrics in the report's order, tests in the judge's order, unknown ones after."""
+    grouped: dict[tuple[str, str], list[EvidencePoint]] = {}
+    for point in report.evidence:
+        grouped.setdefault((point.metric, point.test), []).append(point)
+    metrics = list(report.metric_names)
+    tests = list(EVIDENCE_TESTS)
+
+    def order(key: tuple[str, str]) -> tuple[int, int]:
+        metric, test = key
+        return (metrics.index(metric) if metric in metrics else len(metrics),
+                tests.index(test) if test in tests else len(tests))
+
+    keys = sorted(grouped, key=order)
+    return [EvidenceSeries(metric, test, tuple(grouped[(metric, test)]), EVIDENCE_COLOURS[index % len(EVIDENCE_COLOURS)])
+            for index, (metric, test) in enumerate(keys)]
+
+
+def format_share(share: float) -> str:
+    return "%d%%" % round(share * 100)
+
+
+def describe_evidence(point: EvidencePoint) -> str:
+    """E-value against boundary in words a person reads: e-value 0.8 of 400 (0% of the boundary)."""
+    return "e-value %s of %s (%s of the boundary)" % (
+        format_e_value(point.log_e_value), format_e_value(point.log_boundary), format_share(point.share))
+
+
+def clipped_points(report: Report) -> list[EvidencePoint]:
+    """The points outside the drawn range, which the chart shows at its edge."""
+    return [point for point in report.evidence if not EVIDENCE_LOW <= point.share <= EVIDENCE_HIGH]
+
+
+def weight_changes(report: Report) -> list[tuple[float, float]]:
+    """(offset, new weight) each time the traffic split changed, as the weight line draws it."""
+    changes = []
+    previous = 0.0
+    for offset, weight in weight_points(report)[1:]:
+        if weight != previous:
+            changes.append((offset, weight))
+        previous = weight
+    return changes
+
+
+def _weight_change_marks(report: Report, panel: Panel, scale: TimeScale) -> list[str]:
+    parts = []
+    labelled: list[float] = []
+    for offset, weight in weight_changes(report):
+        x = scale.x(offset)
+        text = "%s%%" % format_value(weight)
+        parts.append('<line x1="%s" x2="%s" y1="%s" y2="%s" class="weight-change">%s</line>' % (
+            _num(x), _num(x), _num(panel.top), _num(panel.bottom), _title("%s: weight %s" % (format_offset(offset), text))))
+        if all(abs(x - other) > 34 for other in labelled):
+            # Near the right edge the label goes left of its line, or it would run out of the chart.
+            at_edge = x > LEFT + scale.width - 34
+            parts.append(_text(x - 3 if at_edge else x + 3, panel.top + 12, text, "weight-change-label", "end" if at_edge else "start"))
+            labelled.append(x)
+    return parts
+
+
+def _clip_marker(x: float, point: EvidencePoint, series: EvidenceSeries, panel: Panel) -> str:
+    # A small arrow at the edge, pointing the way the real value lies.
+    if point.share > EVIDENCE_HIGH:
+        shape = "M%s %s l-4 6 h8 Z" % (_num(x), _num(panel.top))
+    else:
+        shape = "M%s %s l-4 -6 h8 Z" % (_num(x), _num(panel.bottom))
+    return '<path d="%s" class="evidence-clipped" fill="%s">%s</path>' % (
+        shape, series.colour, _title("%s: %s, %s (outside the chart)" % (format_offset(point.offset), series.label, describe_evidence(point))))
+
+
+def _evidence_panel(report: Report, series_list: list[EvidenceSeries], scale: TimeScale, top: float) -> list[str]:
+    panel = Panel(top=top, height=EVIDENCE_HEIGHT, low=EVIDENCE_LOW, high=EVIDENCE_HIGH)
+    ticks = [-0.5, 0.0, 0.5, 1.0]
+    boundaries = sorted({point.log_boundary for point in report.evidence})
+    note = ("rollback at e-value %s (1/alpha)" % format_e_value(boundaries[0]) if len(boundaries) == 1
+            else "boundaries differ per test: see the table")
+    clipped = clipped_points(report)
+    if clipped:
+        note += " · %d point%s beyond %s…%s, drawn at the edge" % (
+            len(clipped), "" if len(clipped) == 1 else "s", format_share(EVIDENCE_LOW), format_share(EVIDENCE_HIGH))
+    parts = [_text(LEFT, top - 10, "Evidence against the canary, in % of the rollback boundary", "panel-title"),
+             _text(LEFT + scale.width, top - 10, note, "panel-note evidence-note", "end")]
+    parts.extend(_frame(panel, scale, ticks, [format_share(tick) for tick in ticks]))
+
+    right = LEFT + scale.width
+    boundary_y = panel.y(1.0)
+    zero_y = panel.y(0.0)
+    parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (
+        LEFT, _num(panel.top), _num(scale.width), _num(boundary_y - panel.top)))
+    parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="zero-line"/>' % (LEFT, _num(right), _num(zero_y), _num(zero_y)))
+    parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold evidence-boundary"/>' % (
+        LEFT, _num(right), _num(boundary_y), _num(boundary_y)))
+    parts.append(_text(LEFT + 6, boundary_y + 14, "rollback boundary (1/alpha)", "threshold-label"))
+    parts.extend(_weight_change_marks(report, panel, scale))
+
+    draw_clipped = len(clipped) <= MAX_SAMPLE_DOTS
+    for series in series_list:
+        points = " ".join("%s,%s" % (_num(scale.x(point.offset)), _num(panel.y(point.share))) for point in series.points)
+        parts.append('<polyline points="%s" class="evidence-line" stroke="%s">%s</polyline>' % (
+            points, series.colour, _title("%s: last %s" % (series.label, describe_evidence(series.last)))))
+        if draw_clipped:
+            parts.extend(_clip_marker(scale.x(point.offset), point, series, panel) for point in series.points
+                         if not EVIDENCE_LOW <= point.share <= EVIDENCE_HIGH)
+        last = series.last
+        parts.append('<circle cx="%s" cy="%s" r="3" class="evidence-last" fill="%s">%s</circle>' % (
+            _num(scale.x(last.offset)), _num(panel.y(last.share)), series.colour,
+            _title("%s: %s, %s" % (format_offset(last.offset), series.label, describe_evidence(last)))))
+    return parts
+
+
+def evidence_summary(series_list: list[EvidenceSeries]) -> str:
+    """One sentence per test for the chart's description: where its evidence ended against its boundary."""
+    return "; ".join("%s: %s%s" % (series.label, describe_evidence(series.last),
+                                   ", crossed at %s" % format_offset(series.first_crossing.offset) if series.first_crossing else "")
+                     for series in series_list)
+
+
+def evidence_svg(report: Report) -> str:
+    """The sequential tests' evidence on the timeline's time axis; empty when the report carries none."""
+    series_list = evidence_series(report)
+    if not series_list:
+        return ""
+    scale = TimeScale(report.span)
+    top = TOP + PANEL_TITLE
+    bottom = top + EVIDENCE_HEIGHT
+    parts = _evidence_panel(report, series_list, scale, top)
+    for tick in scale.ticks():
+        parts.append(_text(scale.x(tick), bottom + 18, format_offset(tick), "tick", "middle"))
+    parts.extend(_decision_lines(report, scale, bottom))
+
+    title = "Evidence against canary %s: %d sequential test%s over %s" % (
+        report.name or "release", len(series_list), "" if len(series_list) == 1 else "s", format_offset(report.span))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" class="evidence-chart" viewBox="0 0 %d %s" role="img" aria-label="%s">'
+            "%s<desc>%s</desc>%s</svg>" % (WIDTH, _num(bottom + AXIS), escape(title), _title(title),
+                                           escape(evidence_summary(series_list)), "".join(parts)))

@@ -13,7 +13,17 @@ from __future__ import annotations
 import datetime
 from typing import Any, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.report.chart import format_offset, timeline_svg
+from ansible_collections.progressive.delivery.plugins.module_utils.report.chart import (
+    EVIDENCE_HIGH,
+    EVIDENCE_LOW,
+    EvidenceSeries,
+    clipped_points,
+    evidence_series,
+    evidence_svg,
+    format_offset,
+    format_share,
+    timeline_svg,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
 from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     PROMOTION,
@@ -22,6 +32,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report.model 
     MetricCheck,
     Report,
     format_duration,
+    format_e_value,
     format_value,
     load_report,
 )
@@ -105,6 +116,16 @@ p.empty { color: #57606a; font-style: italic; }
 footer { color: #6e7781; font-size: 12px; margin-top: 24px; }
 """
 
+# Only pages with an evidence chart carry these rules, so a report without evidence is the same page as before.
+EVIDENCE_STYLE = """
+svg.evidence-chart { width: 100%; height: auto; display: block; }
+.zero-line { stroke: #8c959f; stroke-width: 1; }
+.evidence-line { fill: none; stroke-width: 2; stroke-linejoin: round; }
+.weight-change { stroke: #0969da; stroke-width: 1; stroke-opacity: .45; stroke-dasharray: 2 3; }
+.weight-change-label { fill: #0969da; font-size: 11px; }
+p.note { color: #57606a; margin: 8px 0 12px; font-size: 13px; }
+"""
+
 LEGEND = (
     ("canary weight", '<path d="M1 12 H9 V4 H19" fill="none" stroke="#0969da" stroke-width="2.5"/>'),
     ("metric value", '<circle cx="10" cy="8" r="2.5" fill="#0969da"/>'),
@@ -115,6 +136,16 @@ LEGEND = (
                                           '<line x1="0" x2="20" y1="8" y2="8" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="4 3"/>'),
     ("promotion", '<line x1="10" x2="10" y1="0" y2="16" stroke="#1a7f37" stroke-width="2" stroke-dasharray="3 3"/>'),
     ("rollback", '<line x1="10" x2="10" y1="0" y2="16" stroke="#cf222e" stroke-width="2" stroke-dasharray="3 3"/>'),
+)
+
+
+EVIDENCE_LEGEND = (
+    ("rollback boundary (1/alpha)", '<rect x="0" y="0" width="20" height="8" fill="#cf222e" fill-opacity=".12"/>'
+                                    '<line x1="0" x2="20" y1="8" y2="8" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="4 3"/>'),
+    ("weight change", '<line x1="10" x2="10" y1="0" y2="16" stroke="#0969da" stroke-opacity=".6" stroke-dasharray="2 3"/>'),
+    ("outside the chart", '<path d="M10 2 l-4 6 h8 Z" fill="#57606a"/>'),
+    ("promotion", LEGEND[-2][1]),
+    ("rollback", LEGEND[-1][1]),
 )
 
 
@@ -155,9 +186,9 @@ def _header(report: Report) -> str:
         css, escape(name), namespace, css, escape(report.result or "Unknown"), reason, "".join(facts)))
 
 
-def _legend() -> str:
+def _legend(entries: tuple[tuple[str, str], ...] = LEGEND) -> str:
     items = "".join('<li><svg xmlns="http://www.w3.org/2000/svg" width="20" height="16" viewBox="0 0 20 16" aria-hidden="true">%s</svg>%s</li>' % (
-        icon, escape(label)) for label, icon in LEGEND)
+        icon, escape(label)) for label, icon in entries)
     return '<ul class="legend">%s</ul>' % items
 
 
@@ -167,6 +198,50 @@ def _timeline(report: Report) -> str:
     else:
         body = _legend() + timeline_svg(report)
     return '<h2>Timeline</h2><section class="card">%s</section>' % body
+
+
+def _evidence_table(series_list: list[EvidenceSeries]) -> str:
+    header = ["Metric", "Test", "Last poll", "Weight", "E-value", "Boundary (1/alpha)", "Share of boundary", "Highest share", "Outcome"]
+    rows = []
+    for series in series_list:
+        last, peak, crossing = series.last, series.peak, series.first_crossing
+        outcome = ('<span class="verdict fail">\u2717 crossed at +%s</span>' % escape(format_offset(crossing.offset)) if crossing
+                   else '<span class="verdict pass">\u2713 below the boundary</span>')
+        cells = [
+            "<td>%s</td>" % escape(series.metric),
+            '<td><svg xmlns="http://www.w3.org/2000/svg" width="20" height="10" viewBox="0 0 20 10" aria-hidden="true">'
+            '<line x1="0" x2="20" y1="5" y2="5" stroke="%s" stroke-width="2.5"/></svg> %s</td>' % (
+                series.colour, escape(series.label.split(" · ", 1)[1])),
+            '<td class="time">+%s</td>' % escape(format_offset(last.offset)),
+            '<td class="num">%s</td>' % ("" if last.weight is None else escape(format_value(last.weight)) + " %"),
+            '<td class="num">%s</td>' % escape(format_e_value(last.log_e_value)),
+            '<td class="num">%s</td>' % escape(format_e_value(last.log_boundary)),
+            '<td class="num">%s</td>' % escape(format_share(last.share)),
+            '<td class="num">%s</td>' % escape(format_share(peak.share)),
+            "<td>%s</td>" % outcome,
+        ]
+        rows.append('<tr%s>%s</tr>' % (' class="failed"' if crossing else "", "".join(cells)))
+    head = "".join("<th>%s</th>" % escape(title) for title in header)
+    return '<div class="table-wrap"><table class="steps evidence-table"><thead><tr>%s</tr></thead><tbody>%s</tbody></table></div>' % (
+        head, "".join(rows))
+
+
+def _evidence(report: Report) -> str:
+    """The sequential judge's chart and its final values; nothing at all for a report without evidence."""
+    series_list = evidence_series(report)
+    if not series_list:
+        return ""
+    legend = tuple((series.label, '<line x1="0" x2="20" y1="8" y2="8" stroke="%s" stroke-width="2.5"/>' % series.colour)
+                   for series in series_list) + EVIDENCE_LEGEND
+    explanation = ("Each line is one sequential test's evidence that the canary is worse, as a share of the e-value that rolls it back "
+                   "(1/alpha): 0% is no evidence either way, 100% rolls the canary back, below 0% the data favours the canary.")
+    clipped = clipped_points(report)
+    if clipped:
+        explanation += " %d point%s outside %s to %s of the boundary %s drawn at the chart's edge; the table has the real values." % (
+            len(clipped), "" if len(clipped) == 1 else "s", format_share(EVIDENCE_LOW), format_share(EVIDENCE_HIGH),
+            "is" if len(clipped) == 1 else "are")
+    return '<h2>Evidence against the canary</h2><section class="card evidence">%s<p class="note">%s</p>%s%s</section>' % (
+        _legend(legend), escape(explanation), evidence_svg(report), _evidence_table(series_list))
 
 
 def _metric_cell(check: MetricCheck | None) -> str:
@@ -247,4 +322,5 @@ def render_report_html(data: Mapping[str, Any]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"/>'
         "<title>%s</title><style>%s</style></head>\n<body><main>%s%s%s<footer>%s</footer></main></body></html>\n"
-    ) % (escape(title), STYLE, _header(report), _timeline(report), _steps_table(report), escape(footer))
+    ) % (escape(title), STYLE + (EVIDENCE_STYLE if report.evidence else ""), _header(report), _timeline(report) + _evidence(report),
+         _steps_table(report), escape(footer))

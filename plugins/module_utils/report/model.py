@@ -10,6 +10,7 @@ half-way, so every field is optional here: missing or malformed values become
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 from dataclasses import dataclass
@@ -83,6 +84,27 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class EvidencePoint:
+    """One poll of one sequential test: how far its evidence against the canary has come toward rollback."""
+
+    offset: float
+    metric: str
+    test: str
+    log_e_value: float
+    log_boundary: float
+    weight: float | None
+
+    @property
+    def share(self) -> float:
+        """The evidence as a share of the boundary: 0 is none either way, 1 rolls the canary back, below 0 favours it."""
+        return self.log_e_value / self.log_boundary
+
+    @property
+    def crossed(self) -> bool:
+        return self.log_e_value >= self.log_boundary
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     namespace: str
@@ -102,6 +124,7 @@ class Report:
     samples: tuple[Sample, ...]
     span: float
     """Seconds from the first to the last known moment of the run (0 when no time is known)."""
+    evidence: tuple[EvidencePoint, ...] = ()
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -185,6 +208,19 @@ def format_value(value: float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text and "e" not in text else text
 
 
+def format_e_value(log_value: float) -> str:
+    """exp(log_value) as short text: 0.8, 400, 2.4e17, 5e-9; from the log, because a caught canary's e-value outgrows a float."""
+    exponent = log_value / math.log(10)
+    if -3 < exponent < 5:
+        value = math.exp(log_value)
+        return "%d" % round(value) if value >= 10 else format_value(float("%.2g" % value))
+    power = math.floor(exponent)
+    mantissa = round(10 ** (exponent - power), 1)
+    if mantissa >= 10:
+        mantissa, power = mantissa / 10, power + 1
+    return "%se%d" % (format_value(mantissa), power)
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -227,6 +263,20 @@ def _read_webhook(raw: Mapping[str, Any]) -> WebhookCall:
     )
 
 
+def _read_evidence(raw: Mapping[str, Any]) -> tuple[datetime.datetime, EvidencePoint] | None:
+    """A point only when every part the chart needs is there; a boundary must be above 0 (an e-value above 1) to mean anything.
+
+    The offset is filled in once the run's first moment is known.
+    """
+    moment = parse_time(raw.get("time"))
+    metric, test = to_text(raw.get("metric")), to_text(raw.get("test"))
+    log_e_value, log_boundary = to_number(raw.get("log_e_value")), to_number(raw.get("log_boundary"))
+    if moment is None or not metric or not test or log_e_value is None or log_boundary is None or log_boundary <= 0:
+        return None
+    return moment, EvidencePoint(offset=0.0, metric=metric, test=test, log_e_value=log_e_value, log_boundary=log_boundary,
+                                 weight=to_number(raw.get("weight")))
+
+
 def _offset(moment: datetime.datetime | None, origin: datetime.datetime | None) -> float | None:
     if moment is None or origin is None:
         return None
@@ -240,10 +290,12 @@ def load_report(data: Mapping[str, Any]) -> Report:
 
     raw_events = [_mapping(item) for item in _sequence(data.get("timeline"))]
     raw_samples = [_mapping(item) for item in _sequence(data.get("samples"))]
+    read_evidence = [point for point in (_read_evidence(_mapping(item)) for item in _sequence(data.get("evidence"))) if point is not None]
     event_times = [parse_time(item.get("time")) for item in raw_events]
     sample_times = [parse_time(item.get("time")) for item in raw_samples]
+    evidence_times = [moment for moment, _point in read_evidence]
 
-    known = [moment for moment in [started_at, finished_at, *event_times, *sample_times] if moment is not None]
+    known = [moment for moment in [started_at, finished_at, *event_times, *sample_times, *evidence_times] if moment is not None]
     origin = min(known) if known else None
     end = max(known) if known else None
     if started_at is not None and finished_at is None and origin is not None:
@@ -275,6 +327,9 @@ def load_report(data: Mapping[str, Any]) -> Report:
         samples.append(Sample(offset=offset, metric=metric, value=value, weight=to_number(raw.get("weight"))))
     samples.sort(key=lambda sample: sample.offset)
 
+    evidence = sorted((dataclasses.replace(point, offset=_offset(moment, origin) or 0.0) for moment, point in read_evidence),
+                      key=lambda point: point.offset)
+
     thresholds = tuple(
         Threshold(to_text(item.get("metric")), to_number(item.get("min")), to_number(item.get("max")))
         for item in (_mapping(raw) for raw in _sequence(data.get("thresholds")))
@@ -299,4 +354,5 @@ def load_report(data: Mapping[str, Any]) -> Report:
         events=events,
         samples=tuple(samples),
         span=(end - origin).total_seconds() if origin is not None and end is not None else 0.0,
+        evidence=tuple(evidence),
     )
