@@ -35,3 +35,11 @@ def test_check_mode_writes_nothing(tmp_path):
 
 def test_the_json_is_laid_out_like_to_nice_json():
     assert report_json({"b": 1, "a": "é"}) == '{\n    "a": "é",\n    "b": 1\n}\n'
+
+
+def test_the_json_stays_valid_when_a_value_is_not_finite():
+    report = {"samples": [{"metric": "request-success-rate", "value": float("nan")}],
+              "evidence": [{"test": "rate", "log_e_value": float("inf"), "log_boundary": 5.99}], "ok": (1.5, -float("inf"))}
+    text = report_json(report)
+    assert json.loads(text) == {"samples": [{"metric": "request-success-rate", "value": None}],
+                                "evidence": [{"test": "rate", "log_e_value": None, "log_boundary": 5.99}], "ok": [1.5, None]}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from typing import Any, Mapping
@@ -16,9 +17,22 @@ FILE_MODE = 0o644
 DIRECTORY_MODE = 0o755
 
 
+def _json_safe(value: Any) -> Any:
+    # JSON has no NaN or infinity, and Python would write them anyway: a 0/0 success rate or an
+    # e-value past a float's range becomes null, which every reader (and the HTML page) takes as unknown.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def report_json(report: Mapping[str, Any]) -> str:
-    """The JSON text, laid out as Ansible's ``to_nice_json`` lays it out."""
-    return json.dumps(report, indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False, default=str) + "\n"
+    """The JSON text, laid out as Ansible's ``to_nice_json`` lays it out; never NaN or infinity, which JSON does not have."""
+    return json.dumps(_json_safe(report), indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False, default=str,
+                      allow_nan=False) + "\n"
 
 
 def _write(path: str, text: str, check_mode: bool) -> bool:
