@@ -181,9 +181,8 @@ def cell_text(value: dict[str, Any] | None, unit: str = "") -> str:
         return "-"
 
     def fmt(number: float) -> str:
-        return ("%.1f" % number if unit == "s" else "%g" % number)
-    text = "%s%s [%s-%s]" % (fmt(value["median"]), unit, fmt(value["min"]), fmt(value["max"]))
-    return text if value["n"] > 0 else "-"
+        return "%.1f" % number if unit == "s" else "%g" % number
+    return "%s%s [%s-%s]" % (fmt(value["median"]), unit, fmt(value["min"]), fmt(value["max"]))
 
 
 def print_table(machine: dict[str, Any], settings: dict[str, Any], cells: list[dict[str, Any]],
