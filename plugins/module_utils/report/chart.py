@@ -364,8 +364,12 @@ class EvidenceSeries:
     colour: str
 
     @property
+    def test_name(self) -> str:
+        return EVIDENCE_TESTS.get(self.test, self.test)
+
+    @property
     def label(self) -> str:
-        return "%s · %s" % (self.metric, EVIDENCE_TESTS.get(self.test, self.test))
+        return "%s · %s" % (self.metric, self.test_name)
 
     @property
     def last(self) -> EvidencePoint:
@@ -403,7 +407,7 @@ def format_share(share: float) -> str:
 
 
 def describe_evidence(point: EvidencePoint) -> str:
-    """E-value against boundary in words a person reads: e-value 0.8 of 400 (0% of the boundary)."""
+    """E-value against boundary in words a person reads: e-value 0.8 of 400 (-4% of the boundary)."""
     return "e-value %s of %s (%s of the boundary)" % (
         format_e_value(point.log_e_value), format_e_value(point.log_boundary), format_share(point.share))
 

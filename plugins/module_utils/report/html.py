@@ -211,7 +211,7 @@ def _evidence_table(series_list: list[EvidenceSeries]) -> str:
             "<td>%s</td>" % escape(series.metric),
             '<td><svg xmlns="http://www.w3.org/2000/svg" width="20" height="10" viewBox="0 0 20 10" aria-hidden="true">'
             '<line x1="0" x2="20" y1="5" y2="5" stroke="%s" stroke-width="2.5"/></svg> %s</td>' % (
-                series.colour, escape(series.label.split(" · ", 1)[1])),
+                series.colour, escape(series.test_name)),
             '<td class="time">+%s</td>' % escape(format_offset(last.offset)),
             '<td class="num">%s</td>' % ("" if last.weight is None else escape(format_value(last.weight)) + " %"),
             '<td class="num">%s</td>' % escape(format_e_value(last.log_e_value)),
