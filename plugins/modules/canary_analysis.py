@@ -22,7 +22,8 @@ description:
     C(confirm-promotion) gates when every check passed.
   - The decision follows Flagger's rules. Failed checks (a breach, no data, an unreachable Prometheus, a failed
     webhook) are cumulative and roll back at the plan's C(threshold); in C(fast) mode a critical metric or a hard
-    breach rolls back at once; a closed gate holds the release and rolls it back after O(gate_timeout).
+    breach rolls back at once, and in C(sequential) mode so does a sequential test that crosses its boundary; a
+    closed gate holds the release and rolls it back after O(gate_timeout).
   - Analyses repeat inside this one task for as long as the step holds, with a flat cost per round and no limit on
     their number, so a manual gate may stay closed for days. While a gate is closed it is asked again every
     O(gate_poll) seconds. The lease is renewed while the task waits, so no other run takes the canary over.
@@ -131,8 +132,11 @@ options:
     description:
       - C(fast) watches the metrics through each interval, evaluating every O(poll) seconds.
       - C(flagger) checks once per interval, as Flagger does.
+      - C(sequential) watches like C(fast), but judges the builtin C(request-success-rate) and C(request-duration)
+        with anytime-valid sequential tests on the exact counts since the canary began taking traffic, against
+        their thresholds and against the primary (see O(sequential)). Other metrics are checked as in C(fast) mode.
     type: str
-    choices: [fast, flagger]
+    choices: [fast, flagger, sequential]
     default: fast
   poll:
     description: Seconds (or a duration such as C(500ms)) between two evaluations in C(fast) mode, and before re-checking after a failed check.
@@ -168,6 +172,37 @@ options:
         description: Ratio of canary to primary p99 latency tolerated.
         type: float
         default: 1.2
+  sequential:
+    description:
+      - Settings of O(mode=sequential). A test whose evidence reaches its boundary rolls the canary back at once;
+        an interval with at least O(sequential.min_requests) canary requests and no crossing passes; an interval
+        with fewer is inconclusive and counts as the metric's C(on_no_data) says (Flagger's rule, a failed check).
+    type: dict
+    suboptions:
+      alpha:
+        description: The highest probability, over the whole release, of rolling back a canary that is as good as
+          the primary and within its thresholds. Split evenly among the tests (two per metric).
+        type: float
+        default: 0.01
+      tolerance:
+        description: How much worse than the primary the canary may be before it counts as a regression
+          (C(0.1) - up to 1.1 times the primary's error rate, or share of slow requests).
+        type: float
+        default: 0.0
+      min_effect:
+        description: The smallest regression, beyond O(sequential.tolerance), the tests look for (C(0.1) - 10 %
+          worse). Smaller regressions go undetected rather than slow down the detection of large ones.
+        type: float
+        default: 0.1
+      min_requests:
+        description: Canary requests an interval needs for a verdict.
+        type: int
+        default: 10
+      state:
+        description:
+          - The RV(sequential) a previous step's task returned - the counts and tests go on from there. Without it
+            the counts start when this task first routes traffic to the canary, or at its first analysis.
+        type: dict
   router:
     description:
       - The route whose weights the release moves - an Istio VirtualService or a Gateway API HTTPRoute, as the
@@ -298,6 +333,18 @@ samples:
   returned: stage is step
   type: list
   elements: dict
+evidence:
+  description:
+    - With O(mode=sequential), each test's evidence at each poll - C(metric), C(test) (C(rate), C(ratio),
+      C(latency-limit) or C(latency-order)), C(log_e_value), C(log_boundary) (the test fails when the first reaches
+      the second), C(time) and C(weight). Empty in the other modes.
+  returned: stage is step
+  type: list
+  elements: dict
+sequential:
+  description: With O(mode=sequential), what the next step's task passes as O(sequential.state); empty otherwise.
+  returned: stage is step
+  type: dict
 outcome:
   description: With O(stage=confirm_rollout), C(open), C(timed_out) or C(rollback_requested).
   returned: stage is confirm_rollout

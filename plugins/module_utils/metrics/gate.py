@@ -246,7 +246,7 @@ class Gate:
         while True:
             taken = self.clock()
             results = self.evaluate()
-            samples.append(_sample(taken, start, results))
+            samples.append(watch_sample(taken, start, results))
             breach = any(r["result"] == FAIL for r in results)
             if breach or taken >= deadline:
                 break
@@ -400,7 +400,7 @@ class Gate:
         return compare_latency(self._buckets(spec, self.context, at), self._buckets(spec, primary_context, at), tolerance, confidence, min_requests)
 
 
-def _sample(taken: float, start: float, results: list[dict[str, Any]]) -> dict[str, Any]:
+def watch_sample(taken: float, start: float, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "timestamp": taken,
         "at": isoformat(taken),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 _CF_EPSILON = 1e-15
 _CF_TINY = 1e-300
@@ -183,10 +183,18 @@ class RateRatioTest:
     GRID_STEPS = 24
     GRID_RATIO = 2.0 ** 0.25
 
-    def __init__(self, null_ratio: float = 1.0) -> None:
+    def __init__(self, null_ratio: float = 1.0, min_effect: float = 0.0) -> None:
         if null_ratio <= 0.0:
             raise ValueError("the null ratio must be positive, got %r" % null_ratio)
+        if min_effect < 0.0:
+            raise ValueError("the minimum effect must be 0 or more, got %r" % min_effect)
         self.null_ratio = null_ratio
+        self.min_effect = min_effect
+        # Regressions smaller than the minimum effect are not worth the evidence they would cost: the mixture
+        # spends its weight on the alternatives at or above it (at least the largest one is always kept).
+        smallest = math.log(1.0 + min_effect) / math.log(self.GRID_RATIO) - 1e-9
+        self.alternatives: tuple[int, ...] = tuple(step for step in self.ALTERNATIVE_STEPS if step >= smallest) \
+            or (self.ALTERNATIVE_STEPS[-1],)
         self._log_grid = [math.log(null_ratio) + step * math.log(self.GRID_RATIO)
                           for step in range(-self.GRID_STEPS, self.GRID_STEPS + 1)]
         self._log_likelihood = [0.0] * len(self._log_grid)
@@ -216,8 +224,8 @@ class RateRatioTest:
     def _log_mixture(self, anchor: int, direction: int) -> float:
         """ln of the mean likelihood ratio of the alternatives beside grid point `anchor` against it."""
         base = self._log_likelihood[anchor]
-        return logsumexp(self._log_likelihood[anchor + direction * step] - base
-                         for step in self.ALTERNATIVE_STEPS) - math.log(len(self.ALTERNATIVE_STEPS))
+        steps = self.alternatives if direction > 0 else self.ALTERNATIVE_STEPS
+        return logsumexp(self._log_likelihood[anchor + direction * step] - base for step in steps) - math.log(len(steps))
 
     @property
     def log_e_value(self) -> float:
@@ -249,6 +257,24 @@ class RateRatioTest:
                 break
             bound = math.exp(self._log_grid[self.GRID_STEPS + ratio_step])
         return bound
+
+    def to_state(self) -> dict[str, Any]:
+        """What a later process needs to go on: the test depends on every increment's traffic split, not only on totals."""
+        return {"null_ratio": self.null_ratio, "min_effect": self.min_effect, "log_likelihood": list(self._log_likelihood),
+                "canary_requests": self.canary_requests, "primary_requests": self.primary_requests,
+                "canary_errors": self.canary_errors, "primary_errors": self.primary_errors}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "RateRatioTest":
+        test = cls(float(state["null_ratio"]), float(state.get("min_effect") or 0.0))
+        likelihood = [float(value) for value in state["log_likelihood"]]
+        if len(likelihood) != len(test._log_grid):
+            raise ValueError("a stored rate-ratio test has %d grid points, this version uses %d" % (
+                len(likelihood), len(test._log_grid)))
+        test._log_likelihood = likelihood
+        for key in ("canary_requests", "primary_requests", "canary_errors", "primary_errors"):
+            setattr(test, key, float(state.get(key) or 0.0))
+        return test
 
     @property
     def observed_ratio(self) -> float | None:

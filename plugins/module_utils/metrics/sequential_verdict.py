@@ -115,10 +115,22 @@ class SlowRequestTest:
     """A sequential test of stochastic order: per histogram boundary, canary requests slower than it against the
     primary's, each as a rate-ratio test; Bonferroni over the boundaries keeps the family at alpha."""
 
-    def __init__(self, boundaries: Sequence[float], null_ratio: float = 1.0) -> None:
-        self.tests = {le: RateRatioTest(null_ratio) for le in sorted(boundaries) if not math.isinf(le)}
+    def __init__(self, boundaries: Sequence[float], null_ratio: float = 1.0, min_effect: float = 0.0) -> None:
+        self.tests = {le: RateRatioTest(null_ratio, min_effect) for le in sorted(boundaries) if not math.isinf(le)}
         if not self.tests:
             raise ValueError("a latency comparison needs at least one finite histogram boundary")
+
+    def to_state(self) -> dict[str, Any]:
+        return {repr(le): test.to_state() for le, test in self.tests.items()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "SlowRequestTest":
+        tests = {float(le): RateRatioTest.from_state(one) for le, one in state.items()}
+        if not tests:
+            raise ValueError("a stored latency comparison has no histogram boundary")
+        restored = cls(list(tests))
+        restored.tests = dict(sorted(tests.items()))
+        return restored
 
     def update(self, canary_requests: float, primary_requests: float, canary_slow: Mapping[float, float],
                primary_slow: Mapping[float, float]) -> None:

@@ -17,7 +17,11 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.options 
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import fetch_templates
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import build_gate
-from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, Position, Settings
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import (
+    SequentialConfigError,
+    SequentialSettings,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, SEQUENTIAL, Position, Settings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
@@ -67,6 +71,13 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
         min_requests=dict(type="int", default=50),
         latency_tolerance=dict(type="float", default=1.2),
     )),
+    sequential=dict(type="dict", options=dict(
+        alpha=dict(type="float", default=0.01),
+        tolerance=dict(type="float", default=0.0),
+        min_effect=dict(type="float", default=0.1),
+        min_requests=dict(type="int", default=10),
+        state=dict(type="dict"),
+    )),
     router=dict(type="dict", aliases=["virtual_service"], options=dict(
         kind=dict(type="str", choices=list(ROUTE_KINDS)),
         name=dict(type="str", required=True),
@@ -115,10 +126,15 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
             raise AnalysisTaskError("plan has no %r: pass the plan the progressive.delivery.canary_plan filter builds" % key)
     gate_poll = seconds(args["gate_poll"], "gate_poll")
     run_id, holder = run_identity(args["run_id"], args.get("holder"))
+    sequential = args.get("sequential") or {}
+    try:
+        settings_of_tests = SequentialSettings(**{k: v for k, v in sequential.items() if k != "state" and v is not None})
+    except SequentialConfigError as exc:
+        raise AnalysisTaskError("sequential: %s" % exc) from None
     run = Run(run_id=run_id, holder=holder, lease_ttl=args["lease_ttl"], checksum=args["checksum"], mode=args["mode"],
               poll=seconds(args["poll"], "poll"), compare=args.get("compare"),
               webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"),
-              parent_pid=os.getppid())
+              parent_pid=os.getppid(), sequential=settings_of_tests, sequential_state=sequential.get("state"))
     prefix = "%s/%s: " % (plan["namespace"], plan["name"])
     try:
         kube = client_from_auth(resolve_auth(args))
@@ -163,6 +179,9 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         "elapsed": round(time.monotonic() - started, 3),
         "timeline": outcome.timeline,
         "samples": outcome.samples,
+        "evidence": outcome.evidence,
+        # Sequential mode: the counts and tests the next step's task goes on from.
+        "sequential": ports.sequential_progress() if run.mode == SEQUENTIAL else {},
     }
 
 

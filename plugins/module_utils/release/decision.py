@@ -18,7 +18,8 @@ The rules, in the order they apply:
    checks. Failed checks are cumulative over the release, as in Flagger. At the
    plan's threshold the release rolls back. In ``fast`` mode a failed metric
    marked critical, or a value far outside its range (a hard breach), rolls
-   back at once. Otherwise the release holds at its weight.
+   back at once; so does, in ``sequential`` mode, a sequential test that
+   crosses its boundary. Otherwise the release holds at its weight.
 3. The checks passed: a closed ``confirm-traffic-increase`` or
    ``confirm-promotion`` gate holds the release (``WaitingPromotion`` at the
    last step, and from then on until the promotion starts, as in Flagger) and
@@ -36,7 +37,10 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.strat
 
 FAST = "fast"
 FLAGGER = "flagger"
-MODES = (FAST, FLAGGER)
+SEQUENTIAL = "sequential"
+MODES = (FAST, FLAGGER, SEQUENTIAL)
+# Modes that watch through each interval and roll back at once on a hard breach (or a sequential test's crossing).
+WATCHING_MODES = (FAST, SEQUENTIAL)
 
 ADVANCE = "advance"
 HOLD = "hold"
@@ -153,7 +157,7 @@ def decide(settings: Settings, position: Position, seen: Observation) -> Move:
 
 def _after_failed_check(settings: Settings, position: Position, seen: Observation, weight: int) -> Move:
     counted = replace(position, failed_checks=position.failed_checks + 1)
-    if settings.mode == FAST and seen.hard_breaches:
+    if settings.mode in WATCHING_MODES and seen.hard_breaches:
         return _rollback(counted, weight, "hard breach at weight %d%%: %s (%s)"
                          % (weight, "; ".join(seen.hard_breaches), "; ".join(seen.causes)))
     if counted.failed_checks >= settings.threshold:

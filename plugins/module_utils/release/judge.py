@@ -95,6 +95,7 @@ def _metric_entries(gate: Mapping[str, Any] | None, plan: Mapping[str, Any], com
             "min": bounds.get("min"),
             "max": bounds.get("max"),
             "critical": bool(metric.get("critical")) or any(m.get("critical") for m in plan.get("metrics", []) if m["name"] == name),
+            "sequential": bool(metric.get("sequential")),
             "reason": reason,
         })
     return entries
@@ -171,7 +172,9 @@ def assess(plan: Mapping[str, Any], weight: int, step_index: int, gate: Mapping[
     for metric in failed_metrics:
         if metric["result"] != "fail":
             continue
-        if metric["critical"]:
+        if metric["sequential"]:
+            hard.append("%s: a sequential test crossed its boundary" % metric["name"])
+        elif metric["critical"]:
             hard.append("%s is critical" % metric["name"])
         elif is_hard_breach(metric["value"], {"min": metric["min"], "max": metric["max"]}, hard_breach_margin):
             hard.append("%s is far outside its range" % metric["name"])

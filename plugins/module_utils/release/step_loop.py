@@ -87,6 +87,8 @@ class StepOutcome:
     gate_asks: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # Sequential mode: each test's evidence at each poll, for the report's chart.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 class StepLoop:
@@ -140,6 +142,7 @@ class StepLoop:
         outcome.analyses += 1
         outcome.timeline.append(check_entry(assessment, move, line, weight))
         outcome.samples.extend(dict(s) for s in assessment.samples)
+        outcome.evidence.extend(dict(point, weight=weight) for point in (checks.gate or {}).get("evidence") or [])
         return move
 
     def _hold(self, move: Move, outcome: StepOutcome) -> Move:

@@ -18,6 +18,8 @@ from typing import Any, Callable, Mapping
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_gate import SequentialGate
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import SequentialSettings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import (
     PROGRESSING,
     ROLLBACK,
@@ -37,6 +39,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runn
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 
 FAST = "fast"
+SEQUENTIAL = "sequential"
 
 
 class StepError(DeliveryError):
@@ -57,6 +60,9 @@ class Run:
     webhook_validate_certs: bool = True
     webhook_ca_cert: str | None = None
     history_limit: int = 50
+    # Sequential mode: the tests' settings, and where the previous step's task left their counts.
+    sequential: SequentialSettings | None = None
+    sequential_state: Mapping[str, Any] | None = None
     # The ansible-playbook process that runs the task; when it dies, the task must not hold the canary on.
     parent_pid: int | None = None
 
@@ -81,6 +87,8 @@ class ClusterPorts:
         self.last_renewal = clock()
         self.phase = ""
         self.last_event = ""
+        self.sequential_state: dict[str, Any] = dict(run.sequential_state or {})
+        self._sequential_gate: SequentialGate | None = None
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -125,6 +133,10 @@ class ClusterPorts:
         if index < 0 or not metrics:
             return Checks(webhooks=hooks)
         gate = self.gate_builder()
+        if self.run.mode == SEQUENTIAL:
+            # The tests compare with the primary themselves; the compare option has nothing to add.
+            return Checks(gate=self.sequential_gate(gate).watch(self.run.poll, float(self.plan["interval_seconds"])),
+                          webhooks=hooks)
         if self.run.mode == FAST:
             result = gate.watch(self.run.poll, float(self.plan["interval_seconds"]))
         else:
@@ -136,10 +148,28 @@ class ClusterPorts:
             compare = compared.get("comparison")
         return Checks(gate=result, compare=compare, webhooks=hooks)
 
+    def sequential_gate(self, gate: Gate) -> SequentialGate:
+        if self._sequential_gate is None:
+            self._sequential_gate = SequentialGate(gate, self.plan["primary"], self.run.sequential or SequentialSettings(),
+                                                   float(self.plan["interval_seconds"]), self.sequential_state)
+        return self._sequential_gate
+
+    def sequential_progress(self) -> dict[str, Any]:
+        """What the next step's task needs to go on counting from where this one stopped."""
+        if self._sequential_gate is not None:
+            return self._sequential_gate.to_state()
+        return dict(self.sequential_state)
+
     # -- cluster ---------------------------------------------------------------------------
 
     def shift(self, index: int) -> None:
         self.route(self.strategy.route(index))
+        if self.run.mode == SEQUENTIAL and index >= 0:
+            # The counts start when the canary first takes traffic, not when its first analysis begins.
+            now = self._clock()
+            if self._sequential_gate is not None and self._sequential_gate.traffic_since is None:
+                self._sequential_gate.traffic_since = now
+            self.sequential_state.setdefault("traffic_since", now)
 
     def route(self, routing: Mapping[str, Any], check_mode: bool = False) -> RouterResult:
         """Apply a strategy's routing (weight, match route, mirror, sticky routes) to the release's route."""
