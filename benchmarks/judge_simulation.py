@@ -17,13 +17,12 @@ give them:
   fast mode a hard breach (under 79.2 %, margin 0.2) at once. ``flagger`` checks once per interval, one interval
   after each shift (Flagger's scheduler); ``fast`` watches every --poll seconds through the interval, stops at the
   first breach, and re-checks --poll seconds after a failed check (prometheus_gate's watch, step_loop's hold).
-* ``sequential`` polls every --poll seconds on exact counts since the release's start (release_counts: births
-  from zero), and rolls back when either test crosses its boundary, each at alpha/2 (Bonferroni): the canary's
-  error rate against the primary's (RateRatioTest on per-poll increments, the e-value judge_ratio fails on), and
-  the canary's error share against p0 = 1 % (the e-value judge_rate fails on), counting only the polls in which
-  the primary was itself within p0 over the last interval (a service-wide incident is the comparison's business).
-  Otherwise it advances at the end of each interval, as fast mode does when nothing failed: an inconclusive
-  interval is not a failed check here. This decision rule is the benchmark's; the role's is not written yet.
+* ``sequential`` is the role's ``canary_analysis_mode: sequential``: its SequentialJudge (metrics/sequential_judge.py)
+  polls every --poll seconds on exact counts since the release's start (release_counts: births from zero) and runs
+  both tests at alpha / 2 each: the canary's error share against p0 = 1 % (counting only the polls in which the
+  primary was itself within p0 over the last interval) and its error rate against the primary's. A crossing rolls
+  back at once; an interval that ends with fewer than 10 canary requests is a failed check (Flagger's no-data rule);
+  otherwise release.decision.decide advances at the end of each interval, as fast mode does when nothing failed.
 
 Scenarios: good canaries (baseline error share 0.5 % for both versions) with steady traffic, with diurnal traffic
 (the rate swings between 0.25x and 1.75x of --rps over one release), and under a service-wide incident (both
@@ -57,16 +56,28 @@ from tests.support.modules import ensure_collection_layout  # noqa: E402  pylint
 sys.path.insert(0, str(ensure_collection_layout()))
 
 # pylint: disable=wrong-import-position
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential import (  # noqa: E402
-    RateRatioTest,
-    log_rate_e_value,
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.release_counts import (  # noqa: E402
+    CANARY,
+    PRIMARY,
+    ReleaseCounts,
+    VersionCounts,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import (  # noqa: E402
+    SequentialJudge,
+    SequentialSettings,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import (  # noqa: E402
+    MetricSpec,
+    ThresholdRange,
+)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS  # noqa: E402
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import (  # noqa: E402
     ADVANCE,
     FAST,
     FLAGGER,
     HOLD,
     ROLLBACK,
+    SEQUENTIAL,
     Observation,
     Position,
     Settings,
@@ -74,14 +85,13 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.decis
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import is_hard_breach  # noqa: E402
 
-SEQUENTIAL = "sequential"
 JUDGES = (FLAGGER, FAST, SEQUENTIAL)
 
 STEPS = (10, 20, 30, 40, 50)
 THRESHOLD = 5
 SUCCESS_MIN = 99.0
 HARD_BREACH_MARGIN = 0.2
-P0 = (100.0 - SUCCESS_MIN) / 100.0
+SUCCESS_SPEC = MetricSpec("request-success-rate", "", "builtin:request-success-rate", "1m", ThresholdRange(min=SUCCESS_MIN))
 BASELINE_ERROR_SHARE = 0.005
 INCIDENT_ERROR_SHARE = 0.05
 INCIDENT_SECONDS = 60
@@ -293,42 +303,48 @@ def _watch(stream: Stream, start: int, config: Config) -> tuple[bool, bool, int]
         now = min(now + config.poll, start + config.interval)
 
 
-def run_sequential_judge(stream: Stream, config: Config, alpha: float) -> Outcome:
-    """Both anytime-valid tests at every poll on exact counts since the start, each at alpha / 2.
+def _release_counts(stream: Stream, second: int, previous: tuple[int, int, int, int]) -> tuple[ReleaseCounts, tuple]:
+    """The counts release_counts.ReleaseCounter gives at `second`: totals since the start, increments since `previous`."""
+    canary_requests, canary_5xx = stream.canary_counts(second)
+    primary_requests, primary_5xx = stream.primary_counts(second)
+    now = (canary_requests, canary_5xx, primary_requests, primary_5xx)
+    totals = {CANARY: VersionCounts(canary_requests, canary_5xx), PRIMARY: VersionCounts(primary_requests, primary_5xx)}
+    increments = {CANARY: VersionCounts(now[0] - previous[0], now[1] - previous[1]),
+                  PRIMARY: VersionCounts(now[2] - previous[2], now[3] - previous[3])}
+    return ReleaseCounts(float(second), 0.0, totals, increments), now
 
-    The threshold test counts only the canary's requests of polls in which the primary was itself within the
-    threshold over the last metric window: during a service-wide incident the absolute limit says nothing about
-    the canary, and counting those requests would leave the incident's errors in its evidence after it ends. The
-    primary's counts are independent of the canary's, so leaving polls out by them keeps the test valid.
+
+def run_sequential_judge(stream: Stream, config: Config, alpha: float) -> Outcome:
+    """The role's sequential mode: its SequentialJudge on exact counts since the start at every poll, and
+    release.decision.decide on each interval's verdict (a crossing rolls back at once; an interval that ends with too
+    few canary requests is a failed check, as no data is).
     """
-    log_boundary = math.log(2.0 / alpha)
-    ratio = RateRatioTest()
-    polls = [(0, 0, 0, 0, 0)]  # (second, canary requests, canary 5xx, primary requests, primary 5xx)
-    counted_requests = counted_5xx = 0
+    judge = SequentialJudge([SUCCESS_SPEC], SequentialSettings(alpha=alpha), float(config.interval))
+    settings = Settings(steps=STEPS, threshold=THRESHOLD, interval=float(config.interval), mode=SEQUENTIAL,
+                        poll=float(config.poll))
+    seen = (0, 0, 0, 0)
     now = 0
-    for weight in STEPS:
-        stream.run_to(now)
-        stream.weight = weight
+    move = decide(settings, Position(), Observation(now=0.0))
+    while True:
+        if move.action == ADVANCE:
+            stream.run_to(now)
+            stream.weight = move.weight
+        elif move.action == HOLD:
+            now += int(move.pause)
+        else:
+            return _ended(stream, move.action == ROLLBACK, now)
+        judge.begin_interval()
         end = now + config.interval
-        while now < end:
+        while True:
+            counts, seen = _release_counts(stream, now, seen)
+            judgement = judge.observe(counts)[0]
+            if judgement.result == FAIL or now >= end:
+                break
             now = min(now + config.poll, end)
-            canary_requests, canary_5xx = stream.canary_counts(now)
-            primary_requests, primary_5xx = stream.primary_counts(now)
-            _second, seen_requests, seen_5xx, seen_primary, seen_primary_5xx = polls[-1]
-            ratio.update(canary_requests - seen_requests, primary_requests - seen_primary, canary_5xx - seen_5xx,
-                         primary_5xx - seen_primary_5xx)
-            polls.append((now, canary_requests, canary_5xx, primary_requests, primary_5xx))
-            if ratio.log_e_value >= log_boundary:
-                return _ended(stream, True, now)
-            window_start = next(p for p in polls if p[0] >= now - config.interval)
-            window_requests, window_5xx = primary_requests - window_start[3], primary_5xx - window_start[4]
-            if window_5xx > P0 * window_requests:
-                continue  # the primary breaches too: service-wide, not the canary's doing
-            counted_requests += canary_requests - seen_requests
-            counted_5xx += canary_5xx - seen_5xx
-            if counted_requests and log_rate_e_value(counted_requests, counted_5xx, P0) >= log_boundary:
-                return _ended(stream, True, now)
-    return _ended(stream, False, now)
+        crossed = judgement.result == FAIL
+        concluded = judge.conclude(judgement)
+        move = decide(settings, move.position, Observation(
+            now=float(now), failed=concluded.result != PASS, hard_breaches=("request-success-rate",) if crossed else ()))
 
 
 def matched(alpha: float) -> str:

@@ -27,7 +27,9 @@ options:
       - "Keys used: C(canary) (C(name), C(namespace)), C(run_id), C(mode), C(result), C(reason), C(started_at),
         C(finished_at), C(duration_seconds), C(final_weight), C(failed_checks), C(threshold), C(steps), C(thresholds)
         (list of C(metric), C(min), C(max)), C(timeline) (list of C(time), C(kind), C(weight), C(metrics), C(webhooks),
-        C(failed_checks), C(message)) and C(samples) (list of C(time), C(metric), C(value), C(weight))."
+        C(failed_checks), C(message)), C(samples) (list of C(time), C(metric), C(value), C(weight)) and, in sequential
+        mode, C(evidence) (list of C(time), C(weight), C(metric), C(test), C(log_e_value), C(log_boundary)), drawn as a
+        second chart of each test's evidence against its rollback boundary."
       - Times are ISO 8601 text (a trailing C(Z) is accepted) or epoch seconds.
     type: raw
     required: true

@@ -132,7 +132,8 @@ options:
     type: str
   primary:
     description:
-      - Name of the primary workload that O(mode=compare) measures the canary against. Defaults to C(<target>-primary).
+      - Name of the primary workload that O(mode=compare) and O(mode=sequential) measure the canary against.
+        Defaults to C(<target>-primary).
     type: str
   mode:
     description:
@@ -148,8 +149,15 @@ options:
       - V(at) evaluates at the past moment O(time).
       - V(range) replays the checks over O(start)..O(end), one evaluation per O(step), to rehearse a gate against
         history.
+      - V(sequential) watches like V(watch), but judges the builtin V(request-success-rate) and V(request-duration)
+        with anytime-valid sequential tests on the exact counts of the canary and O(primary) since O(start): the
+        canary against the threshold, and against the primary. A test whose evidence reaches its boundary fails at
+        once; at the end, a metric with at least O(sequential.min_requests) canary requests in this call passes, with
+        fewer it counts as O(metrics[].on_no_data) says. Other metrics are judged as in V(watch). Pass the returned
+        RV(sequential) as O(sequential.state) to the next call to go on counting. See the collection's
+        C(docs/analysis.md).
     type: str
-    choices: [once, watch, compare, at, range]
+    choices: [once, watch, compare, at, range, sequential]
     default: once
   poll:
     description:
@@ -184,7 +192,35 @@ options:
   start:
     description:
       - Start of the replay in O(mode=range); same formats as O(time).
+      - In O(mode=sequential), when the canary began taking traffic; the counts start there. Defaults to the call's
+        first poll. Ignored when O(sequential.state) already says it.
     type: raw
+  sequential:
+    description:
+      - Settings of O(mode=sequential).
+    type: dict
+    suboptions:
+      alpha:
+        description: The highest probability of a false failure over all the calls that go on from one another;
+          split evenly among the tests (two per metric).
+        type: float
+        default: 0.01
+      tolerance:
+        description: How much worse than the primary the canary may be before it counts as a regression
+          (V(0.1) - up to 1.1 times the primary's error rate or share of slow requests).
+        type: float
+        default: 0.0
+      min_effect:
+        description: The smallest regression against the primary, beyond O(sequential.tolerance), the tests look for.
+        type: float
+        default: 0.1
+      min_requests:
+        description: Canary requests one call needs for a V(pass).
+        type: int
+        default: 10
+      state:
+        description: The RV(sequential) of the previous call, to go on counting from where it stopped.
+        type: dict
   end:
     description:
       - End of the replay in O(mode=range); same formats as O(time).
@@ -245,6 +281,36 @@ EXAMPLES = r"""
     duration: 1m
     metrics: "{{ canary.spec.analysis.metrics }}"
   register: gate
+
+- name: Judge one interval sequentially, counting from when the canary took traffic
+  progressive.delivery.prometheus_gate:
+    namespace: prod
+    target: backend-service
+    mode: sequential
+    start: "{{ canary_started_at }}"
+    poll: 1
+    duration: 1m
+    sequential:
+      alpha: 0.01
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+  register: first_interval
+
+- name: Go on from the first interval's counts
+  progressive.delivery.prometheus_gate:
+    namespace: prod
+    target: backend-service
+    mode: sequential
+    duration: 1m
+    sequential:
+      state: "{{ first_interval.sequential }}"
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+  register: second_interval
 
 - name: Compare the canary with the primary over the same window
   progressive.delivery.prometheus_gate:
@@ -409,14 +475,25 @@ metrics:
       reason: value 99.8 is within [min 99]
       series: 1
 samples:
-  description: Every evaluation of O(mode=watch) or O(mode=range), each with C(at), C(timestamp), C(passed) and per-metric C(name), C(value), C(result).
-  returned: when O(mode=watch) or O(mode=range)
+  description: Every evaluation of O(mode=watch), O(mode=sequential) or O(mode=range), each with C(at), C(timestamp), C(passed) and per-metric C(name), C(value), C(result).
+  returned: when O(mode=watch), O(mode=sequential) or O(mode=range)
   type: list
   elements: dict
 breached:
-  description: Whether O(mode=watch) stopped early at a breach.
-  returned: when O(mode=watch)
+  description: Whether O(mode=watch) or O(mode=sequential) stopped early at a breach.
+  returned: when O(mode=watch) or O(mode=sequential)
   type: bool
+evidence:
+  description:
+    - Each sequential test's evidence at each poll - C(metric), C(test) (V(rate), V(ratio), V(latency-limit),
+      V(latency-order)), C(log_e_value), C(log_boundary) (the test fails when the first reaches the second), C(time).
+  returned: when O(mode=sequential)
+  type: list
+  elements: dict
+sequential:
+  description: What the next call passes as O(sequential.state) to go on counting.
+  returned: when O(mode=sequential)
+  type: dict
 comparison:
   description: The canary-versus-primary verdict with the numbers (counts, error rates, z, p-value, p99s, ratio).
   returned: when O(mode=compare)
@@ -444,6 +521,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.redaction imp
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import run_mode, summarize
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import gate_for
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_gate import run_sequential
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
@@ -476,7 +554,14 @@ def main():
             service=dict(type="str"),
             canary_name=dict(type="str"),
             primary=dict(type="str"),
-            mode=dict(type="str", default="once", choices=["once", "watch", "compare", "at", "range"]),
+            mode=dict(type="str", default="once", choices=["once", "watch", "compare", "at", "range", "sequential"]),
+            sequential=dict(type="dict", options=dict(
+                alpha=dict(type="float", default=0.01),
+                tolerance=dict(type="float", default=0.0),
+                min_effect=dict(type="float", default=0.1),
+                min_requests=dict(type="int", default=10),
+                state=dict(type="dict"),
+            )),
             poll=dict(type="raw", default=5),
             duration=dict(type="raw", default=60),
             confidence=dict(type="float", default=0.95),
@@ -503,7 +588,7 @@ def main():
         specs = [resolve_metric(metric, params["metric_templates"]) for metric in params["metrics"]]
         context = RenderContext(params["namespace"], params["target"], params["service"], params["canary_name"])
         gate = gate_for(specs, context, params)
-        result = run_mode(gate, params)
+        result = run_sequential(gate, params) if params["mode"] == "sequential" else run_mode(gate, params)
     except DeliveryError as exc:
         # Prometheus being down is a failed check inside the result; what reaches here is the configuration.
         module.fail_json(msg="prometheus_gate: configuration error: %s" % exc.message, changed=False, config_error=True,

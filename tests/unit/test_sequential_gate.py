@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from werkzeug import Request, Response
 
@@ -15,6 +17,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templ
     ThresholdRange,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, INCONCLUSIVE, PASS
+from tests.support.modules import run_module
 from tests.unit.test_release_counts import (  # pylint: disable=unused-import
     NAMESPACE,
     PRIMARY_NAME,
@@ -142,3 +145,31 @@ def test_prometheus_down_at_the_last_poll_is_an_error_and_loses_no_request(https
     prometheus.fail_durations = False
     recovered = gate.watch(poll=1.0, duration=2.0)
     assert "after 30 canary requests" in recovered["metrics"][0]["reason"]
+
+
+def module_args(httpserver, **options) -> dict:
+    args = {"prometheus_url": httpserver.url_for("/"), "namespace": NAMESPACE, "target": TARGET, "mode": "sequential",
+            "poll": 0.2, "duration": 0.5, "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]}
+    args.update(options)
+    return args
+
+
+def test_the_module_fails_a_canary_that_erred_since_its_start_and_returns_the_state_to_go_on(httpserver, prometheus):
+    started = time.time() - 10
+    prometheus.history = [(started, [request_series(TARGET, "200", 0), request_series(PRIMARY_NAME, "200", 0)]),
+                          (started + 5, [request_series(TARGET, "200", 60), request_series(TARGET, "503", 40),
+                                         request_series(PRIMARY_NAME, "200", 900)])]
+    result = run_module("prometheus_gate", module_args(httpserver, start=started))
+    assert result["passed"] is False and result["breached"] is True, result
+    assert result["metrics"][0]["result"] == FAIL
+    assert "crossed its boundary" in result["msg"]
+    assert result["sequential"]["traffic_since"] == pytest.approx(started)
+    assert {p["test"] for p in result["evidence"]} == {"rate", "ratio"}
+
+
+def test_the_module_refuses_sequential_mode_without_a_builtin_it_can_test(httpserver, prometheus):
+    custom = [{"name": "error-rate", "query": "sum(x)", "thresholdRange": {"max": 1}}]
+    result = run_module("prometheus_gate", module_args(httpserver, metrics=custom))
+    assert result.get("failed") and "none of the metrics is one of them" in result["msg"]
+    refused = run_module("prometheus_gate", module_args(httpserver, sequential={"alpha": 0.9}))
+    assert refused.get("failed") and "sequential: alpha must be above 0 and at most 0.5" in refused["msg"]

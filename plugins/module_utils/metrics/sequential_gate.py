@@ -14,16 +14,25 @@ from __future__ import annotations
 import time as _time
 from typing import Any, Callable, Mapping
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate, isoformat, watch_sample
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import (
+    Gate,
+    GateConfigError,
+    isoformat,
+    parse_step,
+    parse_time,
+    watch_sample,
+)
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusUnavailable
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.release_counts import IstioCountQueries, ReleaseCounter
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import (
     Judgement,
+    SequentialConfigError,
     SequentialJudge,
     SequentialSettings,
     sequential_specs,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import MetricSpec
+from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import (
     ERROR,
     FAIL,
@@ -160,3 +169,25 @@ def _as_no_data(entry: dict[str, Any], spec: MetricSpec) -> dict[str, Any]:
         return dict(entry, result=SKIPPED, ok=True, reason=entry["reason"] + " (on_no_data: skip)")
     return dict(entry, result=INCONCLUSIVE, ok=spec.on_no_data == "pass",
                 reason=entry["reason"] + " (on_no_data: %s)" % spec.on_no_data)
+
+
+def run_sequential(gate: Gate, options: Mapping[str, Any]) -> dict[str, Any]:
+    """prometheus_gate's ``mode: sequential``: one interval, going on from ``sequential.state`` when given."""
+    settings = dict(options.get("sequential") or {})
+    state = settings.pop("state", None) or {}
+    try:
+        chosen = SequentialSettings(**{key: value for key, value in settings.items() if value is not None})
+    except SequentialConfigError as exc:
+        raise GateConfigError("sequential: %s" % exc) from None
+    poll = parse_step(options.get("poll") if options.get("poll") is not None else 5, "poll")
+    duration = parse_step(options.get("duration") if options.get("duration") is not None else 60, "duration")
+    if not sequential_specs(gate.specs):
+        raise GateConfigError("mode 'sequential' tests the builtin request-success-rate (with thresholdRange.min) and "
+                              "request-duration (with thresholdRange.max); none of the metrics is one of them")
+    if options.get("start") not in (None, "") and "traffic_since" not in state:
+        state = dict(state, traffic_since=parse_time(options["start"], gate.clock()))
+    primary = options.get("primary") or primary_name(gate.context.target)
+    sequential = SequentialGate(gate, primary, chosen, duration, state)
+    result = sequential.watch(poll, duration)
+    result["sequential"] = sequential.to_state()
+    return result
