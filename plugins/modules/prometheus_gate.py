@@ -150,7 +150,7 @@ options:
       - V(range) replays the checks over O(start)..O(end), one evaluation per O(step), to rehearse a gate against
         history.
       - V(sequential) watches like V(watch), but judges the builtin V(request-success-rate) and V(request-duration)
-        with anytime-valid sequential tests on the exact counts of the canary and O(primary) since O(start): the
+        with anytime-valid sequential tests on the exact counts of the canary and O(primary) since O(start) - the
         canary against the threshold, and against the primary. A test whose evidence reaches its boundary fails at
         once; at the end, a metric with at least O(sequential.min_requests) canary requests in this call passes, with
         fewer it counts as O(metrics[].on_no_data) says. Other metrics are judged as in V(watch). Pass the returned
@@ -475,7 +475,9 @@ metrics:
       reason: value 99.8 is within [min 99]
       series: 1
 samples:
-  description: Every evaluation of O(mode=watch), O(mode=sequential) or O(mode=range), each with C(at), C(timestamp), C(passed) and per-metric C(name), C(value), C(result).
+  description:
+    - Every evaluation of O(mode=watch), O(mode=sequential) or O(mode=range), each with C(at), C(timestamp),
+      C(passed) and per-metric C(name), C(value), C(result).
   returned: when O(mode=watch), O(mode=sequential) or O(mode=range)
   type: list
   elements: dict
@@ -543,6 +545,9 @@ METRIC_OPTIONS = dict(
 )
 
 
+MODE_CHOICES = ["once", "watch", "compare", "at", "range", "sequential"]
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -554,7 +559,7 @@ def main():
             service=dict(type="str"),
             canary_name=dict(type="str"),
             primary=dict(type="str"),
-            mode=dict(type="str", default="once", choices=["once", "watch", "compare", "at", "range", "sequential"]),
+            mode=dict(type="str", default="once", choices=MODE_CHOICES),
             sequential=dict(type="dict", options=dict(
                 alpha=dict(type="float", default=0.01),
                 tolerance=dict(type="float", default=0.0),
