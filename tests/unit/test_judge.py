@@ -158,3 +158,15 @@ def test_filters_are_registered_and_reject_bad_manifests():
     original = copy.deepcopy(plan)
     assess(plan, 10, 0, gate=gate(100, 50))
     assert plan == original
+
+
+def test_a_sequential_metric_shows_the_test_closest_to_its_boundary_in_the_step_line():
+    plan = {"name": "app", "namespace": "test", "steps": [10, 20], "metrics": [
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}}]}
+    gate = {"metrics": [{"name": "request-success-rate", "value": 99.5, "result": "pass", "ok": True, "reason": "",
+                         "sequential": [{"test": "rate", "log_e_value": -1.0, "log_boundary": 5.3},
+                                        {"test": "ratio", "log_e_value": 1.1632, "log_boundary": 5.3}]}]}
+    assessment = assess(plan, 10, 0, gate=gate)
+    assert "request-success-rate 99.5 (min 99) ok [ratio e-value 3.2 of 200]" in assessment.summary
+    crossed = {"metrics": [dict(gate["metrics"][0], result="fail", ok=False)]}
+    assert assess(plan, 10, 0, gate=crossed).hard_breaches == ("request-success-rate: a sequential test crossed its boundary",)

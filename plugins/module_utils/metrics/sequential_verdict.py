@@ -72,7 +72,7 @@ def judge_rate(requests: float, errors: float, p0: float, alpha: float, toleranc
     if log_e >= log_boundary:
         result = FAIL
         reason = "error share %s of %s requests is above %s: e-value %s >= %s" % (
-            _share(errors, requests), format_number(requests), _percent(p0), _e(log_e), _e(log_boundary))
+            _share(errors, requests), format_number(requests), _percent(p0), format_e_value(log_e), format_e_value(log_boundary))
     elif requests >= min_requests and requests and rate_below(requests, errors, limit, alpha):
         result = PASS
         reason = "error share is below %s with confidence %s: upper bound %s after %s requests" % (
@@ -80,7 +80,7 @@ def judge_rate(requests: float, errors: float, p0: float, alpha: float, toleranc
     else:
         result = INCONCLUSIVE
         reason = "%s requests, %s errors: e-value %s below %s, upper bound %s not below %s" % (
-            format_number(requests), format_number(errors), _e(log_e), _e(log_boundary), _percent(bound),
+            format_number(requests), format_number(errors), format_e_value(log_e), format_e_value(log_boundary), _percent(bound),
             _percent(limit))
     return SequentialVerdict(result, "rate", reason, log_e, alpha, log_boundary, p0, bound, counts)
 
@@ -99,14 +99,14 @@ def judge_ratio(test: RateRatioTest, alpha: float, min_requests: float = 0, test
     if log_e >= log_boundary:
         result = FAIL
         reason = "%s: above %s x primary, e-value %s >= %s" % (
-            seen, format_number(test.null_ratio), _e(log_e), _e(log_boundary))
+            seen, format_number(test.null_ratio), format_e_value(log_e), format_e_value(log_boundary))
     elif test.canary_requests >= min_requests and bound <= test.null_ratio:
         result = PASS
         reason = "%s: below %s x primary with confidence %s" % (seen, format_number(bound), _percent(1.0 - alpha))
     else:
         result = INCONCLUSIVE
         reason = "%s after %s canary requests: e-value %s below %s, upper bound %s above %s" % (
-            seen, format_number(test.canary_requests), _e(log_e), _e(log_boundary), format_number(bound),
+            seen, format_number(test.canary_requests), format_e_value(log_e), format_e_value(log_boundary), format_number(bound),
             format_number(test.null_ratio))
     return SequentialVerdict(result, name, reason, log_e, alpha, log_boundary, test.null_ratio, bound, counts)
 
@@ -193,7 +193,7 @@ def _latency_limit(verdict: SequentialVerdict, boundary: float, max_ms: float) -
     return replace(verdict, test="latency-limit", reason=reason, histogram_boundary=boundary)
 
 
-def _e(log_value: float) -> str:
+def format_e_value(log_value: float) -> str:
     """An e-value for people: plain when moderate, as a power of ten when huge."""
     if log_value > 20.0:
         return "1e%d" % int(log_value / math.log(10.0))

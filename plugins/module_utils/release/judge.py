@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_verdict import format_e_value
 from ansible_collections.progressive.delivery.plugins.module_utils.timestamps import format_rfc3339
 from ansible_collections.progressive.delivery.plugins.module_utils.release.strategy import CANARY, Strategy
 
@@ -96,6 +97,7 @@ def _metric_entries(gate: Mapping[str, Any] | None, plan: Mapping[str, Any], com
             "max": bounds.get("max"),
             "critical": bool(metric.get("critical")) or any(m.get("critical") for m in plan.get("metrics", []) if m["name"] == name),
             "sequential": bool(metric.get("sequential")),
+            "evidence": strongest_evidence(metric.get("sequential")),
             "reason": reason,
         })
     return entries
@@ -136,8 +138,19 @@ def _webhook_reason(raw: Mapping[str, Any]) -> str:
 def describe_metric(entry: Mapping[str, Any]) -> str:
     word = _RESULT_WORDS.get(str(entry.get("result")), str(entry.get("result")))
     bounds = {"min": entry.get("min"), "max": entry.get("max")}
-    return "%s %s (%s) %s" % (entry.get("name"), format_value(str(entry.get("name")), entry.get("value")),
+    text = "%s %s (%s) %s" % (entry.get("name"), format_value(str(entry.get("name")), entry.get("value")),
                               format_bounds(bounds), word)
+    return "%s [%s]" % (text, entry["evidence"]) if entry.get("evidence") else text
+
+
+def strongest_evidence(verdicts: Any) -> str:
+    """The sequential test closest to its boundary, for the step line: "ratio e-value 3.2 of 400"."""
+    tests = [v for v in verdicts or [] if isinstance(v, Mapping) and v.get("log_boundary")]
+    if not tests:
+        return ""
+    closest = max(tests, key=lambda v: float(v["log_e_value"]) / float(v["log_boundary"]))
+    return "%s e-value %s of %s" % (closest.get("test"), format_e_value(float(closest["log_e_value"])),
+                                   format_e_value(float(closest["log_boundary"])))
 
 
 @dataclass(frozen=True)
