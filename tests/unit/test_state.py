@@ -45,10 +45,10 @@ EXPECTED = {
         st.FAILED: (REFUSE, None),
     },
     "rollback": {
-        st.NONE: (NOOP, None), st.INITIALIZING: (NOOP, None), st.INITIALIZED: (NOOP, None),
+        st.NONE: (NOOP, None), st.INITIALIZING: (NOOP, None), st.INITIALIZED: (APPLY, None),
         st.WAITING: (APPLY, st.FAILED), st.PROGRESSING: (APPLY, st.FAILED), st.WAITING_PROMOTION: (APPLY, st.FAILED),
-        st.PROMOTING: (APPLY, st.FAILED), st.FINALISING: (APPLY, st.FAILED), st.SUCCEEDED: (NOOP, None),
-        st.FAILED: (NOOP, None),
+        st.PROMOTING: (APPLY, st.FAILED), st.FINALISING: (APPLY, st.FAILED), st.SUCCEEDED: (APPLY, None),
+        st.FAILED: (APPLY, None),
     },
     "retry": {
         st.NONE: (REFUSE, None), st.INITIALIZING: (REFUSE, None), st.INITIALIZED: (NOOP, None),

@@ -107,6 +107,9 @@ def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-retu
     if action == "rollback":
         if phase in IN_PROGRESS:
             return Rule("apply", FAILED)
+        if phase in (INITIALIZED, SUCCEEDED, FAILED):
+            # The phase stays; a canary left with replicas by a run that failed half way is scaled to 0.
+            return Rule("apply")
         return Rule("noop", reason="no release is in progress (phase %s)" % phase)
     if action == "retry":
         if phase == FAILED:
@@ -251,8 +254,9 @@ def revision_status(state: CanaryState, checksum: str) -> tuple[str, str]:
     if checksum == state.last_promoted_spec:
         return NOTHING_TO_DO, "revision %s is what the primary runs" % checksum
     if state.phase == FAILED and checksum == state.failed_spec:
+        # The reason, not the last message: a drift repair after the failure writes its own message.
         return NOTHING_TO_DO, ("revision %s failed its last release (%s): change the target or run action=retry to "
-                               "analyse it again" % (checksum, state.message or state.reason or "no reason recorded"))
+                               "analyse it again" % (checksum, state.reason or state.message or "no reason recorded"))
     return NEW_REVISION, "revision %s differs from the promoted %s" % (checksum, state.last_promoted_spec)
 
 

@@ -26,6 +26,9 @@ class Rollback(CanaryAction):
         if params.phase and params.phase != st.FAILED:
             raise self.fail("action=rollback ends in phase Failed; phase=%s is not supported" % params.phase)
         self._read_target()
+        if self.state.phase not in st.IN_PROGRESS:
+            self._settle()
+            return
         reason = params.reason or "rolled back"
         primary_deployment = primary_name(params.target_name)
         backup = self.state.primary_template_before_promotion
@@ -48,6 +51,26 @@ class Rollback(CanaryAction):
                                             primary_template_before_promotion=None,
                                             primary_configs_before_promotion=None))
         self._event(message, warning=True)
+        self.message = message
+
+    def _settle(self) -> None:
+        """A release that is over keeps its phase; a canary a failed run left with replicas goes to 0.
+
+        The caller routed all traffic to the primary first (the role's drift repair, playbooks/rollback.yml).
+        ``reason`` becomes the state's message, so the state tells what the last run found and did.
+        """
+        params = self.params
+        phase = self.state.phase
+        replicas = ((self.target or {}).get("spec") or {}).get("replicas")
+        scaled = replicas is None or replicas > 0
+        if scaled:
+            self.store.scale(params.target_name, 0)
+        if not scaled and (not params.reason or params.reason == self.state.message):
+            self.message = "no release is in progress (phase %s)" % phase
+            return
+        message = params.reason or "Scaled %s.%s down: the release is %s" % (params.target_name, self.ns, phase)
+        self._update_state(self._transition("repair", phase, message, self.clock(), canary_weight=0))
+        self._event(message, warning=scaled)
         self.message = message
 
     def _restore_primary_configs(self, saved: dict[str, Any] | None) -> None:
