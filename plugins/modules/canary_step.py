@@ -23,7 +23,10 @@ description:
     or adopts an HTTPRoute the user owns. It waits for the primary, points the apex Service at it and scales the
     target to 0. A second call changes nothing.
   - C(detect) hashes the target's pod template and the data of the ConfigMaps/Secrets it reads and compares it
-    with the recorded revisions; RV(revision) says C(new_revision), C(nothing_to_do) or C(in_progress).
+    with the recorded revisions; RV(revision) says C(new_revision), C(nothing_to_do) or C(in_progress). It also
+    reads the route's live weights and the replicas of the target and the primary and compares them with the
+    recorded position; RV(drift) says what a failed or killed run left out of step and what repairs it. It writes
+    nothing.
   - C(start) scales the canary up and waits for it within O(progress_deadline_seconds); a canary that never becomes
     ready is scaled back to 0 and the release is C(Failed) with the reason. When the target changed while its
     previous revision was being analysed, the analysis restarts at weight 0 with no failed checks
@@ -37,11 +40,14 @@ description:
     C(finalize), which scales the canary to 0 and ends in C(Succeeded).
   - C(rollback) scales the canary to 0 and ends in C(Failed) with O(reason); during a promotion the data of the
     C(-primary) ConfigMaps and Secrets, then the primary's previous pod template, are restored. The same revision is
-    not started again until it changes or C(retry) re-arms it.
+    not started again until it changes or C(retry) re-arms it. In a release that is over (C(Initialized),
+    C(Succeeded), C(Failed)) the phase stays and a canary left with replicas is scaled to 0 and O(reason), when it
+    differs from the stored message, becomes the state's message (the role's drift repair). Route all traffic to
+    the primary first.
   - C(update_target) sets O(image) and/or O(pod_annotations) on the target Deployment (not during a promotion), so
     a run can deploy the revision it then releases. Nothing else in the target changes.
-  - C(retry) re-arms a C(Failed) release. C(status) returns the stored state. C(lock) and C(unlock) take and give
-    back the canary's Lease.
+  - C(retry) re-arms a C(Failed) release. C(status) returns the stored state and, like C(detect), RV(drift).
+    C(lock) and C(unlock) take and give back the canary's Lease.
   - C(delete) is Flagger's C(revertOnDeletion) in any phase. It scales the target back up (to the primary's
     replicas) and waits until it is ready, points the apex Service C(<svc>) at the target's pods and routes the
     VirtualService's primary and canary destinations to the apex host C(<svc>) (only the named route of an adopted
@@ -384,6 +390,49 @@ state:
       and C(history).
   returned: always
   type: dict
+drift:
+  description:
+    - For O(action=detect) and O(action=status) (once the canary is initialized), the live route and workloads
+      against the position the state recorded.
+    - For a release that is over, the only safe position is all traffic on the primary and the canary at 0
+      replicas. For a release in progress, traffic on a canary with no ready replica is drift, and so is a live
+      weight that differs from the recorded one.
+  returned: with O(action=detect) and O(action=status)
+  type: dict
+  contains:
+    found:
+      description: True when the cluster is not where the state says.
+      type: bool
+    problems:
+      description: Each mismatch, in words.
+      type: list
+      elements: str
+    message:
+      description: One line for people, what was found and what repairs it; empty without drift.
+      type: str
+      sample: >-
+        Drift on canary prod/app: the state says Failed at 0% (run run-1) but the route VirtualService prod/app
+        sends 30% of the requests to the canary, which has 0 of 0 replicas ready. Repair: all traffic to the primary.
+    next:
+      description:
+        - C(none), C(repair) (a release that is over is put back on its safe position), C(wait) (a live run holds
+          the lock and drives the traffic), or the RV(resume.action) that takes a release in progress over.
+      type: str
+    route_to_primary:
+      description: All traffic must go to the primary before anything else.
+      type: bool
+    scale_down:
+      description: Then the canary goes to 0 replicas (O(action=rollback) does it for a release that is over).
+      type: bool
+    recorded:
+      description: The recorded C(phase), C(canary_weight), C(step_index), C(run_id) and C(last_update_time).
+      type: dict
+    live:
+      description:
+        - C(route) (kind, namespace and name), C(route_error) (why the route could not be read, else null),
+          C(primary_weight), C(canary_weight) (null when unread), C(canary_replicas), C(canary_ready_replicas),
+          C(primary_replicas) and C(primary_ready_replicas).
+      type: dict
 revision:
   description: For O(action=detect) and O(action=start), C(new_revision), C(nothing_to_do) or C(in_progress).
   returned: when computed
