@@ -1,0 +1,275 @@
+"""The cost of a release and of a fleet: CPU per release, control overhead per step, N canaries in parallel.
+
+Runs examples/fleet/release.yml on a private lab, one canary per inventory host (``-f N``), each a Canary shaped
+like the seed manifest (examples/backend-service-canary.yaml: five steps of 10 %, two Istio metrics) with 5 s
+intervals, and prints:
+
+* CPU per release: user + sys of ansible-playbook and every process it started, for one good release;
+* control overhead per step: (wall time of that release - the configured waits) / steps, where the waits come from
+  the run's report (one interval per analysis with metrics, one poll per failed check);
+* wall time of 1, 5, 10 and 20 canaries released by one playbook run, and its ratio to one canary;
+* the lab's CPU over each fleet run (every lab process: the emulated mesh, Prometheus, the control plane), so the
+  lab can be seen not to be the bottleneck.
+
+Each figure stands next to the issue's "today" numbers, with the target and whether it is met. The single-canary
+figures are the median of --runs releases, with their spread. ``--baseline REF`` runs the same releases with the
+collection as it is at git REF (exported to a temp dir), alternating with the checkout, so two versions compare on
+the same machine in the same run.
+
+    .venv/bin/python benchmarks/fleet.py [--quick] [--runs 3] [--fleets 1,5,10,20] [--baseline HEAD~3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "build" / "collections"))
+
+import yaml  # noqa: E402
+
+from lab.seed import demo_deployment  # noqa: E402
+from lab.testing import start_lab  # noqa: E402
+from tests.support.modules import ensure_collection_layout  # noqa: E402
+
+SEED = REPO / "examples" / "backend-service-canary.yaml"
+PLAYBOOK = pathlib.PurePath("examples", "fleet", "release.yml")
+INTERVAL = 5.0
+POLL = 1.0
+TODAY = {"cpu": 17.0, "per_step": (2.0, 2.4), "wall": {1: 42.0, 5: 70.0, 10: 118.0, 20: 216.0}}
+TARGETS = {"cpu": 3.0, "per_step": 0.5, "ratio": 1.3}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return "%.2f (1 run)" % values[0]
+    return "%.2f (min %.2f, max %.2f, %d runs)" % (statistics.median(values), min(values), max(values), len(values))
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+class Collection:
+    """A copy of the collection to run playbooks with: the checkout itself, or a git ref exported to a temp dir."""
+
+    def __init__(self, label: str, root: pathlib.Path, collections_path: pathlib.Path) -> None:
+        self.label, self.root, self.collections_path = label, root, collections_path
+
+    @classmethod
+    def checkout(cls) -> "Collection":
+        return cls("checkout", REPO, ensure_collection_layout())
+
+    @classmethod
+    def exported(cls, ref: str, directory: pathlib.Path) -> "Collection":
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True,
+                                 capture_output=True).stdout
+        root = directory / "ansible_collections" / "progressive" / "delivery"
+        root.mkdir(parents=True)
+        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+            tar.extractall(root, filter="data")
+        return cls(ref, root, directory)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"PYTHONPATH": str(self.collections_path), "ANSIBLE_COLLECTIONS_PATH": str(self.collections_path),
+                    "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+                    "ANSIBLE_HOST_KEY_CHECKING": "False"})
+        return env
+
+
+class Fleet:
+    """N canaries of the seed's shape, one namespace each, and playbook runs that release them all."""
+
+    def __init__(self, lab, workdir: pathlib.Path, size: int, tag: str) -> None:
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        self.lab, self.size = lab, size
+        api = lab.kube_client()
+        self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        self.workdir = workdir / tag
+        self.workdir.mkdir(parents=True)
+        seed = yaml.safe_load(SEED.read_text())
+        self.steps = len(range(seed["spec"]["analysis"]["stepWeight"], seed["spec"]["analysis"]["maxWeight"] + 1,
+                               seed["spec"]["analysis"]["stepWeight"]))
+        self.hosts: dict[str, str] = {}
+        for index in range(size):
+            namespace = "%s-%02d" % (tag, index)
+            self.core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            self.apps.create_namespaced_deployment(namespace, demo_deployment(namespace))
+            manifest = dict(seed, metadata=dict(seed["metadata"], namespace=namespace))
+            path = self.workdir / ("%s.yaml" % namespace)
+            path.write_text(yaml.safe_dump(manifest))
+            self.hosts[namespace] = str(path)
+        self.inventory = self.workdir / "inventory.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+            "hosts": {host: {"canary_manifest": path} for host, path in self.hosts.items()}}}))
+        self.revision = 0
+
+    def new_revision(self) -> None:
+        self.revision += 1
+        image = "ghcr.io/stefanprodan/podinfo:6.7.%d" % self.revision
+        for namespace in self.hosts:
+            self.apps.patch_namespaced_deployment("backend-service", namespace, {"spec": {"template": {"spec": {
+                "containers": [{"name": "backend-service", "image": image}]}}}})
+
+    def run(self, collection: Collection) -> dict:
+        """One playbook run over the whole fleet; wall time, the playbook's CPU and the lab's CPU meanwhile."""
+        extra = {"canary_kubeconfig": self.lab.kubeconfig, "canary_prometheus_url": self.lab.prometheus_url,
+                 "canary_interval_override": "%ds" % INTERVAL, "canary_metric_interval_override": "%ds" % INTERVAL,
+                 "canary_poll": POLL, "fleet_report_dir": str(self.workdir / "reports")}
+        command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.inventory),
+                   "-f", str(self.size), str(REPO / PLAYBOOK), "-e", json.dumps(extra)]
+        lab_before = lab_cpu(self.lab)
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        completed = subprocess.run(command, capture_output=True, text=True, env=collection.environment(),
+                                   cwd=str(self.workdir), timeout=3600, check=False)
+        wall = time.monotonic() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lab_after = lab_cpu(self.lab)
+        if completed.returncode != 0:
+            raise SystemExit("the fleet run failed (%s):\n%s" % (collection.label, completed.stdout[-4000:]))
+        cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
+        return {"wall": wall, "cpu": cpu, "lab_cpu": lab_after - lab_before}
+
+    def delete(self) -> None:
+        for namespace in self.hosts:
+            self.core.delete_namespace(namespace)
+
+
+def lab_cpu(lab) -> float:
+    """CPU seconds used so far by every lab process and its reaped children (the pids in the lab's state)."""
+    roots = {pid for pid in lab.pids.values() if pid}
+    parents: dict[int, int] = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    members = set(roots)
+    grew = True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in members and pid not in members}
+        members |= found
+        grew = bool(found)
+    total = 0
+    for pid in members:
+        try:
+            fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+def release(lab, workdir: pathlib.Path, collection: Collection, size: int, tag: str, runs: int = 1) -> list[dict]:
+    """Initialize a fleet of ``size`` canaries, then time ``runs`` good releases of all of them."""
+    fleet = Fleet(lab, workdir, size, tag)
+    try:
+        fleet.run(collection)
+        results = []
+        for _ in range(runs):
+            fleet.new_revision()
+            result = fleet.run(collection)
+            result["waits"] = fleet_waits(fleet)
+            result["steps"] = fleet.steps
+            results.append(result)
+        return results
+    finally:
+        fleet.delete()
+
+
+def fleet_waits(fleet: Fleet) -> list[float]:
+    """The configured waits of each canary's last release, from its report."""
+    waits = []
+    for namespace in fleet.hosts:
+        reports = sorted((fleet.workdir / "reports" / namespace).glob("*.json"), key=lambda p: p.stat().st_mtime)
+        report = json.loads(reports[-1].read_text())
+        checks = [e for e in report["timeline"] if e["kind"] == "check"]
+        measured = [e for e in checks if e.get("metrics")]
+        failed = [e for e in checks if any(m.get("result") not in ("pass", "skipped") for m in e.get("metrics") or [])]
+        waits.append(len(measured) * INTERVAL + len(failed) * POLL)
+    return waits
+
+
+def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int) -> None:
+    cpus = [r["cpu"] for r in singles]
+    per_step = [(r["wall"] - r["waits"][0]) / r["steps"] for r in singles]
+    print("\n== %s ==" % label)
+    print("%-34s %-40s %-14s %s" % ("figure", "measured", "today", "target"))
+    cpu = statistics.median(cpus)
+    print("%-34s %-40s %-14s <= %.1f s: %s" % ("CPU per release (s)", spread(cpus), "%.0f" % TODAY["cpu"], TARGETS["cpu"],
+                                                verdict(cpu <= TARGETS["cpu"])))
+    step = statistics.median(per_step)
+    print("%-34s %-40s %-14s <= %.1f s: %s" % ("control overhead per step (s)", spread(per_step), "%.1f-%.1f" % TODAY["per_step"],
+                                                TARGETS["per_step"], verdict(step <= TARGETS["per_step"])))
+    print("%-34s %s" % ("wall of one release (s)", spread([r["wall"] for r in singles])))
+    print("%-34s %s" % ("configured waits of it (s)", spread([r["waits"][0] for r in singles])))
+    one = fleets.get(1, {"wall": statistics.median([r["wall"] for r in singles])})["wall"]
+    for size, result in sorted(fleets.items()):
+        ratio = result["wall"] / one
+        today = TODAY["wall"].get(size)
+        target = (" <= %.1fx: %s" % (TARGETS["ratio"], verdict(ratio <= TARGETS["ratio"]))) if size == 20 else ""
+        print("%-34s %-40s %-14s%s" % ("%d canaries, wall (s)" % size, "%.1f (%.2fx one)" % (result["wall"], ratio),
+                                        ("%.0f (%.1fx)" % (today, today / TODAY["wall"][1])) if today else "-", target))
+        print("%-34s %.1f s CPU, %.2f cores of %d; lab %.1f s CPU = %.2f cores (%.0f %% of the run's CPU)"
+              % ("  playbook / lab", result["cpu"], result["cpu"] / result["wall"], cores, result["lab_cpu"],
+                 result["lab_cpu"] / result["wall"], 100 * result["lab_cpu"] / max(result["cpu"] + result["lab_cpu"], 1e-9)))
+    if cpu > TARGETS["cpu"] or step > TARGETS["per_step"]:
+        print("what dominates: see docs/fleet.md (tasks per step of the role, one Python process per module task "
+              "that imports the Kubernetes client, and the controller's own per-task cost)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one and five canaries only")
+    parser.add_argument("--runs", type=int, default=3, help="good releases of one canary, for the median and spread")
+    parser.add_argument("--fleets", default="1,5,10,20", help="fleet sizes, comma-separated")
+    parser.add_argument("--baseline", default="", help="git ref to compare with, run alternately in the same lab")
+    args = parser.parse_args()
+    sizes = [1, 5] if args.quick else [int(size) for size in args.fleets.split(",")]
+    cores = os.cpu_count() or 1
+    lab = start_lab()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-fleet-") as directory:
+            workdir = pathlib.Path(directory)
+            collections = [Collection.checkout()]
+            if args.baseline:
+                collections.append(Collection.exported(args.baseline, workdir / "baseline"))
+            results: dict[str, dict] = {c.label: {"singles": [], "fleets": {}} for c in collections}
+            counter = 0
+            for round_ in range(args.runs):
+                for collection in collections:
+                    counter += 1
+                    results[collection.label]["singles"] += release(lab, workdir, collection, 1, "one%d" % counter)
+                del round_
+            for size in sizes:
+                for collection in collections:
+                    counter += 1
+                    results[collection.label]["fleets"][size] = release(lab, workdir, collection, size, "fleet%d" % counter)[0]
+    finally:
+        lab.stop()
+    print("machine: %d cores; seed-shaped canaries, %.0f s intervals, %d steps; lab backend %s"
+          % (cores, INTERVAL, 5, lab.backend))
+    for collection in collections:
+        report(collection.label, results[collection.label]["singles"], results[collection.label]["fleets"], cores)
+
+
+if __name__ == "__main__":
+    main()
