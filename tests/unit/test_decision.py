@@ -154,3 +154,12 @@ def test_settings_refuse_bad_values(bad, message):
     values.update(bad)
     with pytest.raises(ValueError, match=message):
         Settings(**values)
+
+
+def test_a_sequential_crossing_rolls_back_at_once_and_says_it_is_evidence():
+    settings = Settings(steps=(10, 20), threshold=5, interval=10.0, mode="sequential", poll=1.0)
+    move = decide(settings, Position(index=0), Observation(
+        now=0.0, failed=True, causes=("request-success-rate 96 (min 99) FAILED",),
+        hard_breaches=("request-success-rate: a sequential test crossed its boundary",)))
+    assert move.action == "rollback" and move.position.failed_checks == 1
+    assert move.reason.startswith("evidence of a regression at weight 10%: request-success-rate: a sequential test")

@@ -158,8 +158,9 @@ def decide(settings: Settings, position: Position, seen: Observation) -> Move:
 def _after_failed_check(settings: Settings, position: Position, seen: Observation, weight: int) -> Move:
     counted = replace(position, failed_checks=position.failed_checks + 1)
     if settings.mode in WATCHING_MODES and seen.hard_breaches:
-        return _rollback(counted, weight, "hard breach at weight %d%%: %s (%s)"
-                         % (weight, "; ".join(seen.hard_breaches), "; ".join(seen.causes)))
+        what = "evidence of a regression" if settings.mode == SEQUENTIAL else "hard breach"
+        return _rollback(counted, weight, "%s at weight %d%%: %s (%s)"
+                         % (what, weight, "; ".join(seen.hard_breaches), "; ".join(seen.causes)))
     if counted.failed_checks >= settings.threshold:
         return _rollback(counted, weight, "failed checks threshold reached %d/%d at weight %d%%: %s"
                          % (counted.failed_checks, settings.threshold, weight, "; ".join(seen.causes)))
