@@ -12,6 +12,7 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.progressive.delivery.plugins.module_utils.report.timeline import build_report, timeline_event
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import CanarySpecError, build_plan
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import manifest_secrets, mask
 
 try:
     import yaml
@@ -27,7 +28,11 @@ def _load_documents(value: Any, what: str) -> list[Any]:
         try:
             return [doc for doc in yaml.safe_load_all(to_text(value)) if doc is not None]
         except yaml.YAMLError as exc:
-            raise AnsibleFilterError("%s is not valid YAML: %s" % (what, exc)) from None
+            # PyYAML's own message quotes the offending line, which may hold a token: say only where it is.
+            mark = getattr(exc, "problem_mark", None)
+            where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise AnsibleFilterError("%s is not valid YAML%s: %s" % (what, where, problem)) from None
     if isinstance(value, list):
         return list(value)
     return [value]
@@ -49,7 +54,8 @@ def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | Non
                           metric_interval_override=metric_interval or None, critical_metrics=critical_metrics,
                           mesh_provider=mesh_provider or None)
     except CanarySpecError as exc:
-        raise AnsibleFilterError(exc.describe()) from None
+        # A refused field is quoted in the message; webhook metadata and URL credentials never are.
+        raise AnsibleFilterError(mask(exc.describe(), manifest_secrets(chosen))) from None
 
 
 def canary_event(kind: str, message: str, weight: int | None = None, time: str | None = None, webhooks: Any = None,

@@ -1,15 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: progressive.delivery contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Credentials people put in URLs (``user:password@``, ``?token=...``), kept out of results and logs."""
+"""Credentials people put in URLs (``user:password@``, ``?token=...``) and in webhook metadata, kept out of results
+and logs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Shorter query values are rarely secrets, and masking them would garble
 # unrelated text in the task result (Ansible masks every occurrence).
 MIN_SECRET_QUERY_VALUE = 6
+# Words of a longer value (a header line) that are hidden on their own: tokens are long, header names are short.
+MIN_SECRET_WORD = 16
 
 
 def redact_url(url: str) -> str:
@@ -48,3 +53,77 @@ def hide_url_secrets(module, *option_names: str) -> None:
     """Register the secrets of these URL options with Ansible's masking, before anything is returned."""
     for option in option_names:
         module.no_log_values.update(url_secrets(module.params.get(option)))
+
+
+def keep_readable(module, option: str, public: Iterable[str] = ()) -> None:
+    """Unmask the values of a no_log dict option that cannot be credentials.
+
+    Ansible hides every value of a no_log option wherever it appears in the result: a metadata value such as
+    ``cmd`` would also hide the key ``cmd`` in a list of names, and a metadata ``namespace`` every canary name.
+    Kept readable: values shorter than a credential, and values equal to the options named in ``public``, which
+    the invocation shows anyway. A value another no_log option also holds stays hidden.
+    """
+    value = module.params.get(option)
+    if not isinstance(value, Mapping):
+        return
+    shown = {str(module.params[name]) for name in public if module.params.get(name) not in (None, "")}
+    readable = {str(item) for item in value.values()
+                if isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                and (len(str(item)) < MIN_SECRET_QUERY_VALUE or str(item) in shown)}
+    module.no_log_values.difference_update(readable - _other_secrets(module, option))
+
+
+def _other_secrets(module, option: str) -> set[str]:
+    """What other no_log options hide: a short value shared with them stays hidden."""
+    found: set[str] = set()
+    for name, spec in module.argument_spec.items():
+        if name != option and spec.get("no_log"):
+            found |= secret_strings(module.params.get(name), min_length=1)
+    return found
+
+
+def secret_strings(value: Any, min_length: int = MIN_SECRET_QUERY_VALUE) -> set[str]:
+    """Every string (and number) inside a value that may be a secret: webhook metadata, headers, a provider's settings.
+
+    Values shorter than ``min_length`` are left out: masking them would garble unrelated words of a message
+    (``cmd``, ``bash``, a count), and they are too short to be credentials.
+    """
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for item in value.values():
+            found |= secret_strings(item, min_length)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            found |= secret_strings(item, min_length)
+    elif isinstance(value, str):
+        if len(value) >= min_length:
+            found.add(value)
+            # A header line ("Authorization: Bearer <token>") may be echoed in parts: its token is long, its words
+            # ("Authorization", "Bearer") are not secret and are kept readable.
+            found |= {part for part in value.replace(":", " ").split() if len(part) >= MIN_SECRET_WORD and part != value}
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and len(str(value)) >= min_length:
+        found.add(str(value))
+    return found
+
+
+def manifest_secrets(manifest: Any) -> set[str]:
+    """Secrets a Canary manifest carries: its webhooks' metadata values and the credentials in their URLs."""
+    if not isinstance(manifest, Mapping):
+        return set()
+    webhooks = ((manifest.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+    found: set[str] = set()
+    for hook in webhooks if isinstance(webhooks, list) else []:
+        if not isinstance(hook, Mapping):
+            continue
+        found |= secret_strings(hook.get("metadata"))
+        for key in ("url", "rollbackUrl"):
+            if isinstance(hook.get(key), str):
+                found |= url_secrets(hook[key])
+    return found
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """The text with every secret replaced, longest first so that a secret containing another is hidden whole."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "********")
+    return text

@@ -94,7 +94,12 @@ options:
         output) and C(cmd).
       - For V(event) hooks, C(eventMessage) and C(eventType) as Flagger sends them; C(timestamp) (Unix milliseconds) is
         added when missing.
-      - Metadata values appear in the receiver's logs; put credentials in O(headers) instead.
+      - Flagger users put credentials here (the load tester's C(headers)), so the values are secret. Ansible shows
+        them as C(VALUE_SPECIFIED_IN_NO_LOG_PARAMETER) in the task invocation and hides them wherever they appear in
+        the result, a receiver's echo included. Values shorter than 6 characters (C(cmd), a count) and values equal
+        to O(name), O(namespace), O(phase), O(type) or O(checksum) stay readable. RV(metadata_keys) names what was
+        sent.
+      - Metadata values still reach the receiver, and may appear in its logs; O(headers) do not.
     type: dict
     default: {}
   timeout:
@@ -367,7 +372,7 @@ metadata_keys:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
-from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import hide_url_secrets, keep_readable
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import refused_result
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import CANARY_PHASES, ON_GATE_TIMEOUT, WEBHOOK_TYPES, spec_from_params
@@ -383,7 +388,7 @@ def main():
             namespace=dict(type="str", required=True),
             phase=dict(type="str", default="Progressing", choices=list(CANARY_PHASES)),
             checksum=dict(type="str", default=""),
-            metadata=dict(type="dict", default={}),
+            metadata=dict(type="dict", default={}, no_log=True),
             timeout=dict(type="raw", default=10),
             retries=dict(type="int", default=2),
             headers=dict(type="dict", default={}, no_log=True),
@@ -400,6 +405,7 @@ def main():
         supports_check_mode=True,
     )
     hide_url_secrets(module, "url", "rollback_url")
+    keep_readable(module, "metadata", public=("name", "namespace", "phase", "type", "checksum"))
     if not HAS_REQUESTS:
         module.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
     try:
