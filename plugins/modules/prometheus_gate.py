@@ -524,7 +524,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate 
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import gate_for
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.templates import RenderContext, resolve_metric
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_gate import run_sequential
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC, SEQUENTIAL_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import (
     HAS_REQUESTS,
     PROMETHEUS_MUTUALLY_EXCLUSIVE,
@@ -560,13 +560,7 @@ def main():
             canary_name=dict(type="str"),
             primary=dict(type="str"),
             mode=dict(type="str", default="once", choices=MODE_CHOICES),
-            sequential=dict(type="dict", options=dict(
-                alpha=dict(type="float", default=0.01),
-                tolerance=dict(type="float", default=0.0),
-                min_effect=dict(type="float", default=0.1),
-                min_requests=dict(type="int", default=10),
-                state=dict(type="dict"),
-            )),
+            sequential=SEQUENTIAL_ARG_SPEC,
             poll=dict(type="raw", default=5),
             duration=dict(type="raw", default=60),
             confidence=dict(type="float", default=0.95),

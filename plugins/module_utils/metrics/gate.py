@@ -252,15 +252,7 @@ class Gate:
                 break
             next_time = min(start + len(samples) * poll, deadline)
             self.sleep(max(0.0, next_time - self.clock()))
-        passed, verdict = overall(results)
-        return {
-            "passed": passed,
-            "verdict": verdict,
-            "metrics": results,
-            "samples": samples,
-            "breached": breach,
-            "evaluated_at": isoformat(samples[-1]["timestamp"]),
-        }
+        return watch_result(results, samples, breach)
 
     def range(self, start: float, end: float, step: float) -> dict[str, Any]:
         """Replay the checks over past data, one evaluation per ``step``, as the gate would have seen it."""
@@ -398,6 +390,19 @@ class Gate:
     def _compare_duration(self, spec: MetricSpec, primary_context: RenderContext, tolerance: float, confidence: float,
                           min_requests: int, at: float | None) -> Verdict:
         return compare_latency(self._buckets(spec, self.context, at), self._buckets(spec, primary_context, at), tolerance, confidence, min_requests)
+
+
+def watch_result(results: list[dict[str, Any]], samples: list[dict[str, Any]], breached: bool) -> dict[str, Any]:
+    """What a watch returns: the last evaluation's verdict, every sample, and whether it stopped at a breach."""
+    passed, verdict = overall(results)
+    return {
+        "passed": passed,
+        "verdict": verdict,
+        "metrics": results,
+        "samples": samples,
+        "breached": breached,
+        "evaluated_at": isoformat(samples[-1]["timestamp"]),
+    }
 
 
 def watch_sample(taken: float, start: float, results: list[dict[str, Any]]) -> dict[str, Any]:

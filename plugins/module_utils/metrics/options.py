@@ -21,3 +21,15 @@ PROMETHEUS_ARG_SPEC: dict[str, dict[str, Any]] = {
     "prometheus_validate_certs": {"type": "bool", "default": True},
     "prometheus_timeout": {"type": "float", "default": 10.0},
 }
+
+# The ``sequential`` option of prometheus_gate and canary_analysis (see metrics/sequential_judge.SequentialSettings).
+SEQUENTIAL_ARG_SPEC: dict[str, Any] = {
+    "type": "dict",
+    "options": {
+        "alpha": {"type": "float", "default": 0.01},
+        "tolerance": {"type": "float", "default": 0.0},
+        "min_effect": {"type": "float", "default": 0.1},
+        "min_requests": {"type": "int", "default": 10},
+        "state": {"type": "dict"},
+    },
+}

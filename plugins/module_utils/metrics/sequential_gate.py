@@ -20,6 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate 
     isoformat,
     parse_step,
     parse_time,
+    watch_result,
     watch_sample,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.prometheus import PrometheusUnavailable
@@ -38,7 +39,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdi
     FAIL,
     INCONCLUSIVE,
     SKIPPED,
-    overall,
 )
 
 
@@ -101,16 +101,7 @@ class SequentialGate:
             # Stopped early: the sequential metrics that had not failed stay as they were, not a verdict.
             results = [r if r["result"] == FAIL or not r.get("sequential") else dict(r, result=INCONCLUSIVE, ok=True)
                        for r in results]
-        passed, verdict = overall(results)
-        return {
-            "passed": passed,
-            "verdict": verdict,
-            "metrics": results,
-            "samples": samples,
-            "breached": bool(failed),
-            "evaluated_at": isoformat(samples[-1]["timestamp"]),
-            "evidence": evidence,
-        }
+        return dict(watch_result(results, samples, bool(failed)), evidence=evidence)
 
     def _start_counting(self, now: float) -> None:
         if self.counter is None or self.counter.started_at is not None:

@@ -15,7 +15,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.client i
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import fetch_templates
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC, SEQUENTIAL_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import build_gate
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import (
     SequentialConfigError,
@@ -71,13 +71,7 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
         min_requests=dict(type="int", default=50),
         latency_tolerance=dict(type="float", default=1.2),
     )),
-    sequential=dict(type="dict", options=dict(
-        alpha=dict(type="float", default=0.01),
-        tolerance=dict(type="float", default=0.0),
-        min_effect=dict(type="float", default=0.1),
-        min_requests=dict(type="int", default=10),
-        state=dict(type="dict"),
-    )),
+    sequential=SEQUENTIAL_ARG_SPEC,
     router=dict(type="dict", aliases=["virtual_service"], options=dict(
         kind=dict(type="str", choices=list(ROUTE_KINDS)),
         name=dict(type="str", required=True),
