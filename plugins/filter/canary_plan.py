@@ -54,8 +54,8 @@ def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | Non
                           metric_interval_override=metric_interval or None, critical_metrics=critical_metrics,
                           mesh_provider=mesh_provider or None)
     except CanarySpecError as exc:
-        # A refused field is quoted in the message; webhook metadata and URL credentials never are.
-        raise AnsibleFilterError(mask(exc.describe(), manifest_secrets(chosen))) from None
+        # A refused field is quoted in the message; webhook metadata and credentials in addresses never are.
+        raise AnsibleFilterError(mask(exc.describe(), manifest_secrets(chosen, templates))) from None
 
 
 def canary_event(kind: str, message: str, weight: int | None = None, time: str | None = None, webhooks: Any = None,

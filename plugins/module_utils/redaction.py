@@ -106,19 +106,26 @@ def secret_strings(value: Any, min_length: int = MIN_SECRET_QUERY_VALUE) -> set[
     return found
 
 
-def manifest_secrets(manifest: Any) -> set[str]:
-    """Secrets a Canary manifest carries: its webhooks' metadata values and the credentials in their URLs."""
-    if not isinstance(manifest, Mapping):
-        return set()
-    webhooks = ((manifest.get("spec") or {}).get("analysis") or {}).get("webhooks") or []
+def manifest_secrets(manifest: Any, templates: Iterable[Any] = ()) -> set[str]:
+    """Secrets a Canary manifest and its MetricTemplates carry: webhook metadata values and credentials in URLs."""
     found: set[str] = set()
-    for hook in webhooks if isinstance(webhooks, list) else []:
-        if not isinstance(hook, Mapping):
-            continue
-        found |= secret_strings(hook.get("metadata"))
-        for key in ("url", "rollbackUrl"):
-            if isinstance(hook.get(key), str):
-                found |= url_secrets(hook[key])
+    spec = manifest.get("spec") if isinstance(manifest, Mapping) else None
+    if isinstance(spec, Mapping):
+        if isinstance(spec.get("metricsServer"), str):
+            found |= url_secrets(spec["metricsServer"])
+        analysis = spec.get("analysis") if isinstance(spec.get("analysis"), Mapping) else {}
+        webhooks = analysis.get("webhooks")
+        for hook in webhooks if isinstance(webhooks, list) else []:
+            if not isinstance(hook, Mapping):
+                continue
+            found |= secret_strings(hook.get("metadata"))
+            for key in ("url", "rollbackUrl"):
+                if isinstance(hook.get(key), str):
+                    found |= url_secrets(hook[key])
+    for template in templates:
+        provider = ((template.get("spec") or {}) if isinstance(template, Mapping) else {}).get("provider")
+        if isinstance(provider, Mapping) and isinstance(provider.get("address"), str):
+            found |= url_secrets(provider["address"])
     return found
 
 

@@ -14,6 +14,8 @@ from ansible_collections.progressive.delivery.plugins.module_utils.redaction imp
     mask,
     secret_strings,
 )
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.runner import run_webhook
+from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import spec_from_params
 from tests.support.modules import run_module
 from tests.support.releases import short_manifest
 
@@ -36,6 +38,9 @@ def test_manifest_secrets_are_webhook_metadata_and_url_credentials():
         {"name": "load", "type": "rollout", "url": "http://bot:UrlPassw0rd@hooks/", "metadata": {"token": TOKEN}}])
     assert manifest_secrets(manifest) == {TOKEN, "UrlPassw0rd"}
     assert manifest_secrets("not a manifest") == set()
+    manifest["spec"]["metricsServer"] = "http://prom:ServerPw99@prometheus:9090"
+    template = {"kind": "MetricTemplate", "spec": {"provider": {"address": "http://u:TemplatePw1@prom/"}}}
+    assert manifest_secrets(manifest, [template]) == {TOKEN, "UrlPassw0rd", "ServerPw99", "TemplatePw1"}
 
 
 def test_a_rejected_manifest_never_quotes_its_secrets():
@@ -47,6 +52,14 @@ def test_a_rejected_manifest_never_quotes_its_secrets():
     message = str(error.value)
     assert "webhooks[0].url" in message and "webhooks[0].metadata.nested" in message
     assert TOKEN not in message and "UrlPassw0rd" not in message
+    manifest = short_manifest("ns", metrics=[{"name": "errors", "templateRef": {"name": "errors"},
+                                              "thresholdRange": {"max": 1}}])
+    template = {"apiVersion": "flagger.app/v1beta1", "kind": "MetricTemplate",
+                "metadata": {"name": "errors", "namespace": "ns"},
+                "spec": {"provider": {"type": "prometheus", "address": "ftp://u:TemplatePw1@prom/"}, "query": "up"}}
+    with pytest.raises(AnsibleFilterError) as error:
+        canary_plan(manifest, [template])
+    assert "spec.provider.address" in str(error.value) and "TemplatePw1" not in str(error.value)
 
 
 def test_invalid_yaml_says_where_without_quoting_the_line():
@@ -77,3 +90,18 @@ def test_webhook_metadata_is_hidden_even_when_the_receiver_echoes_it(httpserver)
     assert sorted(result["metadata_keys"]) == ["cmd", "count", "headers", "namespace", "type"]
     assert result["canary"] == "web.prod" and result["attempts"] == 1
     assert result["invocation"]["module_args"]["metadata"]["type"] == "cmd"
+
+
+def test_the_analysis_never_gets_an_echoed_secret_in_a_webhook_message(httpserver):
+    # The analysis calls run_webhook directly and puts its message into the report, the state and the Events.
+    httpserver.expect_request("/hook").respond_with_handler(
+        lambda request: __import__("werkzeug").Response(request.get_data(), status=500))
+    run = run_webhook(spec_from_params({
+        "url": httpserver.url_for("/hook"), "type": "event", "name": "web", "namespace": "prod", "retries": 0,
+        "headers": {"X-Api-Key": "hdr-" + TOKEN},
+        "metadata": {"token": TOKEN, "eventMessage": "Promotion completed! web.prod", "eventType": "Normal"}}))
+    assert run.failed
+    text = json.dumps(run.result) + run.msg + run.diff_after
+    assert TOKEN not in text and "HTTP 500" in run.msg
+    # What the role itself sends stays readable.
+    assert "Promotion completed! web.prod" in run.msg and run.result["canary"] == "web.prod"

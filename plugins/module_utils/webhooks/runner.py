@@ -16,8 +16,9 @@ polling in ``webhooks/gate.py``: import each name from there.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.redaction import mask, secret_strings, url_secrets
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.gate import gate_answer, wait_for_gate
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.outcome import WebhookRun, base_result, record_answer
 from ansible_collections.progressive.delivery.plugins.module_utils.webhooks.spec import WebhookSpec, build_payload, describe_request
@@ -30,7 +31,53 @@ def run_webhook(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> WebhookRun:
-    """Send the webhook ``spec`` describes (or, for a waiting gate, poll it) and say what the task reports."""
+    """Send the webhook ``spec`` describes (or, for a waiting gate, poll it) and say what the task reports.
+
+    Metadata values, header values and URL credentials are hidden in everything returned, a receiver's echo of
+    them included: the analysis puts webhook messages into the report, the state and Kubernetes Events.
+    """
+    return _without_secrets(_run(spec, check_mode, sleep, clock), spec)
+
+
+# Values the role itself puts into event metadata, and the payload's own fields: never secret, kept readable.
+_PUBLIC_METADATA = ("eventMessage", "eventType", "timestamp")
+
+
+def webhook_secrets(spec: WebhookSpec) -> set[str]:
+    """What a webhook call must never show: its metadata and header values and its URLs' credentials."""
+    public = {spec.name, spec.namespace, spec.canary, spec.phase, spec.hook_type, spec.checksum}
+    metadata = {key: value for key, value in spec.metadata.items() if key not in _PUBLIC_METADATA}
+    found = (secret_strings(metadata) - public) | secret_strings(spec.headers)
+    return found | url_secrets(spec.url) | url_secrets(spec.rollback_url)
+
+
+def _without_secrets(run: WebhookRun, spec: WebhookSpec) -> WebhookRun:
+    secrets = webhook_secrets(spec)
+    if not secrets:
+        return run
+    run.result = _masked(run.result, secrets)
+    run.msg = mask(run.msg, secrets)
+    run.warnings = [mask(warning, secrets) for warning in run.warnings]
+    run.diff_after = mask(run.diff_after, secrets)
+    return run
+
+
+def _masked(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, dict):
+        return {key: _masked(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, secrets) for item in value]
+    return value
+
+
+def _run(
+    spec: WebhookSpec,
+    check_mode: bool,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> WebhookRun:
     started = clock()
     payload = build_payload(spec.name, spec.namespace, spec.phase, spec.checksum, spec.metadata, spec.hook_type)
     result = base_result(spec, payload)
