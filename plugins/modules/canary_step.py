@@ -430,6 +430,7 @@ drift:
     live:
       description:
         - C(route) (kind, namespace and name), C(route_error) (why the route could not be read, else null),
+          C(match_route) (the A/B match route this collection added, when it is still there, else null),
           C(primary_weight), C(canary_weight) (null when unread), C(canary_replicas), C(canary_ready_replicas),
           C(primary_replicas) and C(primary_ready_replicas).
       type: dict

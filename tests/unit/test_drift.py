@@ -83,3 +83,13 @@ def test_deployment_replicas_read_the_api_shape():
     assert drift.deployment_replicas(None) == (0, 0)
     assert drift.deployment_replicas({"spec": {}}) == (1, 0)
     assert drift.deployment_replicas({"spec": {"replicas": 3}, "status": {"readyReplicas": 2}}) == (3, 2)
+
+
+def test_a_finished_release_with_its_match_route_left_goes_back_to_the_primary():
+    state = st.CanaryState(phase=st.FAILED, run_id="run-1")
+    view = drift.LiveView(primary_weight=100, canary_weight=0, route="VirtualService prod/app",
+                          match_route="app-canary-match")
+    found = drift.assess(state, view, {"action": "none"}, st.NOTHING_TO_DO, CANARY)
+    assert found["route_to_primary"] and found["next"] == "repair"
+    assert found["problems"] == ["the route VirtualService prod/app still has the A/B match route 'app-canary-match', "
+                                 "which sends matching requests to the canary"]

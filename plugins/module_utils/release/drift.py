@@ -33,9 +33,11 @@ class LiveView:  # pylint: disable=too-many-instance-attributes
     canary_ready: int = 0
     primary_replicas: int | None = None
     primary_ready: int | None = None
+    # The A/B match route this collection adds, which sends matching requests to the canary whatever the weights.
+    match_route: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"route": self.route, "route_error": self.route_error or None,
+        return {"route": self.route, "route_error": self.route_error or None, "match_route": self.match_route,
                 "primary_weight": self.primary_weight, "canary_weight": self.canary_weight,
                 "canary_replicas": self.canary_replicas, "canary_ready_replicas": self.canary_ready,
                 "primary_replicas": self.primary_replicas, "primary_ready_replicas": self.primary_ready}
@@ -92,6 +94,10 @@ def assess(state: st.CanaryState, live: LiveView, resume: dict[str, Any], revisi
                         % (where, weight, live.canary_ready, live.canary_replicas))
         route_to_primary = True
     if settled:
+        if live.match_route:
+            problems.append("%s still has the A/B match route %r, which sends matching requests to the canary"
+                            % (where, live.match_route))
+            route_to_primary = True
         if weight is not None and weight > 0:
             if not problems:
                 problems.append("%s sends %s%% of the requests to the canary although the release is %s"

@@ -57,7 +57,9 @@ def observe(action: CanaryAction, target: dict[str, Any] | None) -> drift.LiveVi
         edit = release_router(action.client, plan, options).apply({}, check_mode=True).edit
     except (DeliveryError, KubeApiError) as exc:
         return drift.LiveView(route_error=str(getattr(exc, "message", None) or exc), **view)
-    return drift.LiveView(primary_weight=edit.primary_weight, canary_weight=edit.canary_weight, **view)
+    match = edit.match or {}
+    return drift.LiveView(primary_weight=edit.primary_weight, canary_weight=edit.canary_weight,
+                          match_route=match.get("route") if match.get("state") == "present" else None, **view)
 
 
 class Detect(CanaryAction):
