@@ -41,15 +41,27 @@ def test_secrets_stay_out_of_every_output_at_vvvv(lab, namespace, tmp_path):
         {"name": "done", "type": "post-rollout", "url": lab.hooks_url + "/gate/approve",
          "metadata": {"apiKey": hook_token}},
     ]
-    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, webhooks=hooks))
+    template_password = "tmpl-" + uuid.uuid4().hex
+    manifest = short_manifest(namespace, webhooks=hooks)
+    manifest["spec"]["analysis"]["metrics"].append(
+        {"name": "constant", "templateRef": {"name": "constant"}, "thresholdRange": {"max": 10}, "interval": "1m"})
+    release = Release(lab, namespace, tmp_path, manifest=manifest)
     # The lab's Prometheus has no authentication: it ignores the bearer token and the URL's user info.
     scheme, rest = lab.prometheus_url.split("://", 1)
     secret_vars = {"canary_prometheus_token": prometheus_token,
                    "canary_prometheus_url": "%s://canary:%s@%s" % (scheme, prometheus_password, rest),
                    # A kubeconfig given as data, with the lab's admin token in it.
-                   "canary_kubeconfig": yaml.safe_load(open(lab.kubeconfig, encoding="utf-8"))}
+                   "canary_kubeconfig": yaml.safe_load(open(lab.kubeconfig, encoding="utf-8")),
+                   # A MetricTemplate whose provider address carries credentials, as Flagger allows.
+                   "canary_metric_templates": [{
+                       "apiVersion": "flagger.app/v1beta1", "kind": "MetricTemplate",
+                       "metadata": {"name": "constant", "namespace": namespace},
+                       "spec": {"provider": {"type": "prometheus",
+                                             "address": "%s://tmpl:%s@%s" % (scheme, template_password, rest)},
+                                "query": "vector(1)"}}]}
     secrets = {"webhook metadata": hook_token, "prometheus token": prometheus_token,
-               "prometheus password": prometheus_password, "kubeconfig token": lab.token}
+               "prometheus password": prometheus_password, "kubeconfig token": lab.token,
+               "MetricTemplate address password": template_password}
 
     # In a file, as AWX passes them: ansible-playbook itself echoes its command line at -vvvv.
     secrets_file = tmp_path / "secrets.yml"
@@ -79,6 +91,8 @@ def test_secrets_stay_out_of_every_output_at_vvvv(lab, namespace, tmp_path):
     # -vvvv really was in force, and the run showed what it called.
     assert "ESTABLISH LOCAL CONNECTION" in second.stdout
     assert "smoke" in second.stdout and "done" in second.stdout
+    # The MetricTemplate behind the credentialed address was queried.
+    assert "constant" in json.dumps(release.report()["samples"])
 
     outputs = {"first run": first.stdout + first.stderr, "second run": second.stdout + second.stderr}
     outputs.update(_everything_in(release))
