@@ -149,8 +149,8 @@ def strongest_evidence(verdicts: Any) -> str:
     if not tests:
         return ""
     closest = max(tests, key=lambda v: float(v["log_e_value"]) / float(v["log_boundary"]))
-    return "%s e-value %s of %s" % (closest.get("test"), format_e_value(float(closest["log_e_value"])),
-                                   format_e_value(float(closest["log_boundary"])))
+    shown = format_e_value(float(closest["log_e_value"]))
+    return "%s e-value %s of %s" % (closest.get("test"), shown, format_e_value(float(closest["log_boundary"])))
 
 
 @dataclass(frozen=True)
