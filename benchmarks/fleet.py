@@ -22,6 +22,7 @@ the same machine in the same run.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import pathlib
@@ -78,7 +79,7 @@ class Collection:
                                  capture_output=True).stdout
         root = directory / "ansible_collections" / "progressive" / "delivery"
         root.mkdir(parents=True)
-        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(root, filter="data")
         return cls(ref, root, directory)
 
@@ -144,7 +145,8 @@ class Fleet:
         if completed.returncode != 0:
             raise SystemExit("the fleet run failed (%s):\n%s" % (collection.label, completed.stdout[-4000:]))
         cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
-        return {"wall": wall, "cpu": cpu, "lab_cpu": lab_after - lab_before}
+        tasks = sum(1 for line in completed.stdout.splitlines() if line.startswith("TASK ["))
+        return {"wall": wall, "cpu": cpu, "lab_cpu": lab_after - lab_before, "tasks": tasks}
 
     def delete(self) -> None:
         for namespace in self.hosts:
@@ -232,8 +234,12 @@ def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int)
               % ("  playbook / lab", result["cpu"], result["cpu"] / result["wall"], cores, result["lab_cpu"],
                  result["lab_cpu"] / result["wall"], 100 * result["lab_cpu"] / max(result["cpu"] + result["lab_cpu"], 1e-9)))
     if cpu > TARGETS["cpu"] or step > TARGETS["per_step"]:
-        print("what dominates: see docs/fleet.md (tasks per step of the role, one Python process per module task "
-              "that imports the Kubernetes client, and the controller's own per-task cost)")
+        tasks = statistics.median([r["tasks"] for r in singles])
+        print("what dominates: Ansible's cost per task, not module imports (canary_step and canary_analysis run in the "
+              "controller's process; the Kubernetes client is imported once per run): %d tasks per release, %.2f s CPU "
+              "each on average, ansible-playbook's own start included; the fixed tasks before the first step and after "
+              "the last weigh on the overhead per step (docs/fleet.md lists the tasks that could merge)"
+              % (tasks, cpu / max(tasks, 1)))
 
 
 def main() -> None:
@@ -254,11 +260,10 @@ def main() -> None:
                 collections.append(Collection.exported(args.baseline, workdir / "baseline"))
             results: dict[str, dict] = {c.label: {"singles": [], "fleets": {}} for c in collections}
             counter = 0
-            for round_ in range(args.runs):
+            for _ in range(args.runs):
                 for collection in collections:
                     counter += 1
                     results[collection.label]["singles"] += release(lab, workdir, collection, 1, "one%d" % counter)
-                del round_
             for size in sizes:
                 for collection in collections:
                     counter += 1
