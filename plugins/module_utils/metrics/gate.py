@@ -150,7 +150,8 @@ class Gate:
     def evaluate(self, at: float | None = None) -> list[dict[str, Any]]:
         return [self.evaluate_metric(spec, at) for spec in self.specs]
 
-    def _base(self, spec: MetricSpec, query: str) -> dict[str, Any]:
+    def metric_entry(self, spec: MetricSpec, query: str) -> dict[str, Any]:
+        """A metric's result before it is judged: where and how it is asked, and its bounds."""
         return {
             "name": spec.name,
             "source": spec.source,
@@ -166,7 +167,7 @@ class Gate:
 
     def evaluate_metric(self, spec: MetricSpec, at: float | None = None) -> dict[str, Any]:
         query = self.render(spec)
-        entry = self._base(spec, query)
+        entry = self.metric_entry(spec, query)
         try:
             result = self._query(spec, query, at)
         except PrometheusUnavailable as exc:
@@ -266,7 +267,7 @@ class Gate:
         results = []
         for spec in self.specs:
             query = self.render(spec)
-            entry = self._base(spec, query)
+            entry = self.metric_entry(spec, query)
             try:
                 data = self.client_for(spec).query_range(query, start, end, step)
             except PrometheusQueryError as exc:

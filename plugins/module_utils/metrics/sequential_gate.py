@@ -138,18 +138,8 @@ class SequentialGate:
     def _base(self, spec: MetricSpec, **fields: Any) -> dict[str, Any]:
         queries = IstioCountQueries(self.gate.context.namespace, self.gate.context.target, self.primary)
         started = self.counter.started_at if self.counter is not None else None
-        entry = {
-            "name": spec.name,
-            "source": spec.source,
-            "prometheus": self.gate.client_for(spec).display_url,
-            "query": "%s and %s since %s" % (queries.requests, queries.durations, isoformat(started or 0)),
-            "interval": spec.interval,
-            "threshold_range": spec.threshold_range.as_dict() if spec.threshold_range else None,
-            "on_no_data": spec.on_no_data,
-            "critical": spec.critical,
-            "value": None,
-            "series": 0,
-        }
+        entry = self.gate.metric_entry(spec, "%s and %s since %s" % (queries.requests, queries.durations,
+                                                                     isoformat(started or 0)))
         entry.update(fields)
         return entry
 

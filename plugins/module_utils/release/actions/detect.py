@@ -62,17 +62,15 @@ def observe(action: CanaryAction, target: dict[str, Any] | None) -> drift.LiveVi
                           match_route=match.get("route") if match.get("state") == "present" else None, **view)
 
 
-class Detect(CanaryAction):
-    """Hash the target's revision and compare it with the recorded ones; compare the cluster with the state."""
+class ComparesWithCluster(CanaryAction):
+    """An action that also says how the live route and workloads compare with the state (its ``drift`` result)."""
 
     drift: dict[str, Any] | None = None
 
-    def apply(self, rule: st.Rule) -> None:
-        target, _label, _value, _tracked, _found = self._target_revision()
-        self.revision, self.message = st.revision_status(self.state, self.checksum or "")
+    def _assess_drift(self, target: dict[str, Any] | None, revision: str | None) -> None:
         resume = st.resume_plan(self.state, self.params.run_id, self._lock_free_for_us(), self.params.on_resume,
                                 self.checksum)
-        self.drift = drift.assess(self.state, observe(self, target), resume, self.revision,
+        self.drift = drift.assess(self.state, observe(self, target), resume, revision,
                                   "%s/%s" % (self.ns, self.params.name))
 
     def _result(self) -> dict[str, Any]:
@@ -80,3 +78,12 @@ class Detect(CanaryAction):
         if self.drift is not None:
             result["drift"] = self.drift
         return result
+
+
+class Detect(ComparesWithCluster):
+    """Hash the target's revision and compare it with the recorded ones; compare the cluster with the state."""
+
+    def apply(self, rule: st.Rule) -> None:
+        target, _label, _value, _tracked, _found = self._target_revision()
+        self.revision, self.message = st.revision_status(self.state, self.checksum or "")
+        self._assess_drift(target, self.revision)

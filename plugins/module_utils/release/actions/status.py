@@ -8,16 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
-from ansible_collections.progressive.delivery.plugins.module_utils.release import drift
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
-from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
-from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.detect import observe
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.detect import ComparesWithCluster
 
 
-class Status(CanaryAction):
+class Status(ComparesWithCluster):
     """Return the stored state and the drift the next run would repair."""
-
-    drift: dict[str, Any] | None = None
 
     def apply(self, rule: st.Rule) -> None:
         self.message = self.state.message or "phase %s" % (self.state.phase or "not initialized")
@@ -29,13 +25,4 @@ class Status(CanaryAction):
         except CanaryFailure:
             # A status is still worth showing when the target is gone or broken; its replicas then count as 0.
             target, revision = None, None
-        resume = st.resume_plan(self.state, self.params.run_id, self._lock_free_for_us(), self.params.on_resume,
-                                self.checksum)
-        self.drift = drift.assess(self.state, observe(self, target), resume, revision,
-                                  "%s/%s" % (self.ns, self.params.name))
-
-    def _result(self) -> dict[str, Any]:
-        result = super()._result()
-        if self.drift is not None:
-            result["drift"] = self.drift
-        return result
+        self._assess_drift(target, revision)
