@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -36,5 +35,6 @@ class ActionModule(ActionBase):
         try:
             result.update(run_analysis_task(args, say=display.display, check_mode=bool(self._task.check_mode)))
         except AnalysisTaskError as exc:
-            raise AnsibleActionFail(exc.message, result=exc.result) from None
+            # Returned, not raised: a task's retries/until only see failures that come back as results.
+            result.update(exc.result, failed=True, msg=exc.message)
         return result

@@ -28,6 +28,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.step_
 from ansible_collections.progressive.delivery.plugins.module_utils.report.files import write_report_files
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.release_router import ROUTE_KINDS, release_router
+from ansible_collections.progressive.delivery.plugins.module_utils.routing.route_router import is_transient
 
 STEP = "step"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
@@ -154,10 +155,12 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     except AnalysisTaskError:
         raise
     except (DeliveryError, ValueError) as exc:
-        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc)) from None
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], exc),
+                                result=dict(getattr(exc, "result", None) or {})) from None
     except KubeApiError as exc:
         explained = exc.explain("use", "the canary's objects", None, plan["namespace"])
-        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], explained)) from None
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], explained),
+                                result={"retryable": is_transient(exc)}) from None
     move = outcome.move
     return {
         "changed": move.action == "advance",

@@ -124,6 +124,8 @@ class RouteObjectRouter(Generic[Request]):
         if is_transient(error):
             explained += (" The request was sent %d times over a few seconds; the API server (or the network to it) "
                           "kept failing." % (TRANSIENT_RETRIES + 1))
+            # The caller may try again later (the role's recovery does, for canary_recovery_timeout).
+            return RouterError(explained, result={"retryable": True})
         return RouterError(explained)
 
     def _patiently(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
