@@ -26,6 +26,10 @@ def canary_release(lab, lab_objects, canary_error=0.0, canary_latency=None, prim
         annotations={"lab.progressive.delivery/rps": str(rps)})
 
 
+WINDOW_ERRORS = ('sum(increase(istio_requests_total{{reporter="destination",destination_workload_namespace="{namespace}",'
+                 'destination_workload="{workload}",response_code=~"5.*"}}[1m]))')
+
+
 def wait_for_requests(lab, namespace, workload, count):
     query = SERVED.format(namespace=namespace, workload=workload)
     wait_for(lambda: (lab.query_value(query) or 0) >= count, timeout=90, interval=0.5,
@@ -144,6 +148,11 @@ def test_compare_fails_a_canary_with_three_times_the_primary_error_rate(lab, nam
     canary_release(lab, lab_objects, canary_error=0.15, primary_error=0.05)
     wait_for_requests(lab, namespace, "podinfo", 500)
     wait_for_requests(lab, namespace, "podinfo-primary", 500)
+    # The comparison reads increase() over the metric window, which counts a 5xx series only from its first sample:
+    # wait until both versions' errors show in the window, or a young canary series would hide most of its errors.
+    for workload, errors in (("podinfo", 40), ("podinfo-primary", 10)):
+        wait_for(lambda w=workload, e=errors: (lab.query_value(WINDOW_ERRORS.format(namespace=namespace, workload=w)) or 0) >= e,
+                 timeout=90, interval=0.5, message="%s's errors in the comparison window" % workload)
     result = gate(lab, namespace, [dict(SUCCESS, thresholdRange={"min": 80})], mode="compare", confidence=0.999, min_requests=200)
     metric = result["metrics"][0]
     assert metric["value"] > 80, "the canary is inside the absolute threshold"
