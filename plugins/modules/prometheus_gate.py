@@ -328,6 +328,8 @@ EXAMPLES = r"""
         thresholdRange:
           max: 500
 
+# Flagger's placeholders ({{ namespace }}, {{ target }}, ...) are filled in by this module, not by Ansible:
+# mark a query written in a playbook !unsafe (or wrap it in {% raw %}...{% endraw %}) so Ansible leaves them alone.
 - name: Custom metric from a MetricTemplate with variables
   progressive.delivery.prometheus_gate:
     namespace: prod
@@ -340,7 +342,7 @@ EXAMPLES = r"""
         spec:
           provider:
             type: prometheus
-          query: |
+          query: !unsafe |
             100 - sum(rate(istio_requests_total{destination_workload_namespace="{{ namespace }}",
               destination_workload="{{ target }}",response_code!="{{ variables.code }}"}[{{ interval }}]))
             / sum(rate(istio_requests_total{destination_workload_namespace="{{ namespace }}",
@@ -368,7 +370,7 @@ EXAMPLES = r"""
           provider:
             type: prometheus
             address: http://prometheus.monitoring:9090
-          query: max(queue_depth{namespace="{{ namespace }}", app="{{ target }}"})
+          query: !unsafe 'max(queue_depth{namespace="{{ namespace }}", app="{{ target }}"})'
     metrics:
       - name: request-success-rate
         thresholdRange:

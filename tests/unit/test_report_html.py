@@ -124,9 +124,9 @@ def test_one_panel_per_metric_with_its_threshold():
     report["thresholds"].append({"metric": "error-budget", "min": None, "max": 2})
     svg = find_all(parse(render_report_html(report)), "svg", "timeline")[0]
     titles = [text_of(element) for element in find_all(svg, "text", "panel-title")]
-    assert titles == ["Canary weight", "request-success-rate", "request-duration", "error-budget"]
+    assert titles == ["Canary weight", "request-success-rate (%)", "request-duration (ms)", "error-budget"]
     threshold_labels = sorted(text_of(element) for element in find_all(svg, "text", "threshold-label"))
-    assert threshold_labels == ["max 2", "max 500", "min 99"]
+    assert threshold_labels == ["max 2", "max 500 ms", "min 99 %"]
     assert len(find_all(svg, "rect", "bad-zone")) == 3
     # error-budget has no samples: the panel says so instead of drawing an empty frame.
     assert [text_of(element) for element in find_all(svg, "text", "empty-note")] == ["no values recorded"]
@@ -143,7 +143,8 @@ def test_steps_table_has_a_row_per_timeline_entry_and_a_column_per_metric(sample
     root = parse(render_report_html(sample))
     table = find_all(root, "table", "steps")[0]
     headers = [text_of(element) for element in find_all(table, "th")]
-    assert headers == ["#", "Time", "Event", "Weight", "request-success-rate", "request-duration", "Webhooks", "Failed checks", "Message"]
+    assert headers == ["#", "Time", "Event", "Weight", "request-success-rate (%)", "request-duration (ms)", "Webhooks", "Failed checks",
+                       "Message"]
     rows = find_all(find_all(table, "tbody")[0], "tr")
     assert len(rows) == len(sample["timeline"])
     for row, event in zip(rows, sample["timeline"]):

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import DURATION, SUCCESS_RATE
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
 from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     PROMOTION,
@@ -56,6 +57,10 @@ EVIDENCE_TESTS = {
     "latency-limit": "p99 against the limit",
     "latency-order": "slower than the primary",
 }
+
+# Units of Flagger's builtin Istio metrics (its PromQL gives a percentage and a p99 in milliseconds). A custom
+# metric's unit is whatever its query returns, which the report cannot know.
+METRIC_UNITS = {SUCCESS_RATE: "%", DURATION: "ms"}
 
 TIME_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400)
 
@@ -123,6 +128,46 @@ def nice_range(values: Iterable[float]) -> tuple[float, float, list[float]]:
     last = math.floor(high / step + 1e-9)
     ticks = [round(index * step, 10) for index in range(first, last + 1)]
     return low, high, ticks
+
+
+def metric_unit(metric: str) -> str:
+    """The unit of a metric's values, or "" when it is not known."""
+    return METRIC_UNITS.get(metric, "")
+
+
+def metric_title(metric: str) -> str:
+    """A metric's name with its unit, for a panel title or a column header: request-duration (ms)."""
+    unit = metric_unit(metric)
+    return "%s (%s)" % (metric, unit) if unit else metric
+
+
+def format_metric_value(metric: str, value: float | None) -> str:
+    """A value with its metric's unit: 212.4 ms, 99.5 %."""
+    unit = metric_unit(metric)
+    text = format_value(value)
+    return "%s %s" % (text, unit) if unit and value is not None else text
+
+
+def describe_threshold(threshold: Threshold) -> str:
+    """The range with units: min 99 %, max 500 ms."""
+    parts = []
+    if threshold.minimum is not None:
+        parts.append("min " + format_metric_value(threshold.metric, threshold.minimum))
+    if threshold.maximum is not None:
+        parts.append("max " + format_metric_value(threshold.metric, threshold.maximum))
+    return ", ".join(parts) if parts else "no threshold"
+
+
+def charted_metrics(report: Report) -> tuple[str, ...]:
+    """The metrics that get a panel and a column: all of them once the run analysed anything (a metric without
+    values then says so), none for a run that never analysed (an Initialized run), which would only draw empty frames."""
+    analysed = bool(report.samples) or any(event.metrics for event in report.events)
+    return report.metric_names if analysed else ()
+
+
+def has_timeline(report: Report) -> bool:
+    """Whether the run has anything to chart: a metric value or check, or traffic on the canary."""
+    return bool(charted_metrics(report)) or any(weight for _offset, weight in weight_points(report))
 
 
 def _num(value: float) -> str:
@@ -244,13 +289,13 @@ def _threshold_lines(threshold: Threshold, panel: Panel, scale: TimeScale) -> li
         parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(y), _num(scale.width), _num(panel.bottom - y)))
         parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
         label_y = y + 14 if panel.bottom - y >= 18 else y - 5
-        parts.append(_text(label_x, label_y, "min " + format_value(threshold.minimum), "threshold-label"))
+        parts.append(_text(label_x, label_y, "min " + format_metric_value(threshold.metric, threshold.minimum), "threshold-label"))
     if threshold.maximum is not None:
         y = panel.y(threshold.maximum)
         parts.append('<rect x="%d" y="%s" width="%s" height="%s" class="bad-zone"/>' % (LEFT, _num(panel.top), _num(scale.width), _num(y - panel.top)))
         parts.append('<line x1="%d" x2="%s" y1="%s" y2="%s" class="threshold"/>' % (LEFT, _num(right), _num(y), _num(y)))
         label_y = y - 5 if y - panel.top >= 18 else y + 14
-        parts.append(_text(label_x, label_y, "max " + format_value(threshold.maximum), "threshold-label"))
+        parts.append(_text(label_x, label_y, "max " + format_metric_value(threshold.metric, threshold.maximum), "threshold-label"))
     return parts
 
 
@@ -271,14 +316,14 @@ def _metric_panel(report: Report, metric: str, scale: TimeScale, top: float) -> 
     panel = Panel(top=top, height=METRIC_HEIGHT, low=low, high=high)
 
     failed = sum(1 for check in checks if check.result == FAIL)
-    note = threshold.describe()
+    note = describe_threshold(threshold)
     last = samples[-1][1] if samples else next((check.value for check in reversed(checks) if check.value is not None), None)
     if last is not None:
-        note += " · last " + format_value(last)
+        note += " · last " + format_metric_value(metric, last)
     if failed:
         note += " · %d failed check%s" % (failed, "" if failed == 1 else "s")
-    parts = [_text(LEFT, top - 10, metric, "panel-title"), _text(LEFT + scale.width, top - 10, note, "panel-note", "end")]
-    parts.extend(_frame(panel, scale, ticks, [format_value(tick) for tick in ticks]))
+    parts = [_text(LEFT, top - 10, metric_title(metric), "panel-title"), _text(LEFT + scale.width, top - 10, note, "panel-note", "end")]
+    parts.extend(_frame(panel, scale, ticks, [format_metric_value(metric, tick) for tick in ticks]))
     parts.extend(_threshold_lines(threshold, panel, scale))
 
     if len(samples) > 1:
@@ -289,11 +334,12 @@ def _metric_panel(report: Report, metric: str, scale: TimeScale, top: float) -> 
             breach = threshold.breached_by(value)
             parts.append('<circle cx="%s" cy="%s" r="%s" class="%s">%s</circle>' % (
                 _num(scale.x(offset)), _num(panel.y(value)), "2.5" if breach else "2", "sample-bad" if breach else "sample",
-                _title("%s: %s %s" % (format_offset(offset), metric, format_value(value)))))
+                _title("%s: %s %s" % (format_offset(offset), metric, format_metric_value(metric, value)))))
 
     for check in checks:
         y = panel.y(check.value) if check.value is not None else panel.bottom - 8
-        label = "%s: %s %s — %s" % (format_offset(check.offset), metric, format_value(check.value), check.result.replace("_", " "))
+        label = "%s: %s %s — %s" % (format_offset(check.offset), metric, format_metric_value(metric, check.value),
+                                    check.result.replace("_", " "))
         if check.reason:
             label += " (%s)" % check.reason
         if check.event.message:
@@ -332,7 +378,7 @@ def _decision_lines(report: Report, scale: TimeScale, bottom: float) -> list[str
 
 def timeline_svg(report: Report) -> str:
     scale = TimeScale(report.span)
-    metrics = report.metric_names
+    metrics = charted_metrics(report)
     top = TOP + PANEL_TITLE
     panels_bottom = top + WEIGHT_HEIGHT + len(metrics) * (PANEL_TITLE + METRIC_HEIGHT)
     height = panels_bottom + AXIS

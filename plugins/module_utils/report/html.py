@@ -17,11 +17,15 @@ from ansible_collections.progressive.delivery.plugins.module_utils.report.chart 
     EVIDENCE_HIGH,
     EVIDENCE_LOW,
     EvidenceSeries,
+    charted_metrics,
     clipped_points,
     evidence_series,
     evidence_svg,
+    format_metric_value,
     format_offset,
     format_share,
+    has_timeline,
+    metric_title,
     timeline_svg,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
@@ -131,6 +135,7 @@ LEGEND = (
     ("metric value", '<circle cx="10" cy="8" r="2.5" fill="#0969da"/>'),
     ("check passed", '<circle cx="10" cy="8" r="5" fill="#fff" stroke="#1a7f37" stroke-width="2.5"/>'),
     ("check failed", '<path d="M10 2 l6 6 l-6 6 l-6 -6 Z" fill="#cf222e"/>'),
+    ("failed check (on the weight line)", '<path d="M10 13 l-5 -9 h10 Z" fill="#cf222e"/>'),
     ("no data / error", '<rect x="5.5" y="3.5" width="9" height="9" fill="#fff" stroke="#8c959f" stroke-width="2"/>'),
     ("threshold (shaded: outside range)", '<rect x="0" y="0" width="20" height="8" fill="#cf222e" fill-opacity=".12"/>'
                                           '<line x1="0" x2="20" y1="8" y2="8" stroke="#cf222e" stroke-width="1.5" stroke-dasharray="4 3"/>'),
@@ -195,6 +200,8 @@ def _legend(entries: tuple[tuple[str, str], ...] = LEGEND) -> str:
 def _timeline(report: Report) -> str:
     if not report.events and not report.samples:
         body = '<p class="empty">No steps or samples were recorded for this run.</p>'
+    elif not has_timeline(report):
+        body = '<p class="empty">No analysis ran in this run: the canary took no traffic and no metric was checked.</p>'
     else:
         body = _legend() + timeline_svg(report)
     return '<h2>Timeline</h2><section class="card">%s</section>' % body
@@ -249,12 +256,12 @@ def _metric_cell(check: MetricCheck | None) -> str:
         return "<td></td>"
     css = check.result if check.result in (PASS, FAIL) else "other"
     symbol = VERDICT_SYMBOLS.get(check.result, "\u2013")
-    value = format_value(check.value) if check.value is not None else check.result.replace("_", " ")
+    value = format_metric_value(check.name, check.value) if check.value is not None else check.result.replace("_", " ")
     limits = []
     if check.minimum is not None:
-        limits.append("min " + format_value(check.minimum))
+        limits.append("min " + format_metric_value(check.name, check.minimum))
     if check.maximum is not None:
-        limits.append("max " + format_value(check.maximum))
+        limits.append("max " + format_metric_value(check.name, check.maximum))
     detail = check.reason if check.result != PASS else ""
     tooltip = "; ".join(part for part in (check.result.replace("_", " "), ", ".join(limits), check.reason) if part)
     return '<td><span class="verdict %s" title="%s">%s %s%s</span></td>' % (
@@ -283,8 +290,8 @@ def _row_class(event: Event) -> str:
 def _steps_table(report: Report) -> str:
     if not report.events:
         return '<h2>Steps</h2><section class="card"><p class="empty">No steps were recorded.</p></section>'
-    metrics = report.metric_names
-    header = ["#", "Time", "Event", "Weight"] + list(metrics) + ["Webhooks", "Failed checks", "Message"]
+    metrics = charted_metrics(report)
+    header = ["#", "Time", "Event", "Weight"] + [metric_title(metric) for metric in metrics] + ["Webhooks", "Failed checks", "Message"]
     rows = []
     for index, event in enumerate(report.events, start=1):
         checks = {check.name: check for check in event.metrics}
