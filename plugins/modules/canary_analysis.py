@@ -13,9 +13,9 @@ version_added: 0.1.0
 author:
   - progressive.delivery maintainers (@progressive-delivery)
 description:
-  - Runs on the Ansible controller (an action plugin). The P(progressive.delivery.canary#role) role calls it once per
-    weight step of the plan; it is documented so that runbooks can drive a step, or the confirm-rollout wait, on their
-    own.
+  - Runs on the Ansible controller (an action plugin). The P(progressive.delivery.canary#role) role calls it once for
+    the whole analysis of a release (O(stage=release)); it is documented so that runbooks can drive a release, a
+    single step, or the confirm-rollout wait, on their own.
   - One analysis asks the C(rollback) webhooks, runs the C(pre-rollout) (before the first step) or C(rollout)
     webhooks, checks the metrics in Prometheus (in C(fast) mode by watching through the interval, in C(flagger) mode
     once per interval), optionally compares the canary with the primary, and asks the C(confirm-traffic-increase) or
@@ -44,6 +44,10 @@ options:
   stage:
     description:
       - C(step) analyses the step at O(position) until the decision leaves it.
+      - C(release) analyses step after step from O(position), in this one task, until a decision promotes, rolls
+        back or stops the release; it returns what C(step) returns, summed over the steps it ran. One task per
+        release instead of one per step keeps Ansible's own cost per task (a process fork, templating, the
+        callbacks) out of every step.
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
         rollback, or O(gate_timeout) passes.
       - C(route) routes traffic as O(to) says and returns.
@@ -56,7 +60,7 @@ options:
         controller (the directory is created; a file that already holds the same text is left alone; in check mode
         nothing is written).
     type: str
-    choices: [step, confirm_rollout, route, templates, report, preflight]
+    choices: [step, release, confirm_rollout, route, templates, report, preflight]
     default: step
   to:
     description:
@@ -264,6 +268,15 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Analyse the whole release, step after step, until it promotes or rolls back
+  progressive.delivery.canary_analysis:
+    stage: release
+    plan: "{{ release_plan }}"
+    run_id: "{{ run_id }}"
+    checksum: "{{ revision }}"
+    prometheus_url: http://prometheus.istio-system:9090
+  register: release
+
 - name: Analyse the step at 20 % until it moves on
   progressive.delivery.canary_analysis:
     plan: "{{ release_plan }}"
@@ -293,44 +306,45 @@ EXAMPLES = r"""
 
 RETURN = r"""
 move:
-  description: How the step ended - C(advance) (traffic moved to the next weight), C(promote) or C(rollback).
-  returned: stage is step
+  description:
+    - How the step (or the release) ended - C(advance) (traffic moved to the next weight), C(promote) or C(rollback).
+  returned: stage is step or release
   type: str
   sample: advance
 reason:
   description: Why the release is promoted or rolled back.
-  returned: stage is step
+  returned: stage is step or release
   type: str
   sample: "failed checks threshold reached 2/2 at weight 20%: request-success-rate 95 (min 99) FAILED"
 weight:
   description: Canary weight after the move (with O(stage=route), after the routing).
-  returned: stage is step or route
+  returned: stage is step, release or route
   type: int
   sample: 30
 phase:
   description: Phase after the move (C(Progressing), C(WaitingPromotion), C(Promoting) or C(Failed)).
-  returned: stage is step
+  returned: stage is step or release
   type: str
 position:
   description: Position after the move, to pass to the next step.
-  returned: stage is step
+  returned: stage is step or release
   type: dict
 analyses:
-  description: Analyses run in this step.
-  returned: stage is step
+  description: Analyses run in this task.
+  returned: stage is step or release
   type: int
 gate_asks:
   description: Times a gate was asked.
   returned: always
   type: int
 timeline:
-  description: Report timeline entries of this step (checks, weight changes, gate answers).
-  returned: stage is step
+  description: Report timeline entries of this task (checks, weight changes, gate answers).
+  returned: stage is step or release
   type: list
   elements: dict
 samples:
-  description: Metric values seen in this step, for the report's chart.
-  returned: stage is step
+  description: Metric values seen in this task, for the report's chart.
+  returned: stage is step or release
   type: list
   elements: dict
 evidence:
@@ -338,12 +352,12 @@ evidence:
     - With O(mode=sequential), each test's evidence at each poll - C(metric), C(test) (C(rate), C(ratio),
       C(latency-limit) or C(latency-order)), C(log_e_value), C(log_boundary) (the test fails when the first reaches
       the second), C(time) and C(weight). Empty in the other modes.
-  returned: stage is step
+  returned: stage is step or release
   type: list
   elements: dict
 sequential:
   description: With O(mode=sequential), what the next step's task passes as O(sequential.state); empty otherwise.
-  returned: stage is step
+  returned: stage is step or release
   type: dict
 outcome:
   description: With O(stage=confirm_rollout), C(open), C(timed_out) or C(rollback_requested).

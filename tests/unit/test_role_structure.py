@@ -1,4 +1,4 @@
-"""The canary role's task files: no file includes itself, directly or through others, and steps stay few tasks."""
+"""The canary role's task files: no file includes itself, directly or through others, and the analysis is one task."""
 
 from __future__ import annotations
 
@@ -41,12 +41,14 @@ def test_no_task_file_includes_itself_directly_or_indirectly():
     assert looping == [], "task files that include themselves: %s" % looping
 
 
-def test_a_weight_step_is_at_most_a_few_tasks_and_no_module_process():
-    steps = list(_tasks(yaml.safe_load((TASKS / "step.yml").read_text())))
-    leaves = [task for task in steps if "block" not in task]
-    assert len(leaves) <= 5
-    modules = {key for task in leaves for key in task if key.startswith(("progressive.delivery.", "ansible.builtin."))}
-    assert modules == {"progressive.delivery.canary_analysis", "ansible.builtin.set_fact"}
+def test_the_whole_analysis_is_one_task_with_no_loop_over_the_steps():
+    release = list(_tasks(yaml.safe_load((TASKS / "release.yml").read_text())))
+    analyses = [task for task in release if task.get("progressive.delivery.canary_analysis", {}).get("stage") == "release"]
+    assert len(analyses) == 1
+    assert not any(key in analyses[0] for key in ("loop", "with_items", "until"))
+    for path in TASKS.glob("*.yml"):
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            assert "_canary_plan.steps" not in str(task.get("loop", "")), "%s: %s loops over the steps" % (path.name, task["name"])
 
 
 def test_no_suffix_literals_in_the_role():

@@ -156,6 +156,23 @@ def test_a_rollback_webhook_stops_the_hold():
     assert outcome.move.action == ROLLBACK and "rollback webhook manual" in outcome.move.reason
 
 
+def test_a_release_runs_every_step_from_the_pre_rollout_checks_to_the_promotion():
+    ports = FakePorts()
+    outcome = loop(ports).run_release(Position(index=-1))
+    assert outcome.move.action == PROMOTE and outcome.move.weight == 30
+    assert ports.shifts == [10, 20, 30] and outcome.analyses == 4 == ports.analyses
+    assert [entry["kind"] for entry in outcome.timeline] == ["check", "weight"] * 3 + ["check"]
+    assert len(outcome.samples) == 3
+
+
+def test_a_release_resumed_mid_way_stops_at_the_first_rollback():
+    ports = FakePorts(values=[100.0, 98.0])
+    outcome = loop(ports).run_release(Position(index=1, failed_checks=1))
+    assert outcome.move.action == ROLLBACK and outcome.move.position.index == 2
+    assert ports.shifts == [30] and outcome.move.position.failed_checks == 3
+    assert "3/3 at weight 30%" in outcome.move.reason
+
+
 @pytest.mark.parametrize("gate, rollback_after, timeout, expected", [
     ([None], None, 0, GATE_OPEN),
     ([False, False, True], None, 0, GATE_OPEN),

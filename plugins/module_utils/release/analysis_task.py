@@ -31,12 +31,14 @@ from ansible_collections.progressive.delivery.plugins.module_utils.routing.relea
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.route_router import is_transient
 
 STEP = "step"
+RELEASE_STAGE = "release"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
 ROUTE_STAGE = "route"
 TEMPLATES_STAGE = "templates"
 REPORT_STAGE = "report"
 PREFLIGHT_STAGE = "preflight"
 ROUTE_TO_STEP = "step"
+RELEASE_STAGE = "release"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
 ROUTE_TO_WEIGHT = "weight"
@@ -44,8 +46,8 @@ ROUTE_TO_WEIGHT = "weight"
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
-    stage=dict(type="str", default=STEP,
-               choices=[STEP, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
+    stage=dict(type="str", default=STEP, choices=[
+        STEP, RELEASE_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
     report=dict(type="dict"),
     report_path=dict(type="path"),
     template_refs=dict(type="list", elements="dict", default=[]),
@@ -134,7 +136,7 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     try:
         kube = client_from_auth(resolve_auth(args))
         # Each metric goes to its own Prometheus (a MetricTemplate's provider, spec.metricsServer, or this task's).
-        gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] == STEP else None
+        gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] in (STEP, RELEASE_STAGE) else None
         router = release_router(kube, plan, args.get("router"))
         ports = ClusterPorts(plan, run, kube, gate.client if gate else None, lambda: gate, router,
                              say=lambda line: say(prefix + line))
@@ -151,7 +153,7 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
             raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (position.index, len(settings.steps)))
         loop = StepLoop(plan, settings, ports, gate_poll, args["hard_breach_margin"], timestamp=utc_now)
         started = time.monotonic()
-        outcome = loop.run(position)
+        outcome = loop.run_release(position) if args["stage"] == RELEASE_STAGE else loop.run(position)
     except AnalysisTaskError:
         raise
     except (DeliveryError, ValueError) as exc:

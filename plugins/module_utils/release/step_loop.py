@@ -121,6 +121,26 @@ class StepLoop:
                 return outcome
             position = move.position
 
+    def run_release(self, position: Position) -> StepOutcome:
+        """Analyse step after step from ``position`` until a decision promotes, rolls back or stops the release.
+
+        The same rounds as :meth:`run`, one step after the other, so the whole analysis of a release costs one task:
+        at most one :meth:`run` per remaining step, as a loop over the steps would do.
+        """
+        release = StepOutcome(move=Move(HOLD, position, position.weight(self.settings.steps), "", 0.0))
+        for _ in range(position.index, len(self.settings.steps)):
+            step = self.run(position)
+            release.move = step.move
+            release.analyses += step.analyses
+            release.gate_asks += step.gate_asks
+            release.timeline.extend(step.timeline)
+            release.samples.extend(step.samples)
+            release.evidence.extend(step.evidence)
+            if step.move.action != ADVANCE:
+                break
+            position = step.move.position
+        return release
+
     def _analyse(self, position: Position, outcome: StepOutcome) -> Move:
         ports, settings = self.ports, self.settings
         weight = position.weight(settings.steps)
