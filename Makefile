@@ -39,15 +39,18 @@ $(COLLECTION_LINK):
 
 collection: $(COLLECTION_LINK) ## Make the checkout visible to Ansible as progressive.delivery
 
-prometheus: ## Install Prometheus from the OS packages when it is missing
-	@if command -v prometheus >/dev/null 2>&1; then exit 0; fi; \
+prometheus: ## Install Prometheus and its Pushgateway from the OS packages when they are missing
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="prometheus"; \
+	command -v prometheus-pushgateway >/dev/null 2>&1 || missing="$$missing prometheus-pushgateway"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null 2>&1; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
-	  echo "Installing Prometheus with apt-get"; \
+	  echo "Installing$$missing with apt-get"; \
 	  $$SUDO apt-get update -qq; \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "Prometheus is missing: install the 'prometheus' server package with your OS package manager (it must be on PATH)." >&2; \
+	  echo "Missing:$$missing: install the Prometheus server and Pushgateway packages with your OS package manager (they must be on PATH)." >&2; \
 	  exit 1; \
 	fi
 

@@ -22,7 +22,7 @@ BACKEND_NAMES = {"cluster": "the real control plane (build/controlplane)", "emul
 BACKEND_HELP = ("cluster: the real control plane built by `make controlplane`; emulated: the API emulator; "
                 "auto (default, or $LAB_BACKEND): cluster when it is built")
 
-ENDPOINT_KEYS = ("kube_url", "kubeconfig", "readonly_kubeconfig", "prometheus_url", "mesh_url", "hooks_url")
+ENDPOINT_KEYS = ("kube_url", "kubeconfig", "readonly_kubeconfig", "prometheus_url", "pushgateway_url", "mesh_url", "hooks_url")
 
 
 def _state_dir(args: argparse.Namespace) -> pathlib.Path:

@@ -138,7 +138,7 @@ def wait_until_up(state_dir: pathlib.Path, process: subprocess.Popen, timeout: f
 
 
 def stop_lab(state_dir: pathlib.Path, timeout: float = DEFAULT_DOWN_TIMEOUT) -> list[str]:
-    """Stop the lab and its Prometheus; returns what is still running (empty when everything is gone)."""
+    """Stop the lab, its Prometheus and Pushgateway; returns what is still running (empty when everything is gone)."""
     state_dir = pathlib.Path(state_dir)
     info = read_state(state_dir) or {}
     pids = info.get("pids") or {}
@@ -197,6 +197,8 @@ def health(info: dict[str, Any]) -> dict[str, str | None]:
         "hooks": ("GET", info["hooks_url"] + "/healthz", None, None),
         "prometheus": ("GET", info["prometheus_url"] + "/-/ready", None, None),
     }
+    if info.get("pushgateway_url"):
+        checks["pushgateway"] = ("GET", info["pushgateway_url"] + "/-/ready", None, None)
     results: dict[str, str | None] = {}
     for name, (method, url, token, context) in checks.items():
         try:
@@ -204,7 +206,7 @@ def health(info: dict[str, Any]) -> dict[str, str | None]:
             results[name] = None if status == 200 else f"{url} answered HTTP {status}"
         except (LabError, ssl.SSLError, OSError) as error:
             results[name] = str(error)
-    components = {name: pid for name, pid in (info.get("pids") or {}).items() if name not in ("lab", "prometheus")}
+    components = {name: pid for name, pid in (info.get("pids") or {}).items() if name not in ("lab", "prometheus", "pushgateway")}
     if components:
         gone = [f"{name} (pid {pid})" for name, pid in components.items() if not process_alive(pid, name)]
         results["control_plane"] = f"not running: {', '.join(gone)}" if gone else None

@@ -1,4 +1,4 @@
-"""Runs the real Prometheus server against the lab's mesh."""
+"""Runs the real Prometheus server against the lab's mesh, and the real Pushgateway it also scrapes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import urllib.request
 from typing import Callable
 
 DEFAULT_BINARY = "/usr/bin/prometheus"
+PUSHGATEWAY_BINARY = "/usr/bin/prometheus-pushgateway"
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -32,21 +33,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def find_binary(binary: str | None = None) -> str:
-    """The Prometheus executable: an explicit path, $LAB_PROMETHEUS_BINARY, /usr/bin/prometheus or one on PATH."""
-    candidates = [binary, os.environ.get("LAB_PROMETHEUS_BINARY"), DEFAULT_BINARY, shutil.which("prometheus")]
+def find_binary(binary: str | None = None, default: str = DEFAULT_BINARY, env: str = "LAB_PROMETHEUS_BINARY",
+                package: str = "prometheus") -> str:
+    """The executable: an explicit path, $<env>, the OS package's path or one on PATH."""
+    candidates = [binary, os.environ.get(env), default, shutil.which(os.path.basename(default))]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     raise PrometheusError(
-        "the lab needs the Prometheus server and none was found at "
-        f"{binary or DEFAULT_BINARY} or on PATH; install it: apt-get install prometheus "
-        "(make test and make demo do this for you), or set LAB_PROMETHEUS_BINARY to its path")
+        f"the lab needs {os.path.basename(default)} and none was found at "
+        f"{binary or default} or on PATH; install it: apt-get install {package} "
+        f"(make test and make demo do this for you), or set {env} to its path")
 
 
-def render_config(targets: list[str], scrape_interval: str = "1s") -> str:
-    """prometheus.yml scraping the mesh's /metrics every second (evaluation every second too)."""
+def render_config(targets: list[str], scrape_interval: str = "1s", pushgateway: str | None = None) -> str:
+    """prometheus.yml scraping the mesh's /metrics (and the Pushgateway's) every second; evaluation every second too."""
     target_list = ", ".join(f"'{t}'" for t in targets)
+    # honor_labels keeps the job and instance labels the pushers chose, as the Pushgateway's docs require.
+    pushed = (
+        "  - job_name: lab-pushgateway\n"
+        "    honor_labels: true\n"
+        "    static_configs:\n"
+        f"      - targets: ['{pushgateway}']\n"
+    ) if pushgateway else ""
     return (
         "# Written by the lab at start; edits are overwritten.\n"
         "global:\n"
@@ -59,6 +68,7 @@ def render_config(targets: list[str], scrape_interval: str = "1s") -> str:
         "    metrics_path: /metrics\n"
         "    static_configs:\n"
         f"      - targets: [{target_list}]\n"
+        + pushed
     )
 
 
@@ -83,10 +93,13 @@ class PrometheusServer:
     request threads would kill Prometheus as soon as the request finished.
     """
 
+    name = "Prometheus"
+
     def __init__(self, state_dir: pathlib.Path, targets: list[str], host: str = "127.0.0.1", port: int = 0,
-                 binary: str | None = None, on_change: Callable[[], None] | None = None):
+                 binary: str | None = None, on_change: Callable[[], None] | None = None, pushgateway: str | None = None):
         self.state_dir = pathlib.Path(state_dir)
         self.targets = targets
+        self.pushgateway = pushgateway
         self.host = host
         self.port = port or free_port(host)
         self.binary = binary
@@ -131,18 +144,8 @@ class PrometheusServer:
         with self._lock:
             if self.running():
                 return
-            binary = find_binary(self.binary)
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.config_path.write_text(render_config(self.targets), encoding="utf-8")
-            command = [
-                binary,
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self.data_dir}",
-                f"--web.listen-address={self.host}:{self.port}",
-                "--storage.tsdb.retention.time=1d",
-                "--log.level=warn",
-            ]
+            command = self._command()
             with open(self.log_path, "ab") as log:
                 # preexec_fn only calls prctl(2), which is safe between fork and exec.
                 self._process = subprocess.Popen(  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
@@ -152,7 +155,7 @@ class PrometheusServer:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
                     raise PrometheusError(
-                        f"Prometheus exited with code {self._process.returncode} while starting on "
+                        f"{self.name} exited with code {self._process.returncode} while starting on "
                         f"{self.host}:{self.port}; its log {self.log_path} ends with:\n{self._log_tail()}")
                 if self.ready():
                     break
@@ -160,10 +163,23 @@ class PrometheusServer:
             else:
                 self._terminate(STOP_TIMEOUT_SECONDS)
                 raise PrometheusError(
-                    f"Prometheus did not report ready on {self.url}/-/ready within {timeout:.0f}s; "
+                    f"{self.name} did not report ready on {self.url}/-/ready within {timeout:.0f}s; "
                     f"its log {self.log_path} ends with:\n{self._log_tail()}")
         if self._on_change:
             self._on_change()
+
+    def _command(self) -> list[str]:
+        binary = find_binary(self.binary)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(render_config(self.targets, pushgateway=self.pushgateway), encoding="utf-8")
+        return [
+            binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=warn",
+        ]
 
     def _stop(self, timeout: float) -> None:
         with self._lock:
@@ -189,3 +205,19 @@ class PrometheusServer:
             return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+class PushgatewayServer(PrometheusServer):
+    """The Prometheus Pushgateway from the OS packages, in memory only (no persistence file): pushed series live as
+    long as the lab."""
+
+    name = "Pushgateway"
+
+    def __init__(self, state_dir: pathlib.Path, host: str = "127.0.0.1", port: int = 0, binary: str | None = None,
+                 on_change: Callable[[], None] | None = None):
+        super().__init__(state_dir, [], host=host, port=port, binary=binary, on_change=on_change)
+        self.log_path = self.state_dir / "pushgateway.log"
+
+    def _command(self) -> list[str]:
+        binary = find_binary(self.binary, PUSHGATEWAY_BINARY, "LAB_PUSHGATEWAY_BINARY", "prometheus-pushgateway")
+        return [binary, f"--web.listen-address={self.host}:{self.port}", "--persistence.file=", "--log.level=warn"]

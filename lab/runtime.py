@@ -1,4 +1,4 @@
-"""One lab process: API server, workload controller, mesh, hooks server and a supervised Prometheus."""
+"""One lab process: API server, workload controller, mesh, hooks server, a supervised Prometheus and Pushgateway."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from lab.faults import FaultInjector
 from lab.hooks import HooksServer
 from lab.mesh import Mesh
-from lab.prom import PrometheusError, PrometheusServer
+from lab.prom import PrometheusError, PrometheusServer, PushgatewayServer
 from lab.store import Store
 
 LOG = logging.getLogger("lab")
@@ -74,6 +74,7 @@ class Lab:
         self.mesh: Mesh | None = None
         self.hooks: HooksServer | None = None
         self.prometheus: PrometheusServer | None = None
+        self.pushgateway: PushgatewayServer | None = None
         self._state_lock = threading.Lock()
         self._started = False
 
@@ -90,8 +91,12 @@ class Lab:
             self.hooks = HooksServer(host=self.host, port=self.ports["hooks"], send=self.mesh.send)
             self.hooks.start()
             mesh_target = self.mesh.url.split("://", 1)[1]
+            # Release metrics are pushed here (a playbook run is a batch job); Prometheus scrapes it like the mesh.
+            self.pushgateway = PushgatewayServer(self.state_dir, host=self.host, on_change=self.write_state)
+            self.pushgateway.start()
             self.prometheus = PrometheusServer(self.state_dir, [mesh_target], host=self.host,
-                                               port=self.ports["prometheus"], on_change=self.write_state)
+                                               port=self.ports["prometheus"], on_change=self.write_state,
+                                               pushgateway=self.pushgateway.url.split("://", 1)[1])
             self._add_control_routes()
             if self.with_prometheus:
                 self.prometheus.start()
@@ -198,10 +203,12 @@ class Lab:
             "readonly_token": self.kube.readonly_token,
             "ca_cert": str(self.kube.ca_cert_path),
             "prometheus_url": self.prometheus.url,
+            "pushgateway_url": self.pushgateway.url if self.pushgateway else "",
             "mesh_url": self.mesh.url,
             "hooks_url": self.hooks.url,
             "control_url": self.mesh.url,
-            "pids": {"lab": os.getpid(), "prometheus": self.prometheus.pid, **getattr(self.kube, "pids", {})},
+            "pids": {"lab": os.getpid(), "prometheus": self.prometheus.pid,
+                     "pushgateway": self.pushgateway.pid if self.pushgateway else None, **getattr(self.kube, "pids", {})},
             "backend": self.backend,
             "kube_version": getattr(self.kube, "version", "") or "emulated",
         }
@@ -224,7 +231,7 @@ class Lab:
             write_json_atomically(self.state_file, self.info())
 
     def stop(self) -> None:
-        parts = [("prometheus", self.prometheus), ("hooks", self.hooks), ("mesh", self.mesh),
+        parts = [("prometheus", self.prometheus), ("pushgateway", self.pushgateway), ("hooks", self.hooks), ("mesh", self.mesh),
                  ("controller", self.controller), ("fault front", self.fault_front), ("kube", self.kube)]
         # The parts share nothing but the store, and each waits out its own poll
         # interval when stopping: stopping them side by side keeps `down` quick.

@@ -54,6 +54,7 @@ class LabHandle:
         self.readonly_token: str = info["readonly_token"]
         self.ca_cert: str = info["ca_cert"]
         self.prometheus_url: str = info["prometheus_url"]
+        self.pushgateway_url: str = info.get("pushgateway_url") or ""
         self.mesh_url: str = info["mesh_url"]
         self.hooks_url: str = info["hooks_url"]
 

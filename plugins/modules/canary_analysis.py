@@ -40,6 +40,7 @@ description:
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
   - progressive.delivery.prometheus
+  - progressive.delivery.pushgateway
 options:
   stage:
     description:

@@ -66,6 +66,7 @@ description:
     Every action renews it when this run holds it and refuses to write while another live run does.
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
+  - progressive.delivery.pushgateway
 options:
   action:
     description:

@@ -17,6 +17,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.options 
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import fetch_templates
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.options import PROMETHEUS_ARG_SPEC, SEQUENTIAL_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import build_gate
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PUSHGATEWAY_ARG_SPEC, PushOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import (
     SequentialConfigError,
     SequentialSettings,
@@ -46,6 +47,7 @@ ROUTE_TO_WEIGHT = "weight"
 ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
+    **PUSHGATEWAY_ARG_SPEC,
     stage=dict(type="str", default=STEP, choices=[
         STEP, RELEASE_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
     report=dict(type="dict"),
@@ -131,7 +133,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     run = Run(run_id=run_id, holder=holder, lease_ttl=args["lease_ttl"], checksum=args["checksum"], mode=args["mode"],
               poll=seconds(args["poll"], "poll"), compare=args.get("compare"),
               webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"),
-              parent_pid=os.getppid(), sequential=settings_of_tests, sequential_state=sequential.get("state"))
+              parent_pid=os.getppid(), sequential=settings_of_tests, sequential_state=sequential.get("state"),
+              pushgateway=PushOptions.from_params(args))
     prefix = "%s/%s: " % (plan["namespace"], plan["name"])
     try:
         kube = client_from_auth(resolve_auth(args))
@@ -164,7 +167,9 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], explained),
                                 result={"retryable": is_transient(exc)}) from None
     move = outcome.move
+    warnings = {"warnings": list(ports.warnings)} if ports.warnings else {}
     return {
+        **warnings,
         "changed": move.action == "advance",
         "move": move.action,
         "reason": move.reason,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PushOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.delete import Delete
@@ -60,6 +61,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     # Flagger's primaryReadyThreshold / canaryReadyThreshold: percent of updated replicas that must be available.
     primary_ready_threshold: int = 100
     canary_ready_threshold: int = 100
+    # Where Flagger's flagger_canary_* series are pushed after every state write; None: not pushed.
+    pushgateway: PushOptions | None = None
 
     @property
     def target_name(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PushOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_gate import SequentialGate
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import SequentialSettings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import (
@@ -65,6 +66,8 @@ class Run:
     sequential_state: Mapping[str, Any] | None = None
     # The ansible-playbook process that runs the task; when it dies, the task must not hold the canary on.
     parent_pid: int | None = None
+    # Where the state writes push Flagger's flagger_canary_* series; None: not pushed.
+    pushgateway: PushOptions | None = None
 
 
 class ClusterPorts:
@@ -89,6 +92,8 @@ class ClusterPorts:
         self.last_event = ""
         self.sequential_state: dict[str, Any] = dict(run.sequential_state or {})
         self._sequential_gate: SequentialGate | None = None
+        # Warnings of the state writes (a failed metrics push), each once, for the task's result.
+        self.warnings: list[str] = []
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -231,11 +236,16 @@ class ClusterPorts:
             action=action, name=self.plan["name"], namespace=self.plan["namespace"], run_id=self.run.run_id,
             holder=self.run.holder, target=self.plan["target"], lease_ttl=self.run.lease_ttl,
             progress_deadline_seconds=int(self.plan.get("progress_deadline_seconds") or 600),
-            history_limit=self.run.history_limit, **params), clock=self._clock, sleep=self._sleep)
+            history_limit=self.run.history_limit, pushgateway=self.run.pushgateway, **params),
+            clock=self._clock, sleep=self._sleep)
         try:
-            return manager.run()
+            result = manager.run()
         except CanaryFailure as exc:
             raise StepError(str(exc)) from None
+        for warning in result.get("warnings_list") or ():
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return result
 
     # -- output and time -------------------------------------------------------------------
 

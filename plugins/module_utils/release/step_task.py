@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PUSHGATEWAY_ARG_SPEC, PushOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import ACTIONS, CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ON_RESUME_CHOICES
@@ -23,6 +24,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.state
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
+        **PUSHGATEWAY_ARG_SPEC,
         action=dict(type="str", required=True, choices=list(ACTIONS)),
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
@@ -91,7 +93,8 @@ def step_params(p: Mapping[str, Any]) -> CanaryParams:
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
         image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
-        primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"])
+        primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"],
+        pushgateway=PushOptions.from_params(p))
 
 
 def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool) -> StepOutcome:

@@ -37,6 +37,7 @@ def test_up_status_down_leaves_no_process(state_dir):
     info = json.loads((state_dir / "lab.json").read_text())
     pids = info["pids"]
     assert control.process_alive(pids["lab"], "lab") and control.process_alive(pids["prometheus"], "prometheus")
+    assert control.process_alive(pids["pushgateway"], "pushgateway") and info["pushgateway_url"]
     assert oct((state_dir / "lab.json").stat().st_mode & 0o777) == "0o600"
 
     again = run_cli(state_dir, "up")
@@ -48,7 +49,7 @@ def test_up_status_down_leaves_no_process(state_dir):
     assert status.returncode == 0
     report = json.loads(status.stdout)
     assert report["healthy"] is True
-    assert report["health"] == {"kube": None, "mesh": None, "hooks": None, "prometheus": None,
+    assert report["health"] == {"kube": None, "mesh": None, "hooks": None, "prometheus": None, "pushgateway": None,
                                 **({"control_plane": None} if info["backend"] == "cluster" else {})}
 
     down = run_cli(state_dir, "down")

@@ -34,6 +34,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.store im
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseLock, LeaseView, LockHeld
+from ansible_collections.progressive.delivery.plugins.module_utils.release.release_metrics import push_release_metrics
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import (
     previous_secrets_name,
     state_name,
@@ -163,8 +164,12 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
         self.loaded_state = copy.deepcopy(self.state)
 
     def _update_state(self, mutate: Callable[[st.CanaryState], bool]) -> None:
-        """Apply ``mutate`` to the freshest stored state and write it with its resourceVersion."""
+        """Apply ``mutate`` to the freshest stored state and write it with its resourceVersion.
+
+        Every write of the state goes through here, so this is where the release's metrics are pushed.
+        """
         name = state_name(self.params.name)
+        written: list[bool] = []
 
         def compute(existing: dict[str, Any] | None) -> dict[str, Any] | None:
             where = "ConfigMap %s/%s" % (self.ns, name)
@@ -184,9 +189,19 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
             body = mark(body, self.ns, self.params.name)
             body["data"] = dict(body.get("data") or {})
             body["data"][st.STATE_KEY] = st.dump_state(candidate)
+            written.append(True)
             return body
 
         self.state_cm = self.store.ensure(CONFIGMAPS, "ConfigMap", name, compute)
+        if written and not self.check_mode:
+            self._push_metrics()
+
+    def _push_metrics(self) -> None:
+        """Flagger's flagger_canary_* series of the state just written; a failed push is a warning, never a failure."""
+        warning = push_release_metrics(self.params.pushgateway, self.state, self.ns,
+                                       self.state.target or self.params.target_name, self.clock())
+        if warning:
+            self.changelog.warnings.append(warning)
 
     def _event(self, message: str, warning: bool = False, reason: str = "Synced") -> None:
         """A core/v1 Event on the target, so ``kubectl describe`` tells the release's story."""
