@@ -156,6 +156,22 @@ options:
           - For an HTTPRoute, the name of the rule (C(spec.rules[].name), Gateway API v1.2 and later) the canary
             drives; without it, the only rule whose backends are the primary and canary Services.
         type: str
+  adopt_flagger:
+    description:
+      - With O(action=initialize), take over the objects Flagger generated for the Canary named O(name) (their
+        controller C(ownerReference) is a C(flagger.app) C(Canary) of that name) instead of refusing them - the
+        Deployment C(<target>-primary), its autoscaler and C(-primary) config copies, the Services C(<svc>),
+        C(<svc>-primary) and C(<svc>-canary), the DestinationRules and the VirtualService C(<svc>), or the HTTPRoute
+        C(<svc>) with O(provider=gatewayapi). An apex Service without owner whose selector already points at the
+        primary's pods is taken over too.
+      - Each object gets the collection's ownership label and annotation and loses its Flagger C(ownerReferences),
+        so deleting the Canary or uninstalling Flagger cannot garbage-collect it. The primary keeps its replicas and
+        its pods (its pod template is not changed) and the route keeps its weights.
+      - When the adopted primary runs another pod spec than the target, the next release analyses the target's.
+      - Without it, initialize fails naming this option when it finds objects Flagger generated, and changes nothing.
+      - See C(docs/migrating-from-flagger.md) for the whole migration.
+    type: bool
+    default: false
   autoscaler:
     description:
       - Name of a HorizontalPodAutoscaler (C(autoscaling/v2)) that scales the target (Flagger's

@@ -19,7 +19,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.optimist
     ConflictRetriesExhausted,
     optimistic_update,
 )
-from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import owner_of, ownership_problem
 
 DEPLOYMENTS = ("apps/v1", "deployments")
 CONFIGMAPS = ("v1", "configmaps")
@@ -82,6 +82,9 @@ class CanaryStore:
         self.changelog = changelog
         self.check_mode = check_mode
         self.fail = fail
+        # Given an object's kind and its live form, the form that makes it the canary's (None: not taken over);
+        # set by an action that was asked to adopt objects another controller generated.
+        self.adopt: Callable[[str, dict[str, Any]], dict[str, Any] | None] | None = None
 
     @contextmanager
     def api(self, verb: str, kind: str, name: str | None) -> Iterator[None]:
@@ -106,13 +109,18 @@ class CanaryStore:
         key = "%s/%s" % (kind, name)
 
         def change(existing: dict[str, Any] | None) -> dict[str, Any] | None:
-            problem = ownership_problem(existing, kind, self.ns, self.canary) if owned else None
+            adopted = self.adopt(kind, existing) if owned and existing is not None and self.adopt else None
+            current = existing if adopted is None else adopted
+            problem = ownership_problem(current, kind, self.ns, self.canary) if owned else None
             if problem:
                 raise self.fail(problem)
-            return compute(existing)
+            desired = compute(current)
+            return adopted if desired is None else desired
 
         def write(existing: dict[str, Any] | None, desired: dict[str, Any]) -> dict[str, Any]:
             verb = "create" if existing is None else "update"
+            if owned and existing is not None and owner_of(existing) is None:
+                verb = "adopt"
             self.changelog.add("%s %s %s/%s" % (verb, kind, self.ns, name), key, owned_view(existing), owned_view(desired))
             if self.check_mode:
                 return desired
@@ -126,7 +134,7 @@ class CanaryStore:
                 # Refused: nothing was written, so it leaves the change log (and the result says changed only
                 # for what the API accepted).
                 self._forget_refused(0)
-                raise self.fail(exc.explain(verb, kind, name, self.ns)) from None
+                raise self.fail(exc.explain("create" if existing is None else "update", kind, name, self.ns)) from None
 
         try:
             return optimistic_update(lambda: self.get(api, kind, name), change, write, before_retry=self._forget_refused)

@@ -63,6 +63,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     canary_ready_threshold: int = 100
     # Where Flagger's flagger_canary_* series are pushed after every state write; None: not pushed.
     pushgateway: PushOptions | None = None
+    # initialize takes over the objects Flagger generated for the Canary of the same name.
+    adopt_flagger: bool = False
 
     @property
     def target_name(self) -> str:

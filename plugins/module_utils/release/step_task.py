@@ -34,6 +34,7 @@ def argument_spec() -> dict:
         provider=dict(type="str", choices=["istio", "gatewayapi"], default="istio"),
         route_api_version=dict(type="str", choices=["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]),
         virtual_service=dict(type="dict", options=dict(adopt=dict(type="str"), route=dict(type="str"))),
+        adopt_flagger=dict(type="bool", default=False),
         autoscaler=dict(type="str"),
         progress_deadline_seconds=dict(type="int", default=600),
         primary_ready_threshold=dict(type="int", default=100),
@@ -88,7 +89,7 @@ def step_params(p: Mapping[str, Any]) -> CanaryParams:
     return CanaryParams(
         action=p["action"], name=p["name"], namespace=p["namespace"], run_id=run_id, holder=holder, target=p["target"],
         target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
-        provider=p["provider"], route_api_version=p["route_api_version"],
+        provider=p["provider"], route_api_version=p["route_api_version"], adopt_flagger=p["adopt_flagger"],
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],

@@ -21,6 +21,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.kube.store im
     SERVICES,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
+from ansible_collections.progressive.delivery.plugins.module_utils.release import flagger_adoption as flagger
 from ansible_collections.progressive.delivery.plugins.module_utils.release import workload as wl
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.names import primary_name, service_names
@@ -102,10 +103,17 @@ class Initialize(CanaryAction):
                                 "autoscaler option" % (self.ns, params.autoscaler))
             existing[("HorizontalPodAutoscaler", primary_name(params.autoscaler))] = self.store.get(
                 HPAS, "HorizontalPodAutoscaler", primary_name(params.autoscaler))
-        problems = [p for p in (ownership_problem(obj, kind, self.ns, params.name)
+        adopting = self._adoption(apex, label, primary_name(value))
+        problems = [p for p in (self._ownership_problem(kind, obj, adopting)
                                 for (kind, _name), obj in sorted(existing.items(), key=lambda i: i[0])) if p]
+        flagger_primary = existing[("Deployment", primary_deployment)]
+        if adopting is None or adopting("Deployment", flagger_primary) is None:
+            flagger_primary = None
+        else:
+            problems.extend(p for p in [flagger.primary_problem(flagger_primary, self.ns, label, primary_name(value))] if p)
         if problems:
             raise self.fail("Cannot initialize canary %s/%s, nothing was changed: %s" % (self.ns, params.name, "; ".join(problems)))
+        self.store.adopt = adopting
 
         now = self.clock()
         desired_primary = wl.build_primary(target, self.ns, params.name, label, value, tracked, self.checksum or "")
@@ -173,6 +181,13 @@ class Initialize(CanaryAction):
             self.store.scale(params.target_name, 0)
             promoted = (((primary or {}).get("spec") or {}).get("template") or {}).get("metadata", {}).get(
                 "annotations", {}).get(wl.REVISION_ANNOTATION, self.checksum)
+            if flagger_primary is not None and not flagger.runs_target(flagger_primary, desired_primary):
+                # What Flagger's primary runs is not the target's revision: the next run releases the target.
+                promoted = "flagger-" + wl.stable_hash(((flagger_primary.get("spec") or {}).get("template") or {}))
+                self.changelog.warnings.append(
+                    "Deployment %s/%s adopted from Flagger runs another pod spec than %s/%s: the next run releases "
+                    "the target's revision through the analysis" % (self.ns, primary_deployment, self.ns,
+                                                                    params.target_name))
             message = "Initialization done! %s.%s" % (params.name, self.ns)
 
             def done(state: st.CanaryState) -> bool:
@@ -198,6 +213,25 @@ class Initialize(CanaryAction):
                 return True
             self._update_state(settle)
         self.message = self.state.message
+
+    def _adoption(self, apex: str, label: str, primary_value: str) -> Any:
+        """With adopt_flagger, what turns an object Flagger generated for this Canary into the canary's; else None."""
+        if not getattr(self.params, "adopt_flagger", False):
+            return None
+        namespace, canary = self.ns, self.params.name
+
+        def adopt(kind: str, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+            if not flagger.adoptable(obj, kind, canary, apex, label, primary_value):
+                return None
+            return flagger.adopted(obj or {}, namespace, canary)
+        return adopt
+
+    def _ownership_problem(self, kind: str, obj: dict[str, Any] | None, adopting: Any) -> str | None:
+        adopted = adopting(kind, obj) if adopting is not None else None
+        if adopted is not None:
+            return ownership_problem(adopted, kind, self.ns, self.params.name)
+        return (flagger.flagger_problem(obj, kind, self.ns, self.params.name)
+                or ownership_problem(obj, kind, self.ns, self.params.name))
 
     def _istio_version(self) -> str:
         with self.store.api("discover", "API group", istio_api.ISTIO_GROUP):
