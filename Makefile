@@ -108,7 +108,7 @@ demo: setup ## Run the main job on the local lab
 	  echo "'make controlplane' builds it from pinned upstream sources (about 16 minutes the first time on 2 cores);"; \
 	  echo "the next 'make demo' then runs on it."; fi
 	$(BIN)/python -m lab up
-	$(BIN)/ansible-playbook -i localhost, -c local playbooks/demo.yml; status=$$?; \
+	ANSIBLE_CONFIG=examples/ansible.cfg $(BIN)/ansible-playbook -i localhost, -c local playbooks/demo.yml; status=$$?; \
 	  $(BIN)/python -m lab down; exit $$status
 
 lab-up: setup ## Start the lab in the background (idempotent)

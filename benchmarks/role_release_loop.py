@@ -101,13 +101,14 @@ def release_overhead(lab, workdir: pathlib.Path, steps: int, interval: float, po
     measured = [e for e in checks if e.get("metrics")]
     failed = [e for e in checks if any(not m.get("result") in ("pass", "skipped") for m in e["metrics"])]
     waits = len(measured) * interval + len(failed) * poll
-    step_tasks = sum(1 for line in result.stdout.splitlines()
-                     if line.startswith(("TASK [progressive.delivery.canary : Analyse at ",
-                                         "TASK [progressive.delivery.canary : Analyse before ",
-                                         "TASK [progressive.delivery.canary : Keep the position")))
+    # Every task the play ran from the first analysis to the promotion: what the steps cost in Ansible tasks.
+    lines = [line for line in result.stdout.splitlines() if line.startswith("TASK [")]
+    first = next(i for i, line in enumerate(lines) if line.startswith("TASK [progressive.delivery.canary : Analyse"))
+    last = next(i for i, line in enumerate(lines) if line.startswith("TASK [progressive.delivery.canary : Promote the canary"))
+    step_tasks = last - first
     canary.delete()
     return {"wall": wall, "waits": waits, "steps": steps, "per_step": (wall - waits) / steps,
-            "tasks_per_step": step_tasks / (steps + 1), "failed_checks": len(failed)}
+            "step_tasks": step_tasks, "failed_checks": len(failed)}
 
 
 def hold_ticks(lab, workdir: pathlib.Path, ticks: int, interval: float) -> dict:
@@ -172,7 +173,8 @@ def main() -> None:
         print("  wall time:                          %s" % spread([r["wall"] for r in rows]))
         print("  (wall - configured waits) / steps:  %s" % spread([r["per_step"] for r in rows]))
         print("  failed checks (no data yet):        %s" % [r["failed_checks"] for r in rows])
-        print("  tasks per step shown by the play:   %s" % sorted({round(r["tasks_per_step"], 2) for r in rows}))
+        print("  tasks from the first analysis to the promotion: %s (for %d steps)" % (
+            sorted({r["step_tasks"] for r in rows}), rows[0]["steps"]))
     marginal = [((m["wall"] - m["waits"]) - (f["wall"] - f["waits"])) / (m["steps"] - f["steps"]) for f, m in zip(few, many)]
     print("one more step costs (marginal, %d vs %d steps): %s" % (args.many, args.few, spread(marginal)))
 

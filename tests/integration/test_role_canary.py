@@ -85,18 +85,42 @@ def test_wrong_manifest_fails_before_anything_changes(lab, namespace, tmp_path):
     assert config_map_names(broken.core, namespace) == []
 
 
-def test_relative_manifest_path_is_read_from_the_working_directory(lab, namespace, tmp_path):
+def test_relative_manifest_paths_are_found_next_to_the_playbook_then_in_the_working_directory(lab, namespace, tmp_path):
     release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace))
-    missing = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest="nowhere.yaml"), env={"PWD": str(tmp_path)}, timeout=300)
+    manifest = (tmp_path / "canary.yaml").read_text()
+    # An AWX project: at its root a playbook that imports the collection's, the manifest in a directory of it; the job
+    # runs in the project's root with PWD left as the shell had it.
+    project = tmp_path / "project"
+    (project / "manifests").mkdir(parents=True)
+    (project / "manifests" / "app.yaml").write_text(manifest)
+    (project / "canary.yml").write_text("- name: Canary release\n  ansible.builtin.import_playbook: progressive.delivery.canary\n")
+    stale = {"PWD": "/nonexistent"}
+
+    missing = run_playbook(project / "canary.yml", release.extra_vars(canary_manifest="manifests/nowhere.yaml"), env=stale,
+                           cwd=project, timeout=300)
     assert missing.returncode != 0
-    assert "canary_manifest: no file %s/nowhere.yaml" % tmp_path in missing.stdout, missing.stdout[-3000:]
+    assert "canary_manifest: no file manifests/nowhere.yaml next to the playbook (" in missing.stdout, missing.stdout[-3000:]
     unset = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest=""), timeout=300)
     assert unset.returncode != 0 and "canary_manifest is required" in unset.stdout, unset.stdout[-3000:]
     assert [d.metadata.name for d in release.apps.list_namespaced_deployment(namespace).items] == ["app"]
 
-    relative = run_playbook(PLAYBOOK, release.extra_vars(canary_manifest="canary.yaml"), env={"PWD": str(tmp_path)}, timeout=300)
-    assert relative.returncode == 0, relative.stdout[-3000:]
+    awx = run_playbook(project / "canary.yml", release.extra_vars(canary_manifest="manifests/app.yaml"), env=stale, cwd=project,
+                       timeout=300)
+    assert awx.returncode == 0, awx.stdout[-3000:]
     assert release.state()["phase"] == "Initialized"
+
+    # A playbook of the user's own that runs the role: the manifest beside it, ansible-playbook started elsewhere.
+    own = project / "deploy"
+    own.mkdir()
+    (own / "app.yaml").write_text(manifest)
+    (own / "release.yml").write_text(yaml.safe_dump([{
+        "name": "Release", "hosts": "localhost", "gather_facts": False,
+        "module_defaults": {"group/progressive.delivery.kubernetes": {"kubeconfig": "{{ canary_kubeconfig }}"},
+                            "group/progressive.delivery.prometheus": {"prometheus_url": "{{ canary_prometheus_url }}"}},
+        "roles": [{"role": "progressive.delivery.canary"}]}]))
+    beside = run_playbook(own / "release.yml", release.extra_vars(canary_manifest="app.yaml"), env=stale, timeout=300)
+    assert beside.returncode == 0, beside.stdout[-3000:]
+    assert "No new revision of %s/app" % namespace in beside.stdout
 
 
 def test_missing_target_fails_with_its_error_and_changes_nothing(lab, namespace, tmp_path):

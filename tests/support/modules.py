@@ -67,8 +67,9 @@ def _last_json_object(stdout: str) -> dict | None:
 
 
 def run_playbook(playbook_path, extra_vars: dict | None = None, env: dict | None = None, check: bool = False,
-                 verbosity: int = 0, timeout: float = 900, inventory: str = "localhost,") -> subprocess.CompletedProcess:
-    """Run a playbook with the real ``ansible-playbook`` against localhost."""
+                 verbosity: int = 0, timeout: float = 900, inventory: str = "localhost,",
+                 cwd: pathlib.Path | str | None = None) -> subprocess.CompletedProcess:
+    """Run a playbook with the real ``ansible-playbook`` against localhost, from the repository or ``cwd``."""
     command = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, "-c", "local",
                str(playbook_path)]
     if extra_vars:
@@ -82,4 +83,4 @@ def run_playbook(playbook_path, extra_vars: dict | None = None, env: dict | None
     merged.setdefault("ANSIBLE_NOCOLOR", "1")
     merged.setdefault("ANSIBLE_FORCE_COLOR", "0")
     return subprocess.run(command, capture_output=True, text=True, env=merged, timeout=timeout, check=False,
-                          cwd=str(REPO_ROOT))
+                          cwd=str(cwd or REPO_ROOT))
