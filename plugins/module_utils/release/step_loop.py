@@ -128,7 +128,7 @@ class StepLoop:
         at most one :meth:`run` per remaining step, as a loop over the steps would do.
         """
         release = StepOutcome(move=Move(HOLD, position, position.weight(self.settings.steps), "", 0.0))
-        for _ in range(position.index, len(self.settings.steps)):
+        for _step in range(position.index, len(self.settings.steps)):
             step = self.run(position)
             release.move = step.move
             release.analyses += step.analyses
