@@ -18,22 +18,28 @@ TICKS = {"canary_interval_override": "1s", "canary_metric_interval_override": "1
 PATIENT = 60
 
 
-def test_a_route_that_cannot_be_moved_back_leaves_the_canary_serving_and_the_next_run_finishes(lab, namespace, tmp_path):
-    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, threshold=PATIENT))
-    # The route stays broken for good here: the recovery gives up after 2 s instead of the default minute.
-    through_faults = dict(TICKS, canary_kubeconfig=lab.fault_kubeconfig, canary_recovery_timeout=2, canary_recovery_delay=0.5)
-    assert release.run(**through_faults).returncode == 0
-    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
-    process = release.popen(**through_faults)
+def run_failing_route_writes(lab, release, namespace, extra_vars, **fault):
+    """Run a release through the fault proxy; once it is at its first step, its route writes answer 500."""
+    process = release.popen(**extra_vars)
     try:
         wait_for(lambda: release.weights()["app-canary"] == 30, timeout=120, interval=0.1, message="the first step")
-        lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500)
+        lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500, **fault)
         output, _ = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
         lab.clear_faults()
+    return process, output
+
+
+def test_a_route_that_cannot_be_moved_back_leaves_the_canary_serving_and_the_next_run_finishes(lab, namespace, tmp_path):
+    release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, threshold=PATIENT))
+    # The route stays broken for good here: the recovery gives up after 2 s instead of the default minute.
+    through_faults = dict(TICKS, canary_kubeconfig=lab.fault_kubeconfig, canary_recovery_timeout=2, canary_recovery_delay=0.5)
+    assert release.run(**through_faults).returncode == 0
+    release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
+    process, output = run_failing_route_writes(lab, release, namespace, through_faults)
     assert process.returncode != 0
     assert "so the canary was left running to serve its share of the users" in output, output[-3000:]
     # The canary still has its 30 % and the pods to answer it: no user gets a 503 from a scaled-down canary.
@@ -54,17 +60,8 @@ def test_the_recovery_outlasts_an_api_outage_and_then_scales_the_canary_down(lab
                           canary_recovery_delay=0.5)
     assert release.run(**through_faults).returncode == 0
     release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
-    process = release.popen(**through_faults)
-    try:
-        wait_for(lambda: release.weights()["app-canary"] == 30, timeout=120, interval=0.1, message="the first step")
-        # Twelve writes fail: more than the router's own retries of the shift and of the first recovery attempt.
-        lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500, count=12)
-        output, _ = process.communicate(timeout=180)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-        lab.clear_faults()
+    # Twelve writes fail: more than the router's own retries of the shift and of the first recovery attempt.
+    process, output = run_failing_route_writes(lab, release, namespace, through_faults, count=12)
     assert process.returncode != 0
     assert release.state()["phase"] == "Failed", output[-3000:]
     # Once the API answered again, the route went back to the primary, and only then was the canary scaled down.
