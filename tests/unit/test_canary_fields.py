@@ -35,6 +35,7 @@ GATEWAY_API = {"spec.provider": "gatewayapi:v1", "spec.service.gateways": None}
 MATCH = {"spec.analysis.iterations": 3, "spec.analysis.stepWeight": None, "spec.analysis.maxWeight": None}
 AFFINITY = {"spec.analysis.sessionAffinity": {"cookieName": "canary"}}
 HOOK = {"spec.analysis.webhooks": [{"name": "load", "url": "http://hooks/"}]}
+ALERT = {"spec.analysis.alerts": [{"name": "on-call", "providerRef": {"name": "slack"}}]}
 TEMPLATE_METRIC = {"spec.analysis.metrics": [{"name": "errors", "templateRef": {"name": "errors"},
                                               "thresholdRange": {"max": 1}}]}
 
@@ -102,6 +103,10 @@ HONOURED = {
     "spec.analysis.metrics[].templateRef.name": ("errors", "latency", TEMPLATE_METRIC),
     "spec.analysis.metrics[].templateRef.namespace": ("prod", "observability", TEMPLATE_METRIC),
     "spec.analysis.metrics[].templateVariables": ({"x": "a"}, {"x": "b"}, {}),
+    "spec.analysis.alerts[].name": ("a", "b", ALERT),
+    "spec.analysis.alerts[].severity": ("info", "error", ALERT),
+    "spec.analysis.alerts[].providerRef.name": ("slack", "teams", ALERT),
+    "spec.analysis.alerts[].providerRef.namespace": ("prod", "flagger", ALERT),
     "spec.analysis.webhooks[].name": ("a", "b", HOOK),
     "spec.analysis.webhooks[].type": ("rollout", "pre-rollout", HOOK),
     "spec.analysis.webhooks[].muteAlert": (False, True, HOOK),
@@ -139,10 +144,6 @@ WARNED = {
     "spec.service.mirror": [{"backendRef": {"name": "a", "port": 80}}],
     "spec.service.unmanagedMetadata.annotations": ["a"],
     "spec.service.unmanagedMetadata.labels": ["a"],
-    "spec.analysis.alerts[].name": "on-call",
-    "spec.analysis.alerts[].severity": "error",
-    "spec.analysis.alerts[].providerRef.name": "slack",
-    "spec.analysis.alerts[].providerRef.namespace": "flagger",
     "spec.analysis.sessionAffinity.domain": "example.com",
     "spec.analysis.sessionAffinity.httpOnly": True,
     "spec.analysis.sessionAffinity.partitioned": True,

@@ -22,7 +22,7 @@ WARNED = "warned"
 _ROUTE = "passed to the VirtualService or the HTTPRoute as Flagger does"
 _ISTIO = "passed to the Istio VirtualService or DestinationRules as Flagger does; refused with a Gateway API provider"
 _NOT_ISTIO = "it configures the %s provider, and the role drives Istio or the Gateway API"
-_NO_ALERTS = "the role sends no alerts yet; use event webhooks, the report or AWX notifications"
+_ALERTS = "sent at the release's phase changes through the AlertProvider, as Flagger does (docs/alerts.md)"
 _COOKIE = "the role's affinity cookie carries the name, value and Max-Age only"
 
 # path -> (treatment, why). A path whose children are not listed is taken as a
@@ -139,12 +139,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.analysis.metrics[].templateRef.name": (HONOURED, "the MetricTemplate's name"),
     "spec.analysis.metrics[].templateRef.namespace": (HONOURED, "the MetricTemplate's namespace"),
     "spec.analysis.metrics[].templateVariables": (HONOURED, "variables of the template's query"),
-    "spec.analysis.alerts": (WARNED, _NO_ALERTS),
-    "spec.analysis.alerts[].name": (WARNED, _NO_ALERTS),
-    "spec.analysis.alerts[].severity": (WARNED, _NO_ALERTS),
-    "spec.analysis.alerts[].providerRef": (WARNED, _NO_ALERTS),
-    "spec.analysis.alerts[].providerRef.name": (WARNED, _NO_ALERTS),
-    "spec.analysis.alerts[].providerRef.namespace": (WARNED, _NO_ALERTS),
+    "spec.analysis.alerts": (HONOURED, _ALERTS),
+    "spec.analysis.alerts[].name": (HONOURED, "the alert's name, in warnings about its delivery"),
+    "spec.analysis.alerts[].severity": (HONOURED, "info (every alert), warn (waiting and failed) or error (failed)"),
+    "spec.analysis.alerts[].providerRef": (HONOURED, "the AlertProvider, given in canary_alert_providers or in the cluster"),
+    "spec.analysis.alerts[].providerRef.name": (HONOURED, "the AlertProvider's name"),
+    "spec.analysis.alerts[].providerRef.namespace": (HONOURED, "the AlertProvider's namespace (default the Canary's)"),
     "spec.analysis.webhooks": (HONOURED, "called by type, with Flagger's payload"),
     "spec.analysis.webhooks[].name": (HONOURED, "the webhook's name"),
     "spec.analysis.webhooks[].type": (HONOURED, "when it is called (default rollout)"),
@@ -152,7 +152,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "spec.analysis.webhooks[].timeout": (HONOURED, "the request's timeout"),
     "spec.analysis.webhooks[].retries": (HONOURED, "retries of a failed call"),
     "spec.analysis.webhooks[].metadata": (HONOURED, "sent in the payload"),
-    "spec.analysis.webhooks[].muteAlert": (DIFFERENT, "kept as mute_alert; nothing to mute while " + _NO_ALERTS),
+    "spec.analysis.webhooks[].muteAlert": (DIFFERENT, "a gate whose webhooks all set it sends no waiting alert"),
     "spec.analysis.webhooks[].disableTLS": (DIFFERENT, "kept as disable_tls; the role checks webhook certificates "
                                                        "per run, as canary_webhook_validate_certs says"),
     "spec.analysis.sessionAffinity": (HONOURED, "users who reached the canary stay on it while its weight grows"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.plan import alerting_plan
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import is_prometheus_duration
 from ansible_collections.progressive.delivery.plugins.module_utils.plan import fields, strategy
@@ -199,6 +200,9 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
     metrics = _metrics(check, analysis, analysis_path, metric_templates or [], namespace, metric_interval,
                        set(critical_metrics or []))
     webhooks = _webhooks(check, analysis, analysis_path)
+    alerting = alerting_plan(check, analysis, analysis_path, namespace, {
+        "target": target, "threshold": threshold, "progress_deadline_seconds": deadline,
+        "strategy": chosen["strategy"], **(weights or {})}, webhooks)
     builtin = [metric["name"] for metric in metrics if metric.get("name") in BUILTIN_METRICS and not metric.get("query")
                and not metric.get("templateRef")]
     if provider == "gatewayapi" and builtin:
@@ -249,6 +253,7 @@ def build_plan(manifest: Any, metric_templates: list[Any] | None = None, interva
         "thresholds": [{"metric": m["name"], "min": (m.get("thresholdRange") or {}).get("min"),
                         "max": (m.get("thresholdRange") or {}).get("max")} for m in metrics],
         "webhooks": webhooks,
+        "alerting": alerting,
         "notes": check.notes,
     }
 
@@ -699,7 +704,7 @@ def _webhooks(check: Checker, analysis: dict[str, Any], path: str) -> dict[str, 
             check.note(hook_path + ".disableTLS", "the role checks every webhook's certificate as "
                        "canary_webhook_validate_certs and canary_webhook_ca_cert say; set those for this endpoint")
         by_type[kind].append(hook)
-    if muted:
-        check.note("%s.alerts/muteAlert" % path, "the role sends no alerts yet, so muteAlert (%s) has nothing to mute; "
-                   "use event webhooks, the report or AWX notifications" % ", ".join(muted))
+    if muted and not analysis.get("alerts"):
+        check.note("%s.alerts/muteAlert" % path, "muteAlert (%s) has nothing to mute: the Canary has no alerts"
+                   % ", ".join(muted))
     return by_type

@@ -9,6 +9,7 @@ import os
 import time
 from typing import Any, Callable, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import ALERT_ARG_SPEC, AlertOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import PROMETHEUS, DurationError, to_seconds
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import client_from_auth, resolve_auth
@@ -50,6 +51,7 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     **PUSHGATEWAY_ARG_SPEC,
     stage=dict(type="str", default=STEP, choices=[
         STEP, RELEASE_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
+    **ALERT_ARG_SPEC,
     report=dict(type="dict"),
     report_path=dict(type="path"),
     template_refs=dict(type="list", elements="dict", default=[]),
@@ -134,7 +136,7 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
               poll=seconds(args["poll"], "poll"), compare=args.get("compare"),
               webhook_validate_certs=args["webhook_validate_certs"], webhook_ca_cert=args.get("webhook_ca_cert"),
               parent_pid=os.getppid(), sequential=settings_of_tests, sequential_state=sequential.get("state"),
-              pushgateway=PushOptions.from_params(args))
+              pushgateway=PushOptions.from_params(args), alerts=AlertOptions.from_params(args, plan.get("alerting") or {}))
     prefix = "%s/%s: " % (plan["namespace"], plan["name"])
     try:
         kube = client_from_auth(resolve_auth(args))

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import AlertOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PushOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.release import state as st
@@ -64,6 +65,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     # Where Flagger's flagger_canary_* series are pushed after every state write; None: not pushed.
     pushgateway: PushOptions | None = None
     # initialize takes over the objects Flagger generated for the Canary of the same name.
+    # The Canary's alerts and how to reach their providers; None: the Canary has none.
+    alerts: AlertOptions | None = None
     adopt_flagger: bool = False
 
     @property

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import AlertOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.gate import Gate
@@ -68,6 +69,8 @@ class Run:
     parent_pid: int | None = None
     # Where the state writes push Flagger's flagger_canary_* series; None: not pushed.
     pushgateway: PushOptions | None = None
+    # The Canary's alerts, sent by the state writes at phase changes; None: the Canary has none.
+    alerts: AlertOptions | None = None
 
 
 class ClusterPorts:
@@ -236,7 +239,7 @@ class ClusterPorts:
             action=action, name=self.plan["name"], namespace=self.plan["namespace"], run_id=self.run.run_id,
             holder=self.run.holder, target=self.plan["target"], lease_ttl=self.run.lease_ttl,
             progress_deadline_seconds=int(self.plan.get("progress_deadline_seconds") or 600),
-            history_limit=self.run.history_limit, pushgateway=self.run.pushgateway, **params),
+            history_limit=self.run.history_limit, pushgateway=self.run.pushgateway, alerts=self.run.alerts, **params),
             clock=self._clock, sleep=self._sleep)
         try:
             result = manager.run()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import ALERT_ARG_SPEC, ALERTING_ARG_SPEC, AlertOptions
+from ansible_collections.progressive.delivery.plugins.module_utils.durations import PROMETHEUS, DurationError, to_seconds
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.options import K8S_AUTH_ARG_SPEC
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushgateway import PUSHGATEWAY_ARG_SPEC, PushOptions
@@ -26,6 +28,8 @@ def argument_spec() -> dict:
         K8S_AUTH_ARG_SPEC,
         **PUSHGATEWAY_ARG_SPEC,
         action=dict(type="str", required=True, choices=list(ACTIONS)),
+        **ALERT_ARG_SPEC,
+        **ALERTING_ARG_SPEC,
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
         target=dict(type="str"),
@@ -95,7 +99,10 @@ def step_params(p: Mapping[str, Any]) -> CanaryParams:
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
         image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
         primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"],
-        pushgateway=PushOptions.from_params(p))
+        pushgateway=PushOptions.from_params(p), alerts=AlertOptions.from_params(p),
+        watch=WatchOptions(interval, timeout, say) if p["watch"] else None, report_run=p["report_run"],
+        report=p["report"], reports_kept=p["reports_kept"])
+
 
 
 def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool) -> StepOutcome:

@@ -15,6 +15,7 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import send as send_alerts
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import (
     MANAGED_BY_LABEL,
@@ -166,10 +167,12 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
     def _update_state(self, mutate: Callable[[st.CanaryState], bool]) -> None:
         """Apply ``mutate`` to the freshest stored state and write it with its resourceVersion.
 
-        Every write of the state goes through here, so this is where the release's metrics are pushed.
+        Every write of the state goes through here, so this is where the release's metrics are pushed and its alerts
+        sent.
         """
         name = state_name(self.params.name)
         written: list[bool] = []
+        phases_before: list[str] = []
 
         def compute(existing: dict[str, Any] | None) -> dict[str, Any] | None:
             where = "ConfigMap %s/%s" % (self.ns, name)
@@ -178,6 +181,8 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
             except ValueError as exc:
                 raise self.fail(str(exc)) from None
             candidate = current.copy()
+            # The phase before this write: a change of phase is what an alert announces.
+            phases_before.append(current.phase)
             if not mutate(candidate):
                 self.state = current
                 return None
@@ -198,6 +203,7 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
 
     def _push_metrics(self) -> None:
         """Flagger's flagger_canary_* series of the state just written; a failed push is a warning, never a failure."""
+            self._send_alerts(phases_before[-1] if phases_before else "")
         warning = push_release_metrics(self.params.pushgateway, self.state, self.ns,
                                        self.state.target or self.params.target_name, self.clock())
         if warning:
@@ -206,6 +212,11 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
     def _event(self, message: str, warning: bool = False, reason: str = "Synced") -> None:
         """A core/v1 Event on the target, so ``kubectl describe`` tells the release's story."""
         self.changelog.changes.append("event on Deployment %s/%s: %s" % (self.ns, self.params.target_name, message))
+    def _send_alerts(self, before: str) -> None:
+        """The Canary's alerts for the phase just written (docs/alerts.md); a failed delivery is a warning only."""
+        self.changelog.warnings.extend(send_alerts(self.params.alerts, self.client, self.params.name, self.ns, before,
+                                                   self.state, self.clock))
+
         if self.check_mode:
             return
         target = self.target or {}
