@@ -16,11 +16,14 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.client import HAS_KUBERNETES, client_from_auth, resolve_auth
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_task import argument_spec, check_options, run_step
+
+display = Display()
 
 
 class ActionModule(ActionBase):
@@ -45,7 +48,9 @@ class ActionModule(ActionBase):
             client = client_from_auth(resolve_auth(args))
         except (DeliveryError, KubeApiError) as error:
             raise AnsibleActionFail(remove_values(error.message, secrets)) from None
-        outcome = run_step(args, client, bool(self._task.check_mode), bool(self._task.diff))
+        # Here a watch (action=status, watch=true) prints each change as it comes; as a module it returns them.
+        outcome = run_step(args, client, bool(self._task.check_mode), bool(self._task.diff),
+                           say=lambda line: display.display(remove_values(line, secrets)))
         result.update(outcome.result)
         if outcome.warnings:
             result["warnings"] = list(outcome.warnings)

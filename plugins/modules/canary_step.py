@@ -47,6 +47,16 @@ description:
   - C(update_target) sets O(image) and/or O(pod_annotations) on the target Deployment (not during a promotion), so
     a run can deploy the revision it then releases. Nothing else in the target changes.
   - C(retry) re-arms a C(Failed) release. C(status) returns the stored state and, like C(detect), RV(drift).
+    With O(watch=true) it first follows the release, reading the state and the Lease every O(watch_interval), one
+    line in RV(watch.lines) per change (printed as it comes when the task runs in the controller's process), until
+    the release ends (a phase that is not in progress and no run holding the lock) or O(watch_timeout) passes, which
+    fails the task. With O(report_run) it also returns a report kept by C(store_report), in RV(report).
+  - C(store_report) keeps O(report) in the ConfigMap C(<name>-canary-reports) under O(run_id), with the reports of
+    the last O(reports_kept) runs, gzipped in C(binaryData); C(data.index.json) lists them, oldest first, and
+    C(data.latest) names the newest key. The reports stay under 768 KiB together (a ConfigMap holds 1 MiB); a report
+    too large for its share loses its chart samples (thinned, then all), then the sequential tests' evidence, then
+    the middle of its timeline, and lists what it lost in C(stored.dropped). A report that cannot be stored is a
+    warning, never a failure. It takes no lock and changes no phase.
     C(lock) and C(unlock) take and give back the canary's Lease.
   - C(delete) is Flagger's C(revertOnDeletion) in any phase. It scales the target back up (to the primary's
     replicas) and waits until it is ready, points the apex Service C(<svc>) at the target's pods and routes the
@@ -73,7 +83,8 @@ options:
       - What to do. See the description for each action.
     type: str
     required: true
-    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target, delete]
+    choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target,
+              store_report, delete]
   name:
     description:
       - Name of the canary (Flagger's C(metadata.name)); names the state ConfigMap and the Lease.
@@ -286,6 +297,35 @@ options:
       - How many analysis and transition entries the state keeps.
     type: int
     default: 50
+  watch:
+    description:
+      - With O(action=status), follow the release until it ends, as described above.
+    type: bool
+    default: false
+  watch_interval:
+    description:
+      - Time between two reads of a watch, in seconds or as a duration such as C(500ms) or C(2s).
+    type: raw
+    default: 2s
+  watch_timeout:
+    description:
+      - How long a watch may last before the task fails, in seconds or as a duration such as C(30m) or C(1h).
+    type: raw
+    default: 1h
+  report_run:
+    description:
+      - With O(action=status), the run whose stored report to return in RV(report), or C(latest).
+    type: str
+  report:
+    description:
+      - The report to keep with O(action=store_report), the dictionary the C(progressive.delivery.canary) role
+        writes as JSON.
+    type: dict
+  reports_kept:
+    description:
+      - How many runs' reports O(action=store_report) keeps; the oldest go first.
+    type: int
+    default: 10
   alerting:
     description:
       - The C(alerting) entry of the plan the P(progressive.delivery.canary_plan#filter) filter builds, with the
@@ -416,6 +456,23 @@ EXAMPLES = r"""
     name: backend-service
     namespace: prod
     run_id: "{{ canary_run_id }}"
+
+- name: Follow the release until it ends, a line per change
+  progressive.delivery.canary_step:
+    action: status
+    name: backend-service
+    namespace: prod
+    watch: true
+    watch_interval: 2s
+    watch_timeout: 1h
+
+- name: Read the report of the last run kept in the cluster
+  progressive.delivery.canary_step:
+    action: status
+    name: backend-service
+    namespace: prod
+    report_run: latest
+  register: stored
 """
 
 RETURN = r"""
@@ -605,6 +662,51 @@ message:
   description: A sentence about the outcome.
   returned: always
   type: str
+watch:
+  description: What a watch saw.
+  returned: with O(action=status) and O(watch=true)
+  type: dict
+  contains:
+    lines:
+      description:
+        - One line per change, the newest 1000, each C(HH:MM:SS) (UTC) then the phase, the canary weight, the failed
+          checks, the metrics of the last analysis of the release (C(name=value), C((fail)) after a failed one) and
+          the lock holder.
+      type: list
+      elements: str
+      sample: ["08:30:49 Progressing, weight 40%, failed checks 0, request-success-rate=100 request-duration=48.06, lock: host vm pid 5061"]
+    ended:
+      description: True when the release ended; false when the watch timed out.
+      type: bool
+    timed_out:
+      description: The opposite of RV(watch.ended).
+      type: bool
+    seconds:
+      description: How long the watch lasted.
+      type: float
+    last:
+      description: The last line, without its time.
+      type: str
+report:
+  description: The stored report of O(report_run), as the role wrote it (with C(stored.dropped) when it was trimmed).
+  returned: with O(action=status) and O(report_run)
+  type: dict
+report_run:
+  description: The run id of RV(report).
+  returned: with O(action=status) and O(report_run)
+  type: str
+stored_reports:
+  description:
+    - The stored runs, oldest first, each with C(runId), C(key) (in C(binaryData)), C(result), C(reason),
+      C(startedAt), C(finishedAt), C(storedAt), C(size) (base64 characters) and C(dropped).
+  returned: with O(action=status) and O(report_run)
+  type: list
+  elements: dict
+stored_report:
+  description: The index entry of the report just stored (as in RV(stored_reports)) and its C(configMap); null when
+    it could not be stored (see the warnings).
+  returned: with O(action=store_report)
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule

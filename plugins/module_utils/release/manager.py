@@ -5,7 +5,7 @@
 
 Each action is a class of its own in ``release/actions/`` (``initialize.py``, ``start.py``, ``record.py``,
 ``promote.py``, ``rollback.py``, ``retry.py``, ``update_target.py``, ``lock.py``, ``status.py``,
-``detect.py``, ``delete.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
+``detect.py``, ``store_report.py``, ``delete.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.actio
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.rollback import Rollback
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.start import Start
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.status import Status
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.store_report import StoreReport
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.update_target import UpdateTarget
 
 
@@ -64,10 +65,16 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     canary_ready_threshold: int = 100
     # Where Flagger's flagger_canary_* series are pushed after every state write; None: not pushed.
     pushgateway: PushOptions | None = None
-    # initialize takes over the objects Flagger generated for the Canary of the same name.
     # The Canary's alerts and how to reach their providers; None: the Canary has none.
     alerts: AlertOptions | None = None
+    # initialize takes over the objects Flagger generated for the Canary of the same name.
     adopt_flagger: bool = False
+    # status follows the release until it ends (a status_watch.WatchOptions), and returns the stored report of a run.
+    watch: Any = None
+    report_run: str | None = None
+    # store_report keeps this report, and the reports of the last reports_kept runs.
+    report: dict[str, Any] | None = None
+    reports_kept: int = 10
 
     @property
     def target_name(self) -> str:
@@ -92,6 +99,7 @@ ACTION_CLASSES: dict[str, type[CanaryAction]] = {
     "lock": Lock,
     "unlock": Unlock,
     "update_target": UpdateTarget,
+    "store_report": StoreReport,
     "delete": Delete,
 }
 # canary_step's choices for ``action``.

@@ -12,6 +12,8 @@ PRIMARY_SUFFIX = "-primary"
 CANARY_SUFFIX = "-canary"
 # The ConfigMap keeping the state of a release.
 STATE_SUFFIX = "-canary-state"
+# The ConfigMap keeping the reports of the last runs, so they outlive the job that wrote them.
+REPORTS_SUFFIX = "-canary-reports"
 # The Lease that lets one run at a time work on a canary.
 LOCK_SUFFIX = "-canary-lock"
 # The Secret keeping the primary's Secrets as they were before a promotion, for a rollback.
@@ -40,6 +42,10 @@ def service_names(apex: str) -> tuple[str, str, str]:
 
 def state_name(canary: str) -> str:
     return canary + STATE_SUFFIX
+
+
+def reports_name(canary: str) -> str:
+    return canary + REPORTS_SUFFIX
 
 
 def lease_name(canary: str) -> str:

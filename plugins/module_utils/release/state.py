@@ -40,7 +40,7 @@ ANALYSING = frozenset([WAITING, PROGRESSING, WAITING_PROMOTION])
 RECORDABLE_PHASES = (WAITING, PROGRESSING, WAITING_PROMOTION)
 
 ACTIONS = ("initialize", "detect", "start", "record", "promote", "finalize", "rollback", "retry", "status",
-           "lock", "unlock", "update_target")
+           "lock", "unlock", "update_target", "store_report")
 READ_ONLY_ACTIONS = frozenset(["detect", "status"])
 
 NEW_REVISION = "new_revision"
@@ -58,7 +58,7 @@ class Rule:
 
 
 def _rule_for(action: str, phase: str) -> Rule:  # pylint: disable=too-many-return-statements,too-many-branches
-    if action in ("status", "lock", "unlock"):
+    if action in ("status", "lock", "unlock", "store_report"):
         return Rule("apply")
     if action == "detect":
         if phase in (NONE, INITIALIZING):
@@ -212,6 +212,25 @@ class CanaryState:  # pylint: disable=too-many-instance-attributes
             self.message = message
         if reason is not None:
             self.reason = reason
+
+
+# Plain keys beside state.json with what ``kubectl get canaries`` shows for a Flagger Canary, so that
+# ``kubectl get configmap -o custom-columns=...`` or a jsonpath reads them without decoding the JSON.
+SUMMARY_KEYS = ("phase", "canaryWeight", "failedChecks", "iterations", "lastTransitionTime")
+# The label that tells a canary's state ConfigMap from the other ConfigMaps the collection manages (-primary copies).
+KIND_LABEL = "progressive.delivery/kind"
+STATE_KIND = "canary-state"
+
+
+def summary_data(state: CanaryState) -> dict[str, str]:
+    """The plain ConfigMap keys of ``SUMMARY_KEYS`` (ConfigMap values are strings); state.json stays the truth."""
+    return {
+        "phase": state.phase,
+        "canaryWeight": str(state.canary_weight),
+        "failedChecks": str(state.failed_checks),
+        "iterations": str(state.iterations),
+        "lastTransitionTime": state.last_transition_time or "",
+    }
 
 
 def parse_state(text: str | None, where: str) -> CanaryState:

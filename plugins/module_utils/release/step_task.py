@@ -11,7 +11,7 @@ Kubernetes client per task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.alerts.delivery import ALERT_ARG_SPEC, ALERTING_ARG_SPEC, AlertOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.durations import PROMETHEUS, DurationError, to_seconds
@@ -21,15 +21,16 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.pushg
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import ACTIONS, CanaryManager, CanaryParams
 from ansible_collections.progressive.delivery.plugins.module_utils.release.state import ON_RESUME_CHOICES
+from ansible_collections.progressive.delivery.plugins.module_utils.release.status_watch import WatchOptions
 
 
 def argument_spec() -> dict:
     return dict(
         K8S_AUTH_ARG_SPEC,
         **PUSHGATEWAY_ARG_SPEC,
-        action=dict(type="str", required=True, choices=list(ACTIONS)),
         **ALERT_ARG_SPEC,
         **ALERTING_ARG_SPEC,
+        action=dict(type="str", required=True, choices=list(ACTIONS)),
         name=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
         target=dict(type="str"),
@@ -58,6 +59,12 @@ def argument_spec() -> dict:
         image=dict(type="str"),
         container=dict(type="str"),
         pod_annotations=dict(type="dict"),
+        watch=dict(type="bool", default=False),
+        watch_interval=dict(type="raw", default="2s"),
+        watch_timeout=dict(type="raw", default="1h"),
+        report_run=dict(type="str"),
+        report=dict(type="dict"),
+        reports_kept=dict(type="int", default=10),
     )
 
 
@@ -83,10 +90,33 @@ def check_options(p: Mapping[str, Any]) -> None:
             raise StepOptionError("%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
     if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
         raise StepOptionError("wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
+    if p["reports_kept"] < 1:
+        raise StepOptionError("reports_kept must be at least 1, got %s" % p["reports_kept"])
+    if p["watch"] and p["action"] != "status":
+        raise StepOptionError("watch follows a release with action=status only, got action=%s" % p["action"])
+    if p["action"] == "store_report" and not p["report"]:
+        raise StepOptionError("action=store_report needs report: the report dictionary the canary role assembles")
+    watch_seconds(p)
 
 
-def step_params(p: Mapping[str, Any]) -> CanaryParams:
+def _seconds(value: Any, option: str) -> float:
+    try:
+        number = to_seconds(value, PROMETHEUS)
+    except DurationError:
+        raise StepOptionError("%s %r is not a number of seconds or a duration like 500ms, 2s or 1h" % (option, value)) from None
+    if number <= 0:
+        raise StepOptionError("%s must be positive, got %r" % (option, value))
+    return number
+
+
+def watch_seconds(p: Mapping[str, Any]) -> tuple[float, float]:
+    """``watch_interval`` and ``watch_timeout`` in seconds."""
+    return _seconds(p["watch_interval"], "watch_interval"), _seconds(p["watch_timeout"], "watch_timeout")
+
+
+def step_params(p: Mapping[str, Any], say: Callable[[str], None] | None = None) -> CanaryParams:
     run_id, holder = run_identity(p["run_id"], p["holder"])
+    interval, timeout = watch_seconds(p)
     analysis = {key: value for key, value in (p["analysis"] or {}).items() if value is not None}
     if "summary" in analysis:
         analysis["message"] = analysis.pop("summary")
@@ -104,10 +134,13 @@ def step_params(p: Mapping[str, Any]) -> CanaryParams:
         report=p["report"], reports_kept=p["reports_kept"])
 
 
+def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool,
+             say: Callable[[str], None] | None = None) -> StepOutcome:
+    """Run the action the options name with ``client``; options are already checked by ``check_options``.
 
-def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool) -> StepOutcome:
-    """Run the action the options name with ``client``; options are already checked by ``check_options``."""
-    manager = CanaryManager(client, step_params(p), check_mode=check_mode)
+    ``say`` prints a line while the task runs (a watch's changes), where the caller can print.
+    """
+    manager = CanaryManager(client, step_params(p, say), check_mode=check_mode)
     failure = None
     try:
         result = manager.run()

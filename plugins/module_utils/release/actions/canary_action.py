@@ -194,29 +194,32 @@ class CanaryAction:  # pylint: disable=too-many-instance-attributes
             body = mark(body, self.ns, self.params.name)
             body["data"] = dict(body.get("data") or {})
             body["data"][st.STATE_KEY] = st.dump_state(candidate)
+            # Readable with plain kubectl (custom-columns, jsonpath) and selectable by label: docs/status.md.
+            body["data"].update(st.summary_data(candidate))
+            body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {}, **{st.KIND_LABEL: st.STATE_KIND})
             written.append(True)
             return body
 
         self.state_cm = self.store.ensure(CONFIGMAPS, "ConfigMap", name, compute)
         if written and not self.check_mode:
             self._push_metrics()
+            self._send_alerts(phases_before[-1] if phases_before else "")
 
     def _push_metrics(self) -> None:
         """Flagger's flagger_canary_* series of the state just written; a failed push is a warning, never a failure."""
-            self._send_alerts(phases_before[-1] if phases_before else "")
         warning = push_release_metrics(self.params.pushgateway, self.state, self.ns,
                                        self.state.target or self.params.target_name, self.clock())
         if warning:
             self.changelog.warnings.append(warning)
 
-    def _event(self, message: str, warning: bool = False, reason: str = "Synced") -> None:
-        """A core/v1 Event on the target, so ``kubectl describe`` tells the release's story."""
-        self.changelog.changes.append("event on Deployment %s/%s: %s" % (self.ns, self.params.target_name, message))
     def _send_alerts(self, before: str) -> None:
         """The Canary's alerts for the phase just written (docs/alerts.md); a failed delivery is a warning only."""
         self.changelog.warnings.extend(send_alerts(self.params.alerts, self.client, self.params.name, self.ns, before,
                                                    self.state, self.clock))
 
+    def _event(self, message: str, warning: bool = False, reason: str = "Synced") -> None:
+        """A core/v1 Event on the target, so ``kubectl describe`` tells the release's story."""
+        self.changelog.changes.append("event on Deployment %s/%s: %s" % (self.ns, self.params.target_name, message))
         if self.check_mode:
             return
         target = self.target or {}
