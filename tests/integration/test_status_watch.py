@@ -81,6 +81,7 @@ def test_a_watch_follows_a_release_to_its_end_and_its_stored_report_renders(lab,
     assert re.fullmatch(r"CANARY\s+PHASE\s+WEIGHT\s+FAILED\s+LAST", columns[0])
     assert re.fullmatch(r"app-canary-state\s+Succeeded\s+0\s+0\s+\d{4}-\d\d-\d\dT\S+Z", columns[1]) and len(columns) == 2
     assert kubectl(lab, namespace, "get", "configmap", "app-canary-state", "-o", "jsonpath={.data.phase}") == "Succeeded"
+    kubectl(lab, namespace, "wait", "configmap/app-canary-state", "--for=jsonpath={.data.phase}=Succeeded", "--timeout=10s")
 
     # Both runs' reports are kept; the latest is this release's, readable with kubectl, base64 and gzip.
     index = json.loads(kubectl(lab, namespace, "get", "configmap", "app-canary-reports", "-o", r"jsonpath={.data.index\.json}"))
