@@ -91,7 +91,9 @@ def test_a_promotion_and_a_rollback_alert_each_provider_in_its_format(lab, lab_a
               {"name": "dev", "providerRef": {"name": "teams"}},
               {"name": "ops", "severity": "info", "providerRef": {"name": "ops"}},
               {"name": "chat", "providerRef": {"name": "chat"}},
-              {"name": "hook", "providerRef": {"name": "hook"}}]
+              {"name": "hook", "providerRef": {"name": "hook"}},
+              # A provider that exists nowhere: its rollback alert is a warning, and the others are still sent.
+              {"name": "ghost", "severity": "error", "providerRef": {"name": "missing"}}]
     release = Release(lab, namespace, tmp_path, manifest=short_manifest(namespace, alerts=alerts))
     options = {"canary_alert_providers": given}
     assert release.run(**options).returncode == 0
@@ -100,7 +102,7 @@ def test_a_promotion_and_a_rollback_alert_each_provider_in_its_format(lab, lab_a
     release.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
     result = release.run(**options)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "was not sent" not in result.stdout, result.stdout[-4000:]
+    assert "was not sent" not in result.stdout + (result.stderr or ""), result.stdout[-4000:]
     promoted = received(httpserver)
     # error and warn alerts hear nothing of a good release; info alerts hear its start (with facts) and its end.
     assert SLACK_PATH not in promoted and "/discord/slack" not in promoted
@@ -134,5 +136,8 @@ def test_a_promotion_and_a_rollback_alert_each_provider_in_its_format(lab, lab_a
     assert [t["themeColor"] for t in rolled_back["/teams"]] == ["0076D7", "FF0000"]
     assert [g["metadata"]["eventType"] for g in rolled_back["/generic"]] == ["Normal", "Warning"]
     assert len(rolled_back["/gchat"]) == 2
-    # The Secret's address never shows in the run's output.
-    assert "secret-token-in-path" not in result.stdout
+    output = result.stdout + (result.stderr or "")
+    assert "alert 'ghost'" in output and "AlertProvider %s/missing" % namespace in output, output[-4000:]
+    # The rollback is the release's outcome, not the failed delivery; the Secret's address never shows.
+    assert release.state()["phase"] == "Failed"
+    assert "secret-token-in-path" not in output
