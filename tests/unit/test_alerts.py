@@ -249,6 +249,12 @@ def test_missing_providers_and_crds_are_warnings(api):
     assert "canary_alert_providers" in warnings[0]
 
 
+def test_a_secret_ref_without_a_cluster_is_a_warning():
+    given = provider("p", "slack", "", secretRef={"name": "url"})
+    warnings = send(options([alert("a", "p")], [given]), None, "podinfo", "prod", st.PROGRESSING, state(st.FAILED))
+    assert len(warnings) == 1 and "Secret prod/url can only be read from the cluster" in warnings[0]
+
+
 def test_a_secret_without_address_is_a_warning_naming_it(api):
     api.expect_request("/api/v1/namespaces/prod/secrets/empty").respond_with_json(secret("empty", token="x"))
     given = provider("p", "slack", "", secretRef={"name": "empty"})

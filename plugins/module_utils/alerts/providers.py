@@ -140,6 +140,9 @@ def resolve(manifest: Mapping[str, Any], name: str, namespace: str, kube: Any) -
     token = None
     secret_ref = spec.get("secretRef") if isinstance(spec.get("secretRef"), Mapping) else None
     if secret_ref and secret_ref.get("name"):
+        if kube is None:
+            raise AlertProviderError("%s: its secretRef Secret %s/%s can only be read from the cluster, and no "
+                                     "Kubernetes connection was given" % (label, namespace, secret_ref["name"]))
         values = secret_values(kube, str(secret_ref["name"]), namespace, label)
         if not values.get("address") and not address:
             raise AlertProviderError("%s: Secret %s/%s has no 'address' key and the provider no spec.address"
