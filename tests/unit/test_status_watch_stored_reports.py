@@ -11,7 +11,10 @@ import re
 
 import pytest
 
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import mark
+from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CanaryFailure
 from ansible_collections.progressive.delivery.plugins.module_utils.release.manager import CanaryManager, CanaryParams
+from ansible_collections.progressive.delivery.plugins.module_utils.release.status_watch import WatchOptions
 from ansible_collections.progressive.delivery.plugins.module_utils.report import stored
 from ansible_collections.progressive.delivery.plugins.module_utils.report.html import render_report_html
 from tests.support.kube_api import client_for, json_response, status_body
@@ -167,8 +170,9 @@ def test_store_report_keeps_the_last_runs_and_status_returns_any_of_them(httpser
     status = step(client, "status", report_run="latest")
     assert status["report"]["run_id"] == "run-2" and status["report_run"] == "run-2"
     assert [e["runId"] for e in status["stored_reports"]] == ["run-1", "run-2"]
-    failure = pytest.raises(Exception, step, client, "status", report_run="run-0")
-    assert "stored runs: run-1, run-2" in str(failure.value)
+    with pytest.raises(CanaryFailure, match="no report of run 'run-0' is stored in ConfigMap prod/web-canary-reports; "
+                                            "stored runs: run-1, run-2"):
+        step(client, "status", report_run="run-0")
 
 
 def test_a_report_that_cannot_be_stored_is_a_warning_not_a_failure(httpserver):
@@ -179,3 +183,21 @@ def test_a_report_that_cannot_be_stored_is_a_warning_not_a_failure(httpserver):
     assert len(result["warnings_list"]) == 1
     assert result["warnings_list"][0].startswith("the report of run run-1 was not kept in ConfigMap prod/web-canary-reports")
     assert "forbidden" in result["warnings_list"][0]
+
+
+def test_a_watch_that_times_out_fails_with_what_it_saw_and_returns_its_lines(httpserver):
+    api = ObjectApi(httpserver)
+    state = {"phase": "Progressing", "canaryWeight": 30, "failedChecks": 1, "history": []}
+    api.objects["/api/v1/namespaces/prod/configmaps/web-canary-state"] = mark(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-canary-state", "namespace": NS,
+                                                               "resourceVersion": "1"},
+         "data": {"state.json": json.dumps(state)}}, NS, "web")
+    said = []
+    with pytest.raises(CanaryFailure) as caught:
+        step(client_for(httpserver), "status", watch=WatchOptions(0.05, 0.3, said.append))
+    assert caught.value.message.startswith("Canary prod/web: the release did not end within the watch timeout of 0.3 s "
+                                           "(last seen: Progressing, weight 30%, failed checks 1, no lock)")
+    assert "no run holds the lock" in caught.value.message
+    watched = caught.value.result["watch"]
+    assert watched["timed_out"] and watched["lines"] == said and len(said) == 1
+    assert caught.value.result["phase"] == "Progressing"
