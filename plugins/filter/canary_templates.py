@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.progressive.delivery.plugins.filter.canary_plan import _load_documents
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import missing_template_refs
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.template_refs import missing_template_refs
 
 
 def canary_template_refs(manifest: Any, metric_templates: Any = None) -> list[dict[str, str]]:

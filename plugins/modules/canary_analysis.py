@@ -49,6 +49,12 @@ options:
         back or stops the release; it returns what C(step) returns, summed over the steps it ran. One task per
         release instead of one per step keeps Ansible's own cost per task (a process fork, templating, the
         callbacks) out of every step.
+      - C(run) runs the release along O(path), as the role does in one task - the pre-rollout check that Prometheus
+        answers, the C(confirm-rollout) gates, the start of the canary, the analysis of every step (as C(release)),
+        then the promotion (with C(stepWeightPromotion) and the C(post-rollout) webhooks) or the rollback, telling the
+        C(event) webhooks of every phase change. It returns the run's outcome (RV(result), RV(reason), RV(hint))
+        and what the report needs; a failure returns RV(touched), so the caller knows whether traffic must be put
+        back.
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
         rollback, or O(gate_timeout) passes.
       - C(route) routes traffic as O(to) says and returns.
@@ -61,7 +67,7 @@ options:
         controller (the directory is created; a file that already holds the same text is left alone; in check mode
         nothing is written).
     type: str
-    choices: [step, release, confirm_rollout, route, templates, report, preflight]
+    choices: [step, release, run, confirm_rollout, route, templates, report, preflight]
     default: step
   to:
     description:
@@ -243,6 +249,35 @@ options:
       - With O(stage=route) and O(to=weight), the canary's share in percent; used by the role for
         C(stepWeightPromotion), where the canary's share shrinks one interval at a time.
     type: int
+  path:
+    description:
+      - With O(stage=run), what this run does, as the role decides it from M(progressive.delivery.canary_step)'s
+        C(detect) - C(new) (a new revision), C(restart) (a new revision replaced the one a dead run analysed),
+        C(resume) and C(continue) (go on from where the state says the release stands), C(promote) and C(finalize)
+        (finish a promotion a previous run started), C(rollback) (roll back a release a dead run left).
+    type: str
+    choices: [new, restart, resume, continue, promote, finalize, rollback]
+  resume:
+    description:
+      - With O(stage=run), the C(resume) that C(detect) returned - C(weight), C(step_index), C(failed_checks) and
+        C(phase) of the release a previous run left; where a resumed analysis goes on from.
+    type: dict
+    default: {}
+  reason:
+    description: With O(stage=run) and O(path=rollback), why the release is rolled back, for the state and the report.
+    type: str
+    default: ""
+  recovery_timeout:
+    description:
+      - With O(stage=run), how long a rollback keeps trying to route all traffic to the primary and to scale the
+        canary down while the API server fails, in seconds or as a duration (C(2m)). A refusal (403, 404) is not
+        tried again.
+    type: raw
+    default: 120
+  recovery_delay:
+    description: With O(stage=run), the wait between two of those tries, in seconds or as a duration.
+    type: raw
+    default: 5
   webhook_validate_certs:
     description: Verify the TLS certificates of webhook receivers.
     type: bool
@@ -298,6 +333,16 @@ EXAMPLES = r"""
     prometheus_url: http://prometheus.istio-system:9090
   register: release
 
+- name: Release a new revision from the start of the canary to its promotion or rollback
+  progressive.delivery.canary_analysis:
+    stage: run
+    path: new
+    plan: "{{ release_plan }}"
+    run_id: "{{ run_id }}"
+    checksum: "{{ revision }}"
+    prometheus_url: http://prometheus.istio-system:9090
+  register: run
+
 - name: Analyse the step at 20 % until it moves on
   progressive.delivery.canary_analysis:
     plan: "{{ release_plan }}"
@@ -326,6 +371,26 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+result:
+  description: With O(stage=run), how the run ended - C(Succeeded), C(Failed), C(NothingToDo) (a closed
+    C(confirm-rollout) gate started nothing) or empty (the run did not end the release).
+  returned: stage is run
+  type: str
+  sample: Succeeded
+hint:
+  description: With O(stage=run), what to do next, for a release that did not succeed.
+  returned: stage is run
+  type: str
+failed_checks:
+  description: With O(stage=run), the failed checks at the end of the analysis.
+  returned: stage is run
+  type: int
+touched:
+  description:
+    - With O(stage=run), whether the run moved traffic or scaled a workload; also returned with a failure, so that a
+      rescue puts traffic back only when it was moved.
+  returned: stage is run
+  type: bool
 move:
   description:
     - How the step (or the release) ended - C(advance) (traffic moved to the next weight), C(promote) or C(rollback).
@@ -334,12 +399,12 @@ move:
   sample: advance
 reason:
   description: Why the release is promoted or rolled back.
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: str
   sample: "failed checks threshold reached 2/2 at weight 20%: request-success-rate 95 (min 99) FAILED"
 weight:
   description: Canary weight after the move (with O(stage=route), after the routing).
-  returned: stage is step, release or route
+  returned: stage is step, release, run or route
   type: int
   sample: 30
 phase:
@@ -352,7 +417,7 @@ position:
   type: dict
 analyses:
   description: Analyses run in this task.
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: int
 gate_asks:
   description: Times a gate was asked.
@@ -360,12 +425,12 @@ gate_asks:
   type: int
 timeline:
   description: Report timeline entries of this task (checks, weight changes, gate answers).
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: list
   elements: dict
 samples:
   description: Metric values seen in this task, for the report's chart.
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: list
   elements: dict
 evidence:
@@ -373,12 +438,12 @@ evidence:
     - With O(mode=sequential), each test's evidence at each poll - C(metric), C(test) (C(rate), C(ratio),
       C(latency-limit) or C(latency-order)), C(log_e_value), C(log_boundary) (the test fails when the first reaches
       the second), C(time) and C(weight). Empty in the other modes.
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: list
   elements: dict
 sequential:
   description: With O(mode=sequential), what the next step's task passes as O(sequential.state); empty otherwise.
-  returned: stage is step or release
+  returned: stage is step, release or run
   type: dict
 outcome:
   description: With O(stage=confirm_rollout), C(open), C(timed_out) or C(rollback_requested).

@@ -12,12 +12,8 @@ import json
 import pytest
 from werkzeug import Response
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import (
-    ClusterTemplateError,
-    missing_template_refs,
-    read_templates,
-    template_refs,
-)
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.cluster_templates import ClusterTemplateError, read_templates
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.template_refs import missing_template_refs, template_refs
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.providers import (
     ClientPool,
     ProviderError,

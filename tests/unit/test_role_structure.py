@@ -1,4 +1,4 @@
-"""The canary role's task files: no file includes itself, directly or through others, and the analysis is one task."""
+"""The canary role's task files: no file includes itself, directly or through others, and the release is one task."""
 
 from __future__ import annotations
 
@@ -41,14 +41,16 @@ def test_no_task_file_includes_itself_directly_or_indirectly():
     assert looping == [], "task files that include themselves: %s" % looping
 
 
-def test_the_whole_analysis_is_one_task_with_no_loop_over_the_steps():
-    release = list(_tasks(yaml.safe_load((TASKS / "release.yml").read_text())))
-    analyses = [task for task in release if task.get("progressive.delivery.canary_analysis", {}).get("stage") == "release"]
-    assert len(analyses) == 1
-    assert not any(key in analyses[0] for key in ("loop", "with_items", "until"))
-    for path in TASKS.glob("*.yml"):
-        for task in _tasks(yaml.safe_load(path.read_text())):
-            assert "_canary_plan.steps" not in str(task.get("loop", "")), "%s: %s loops over the steps" % (path.name, task["name"])
+def test_the_whole_release_is_one_task_with_no_loop_over_the_steps():
+    tasks = [task for path in TASKS.glob("*.yml") for task in _tasks(yaml.safe_load(path.read_text()))]
+    releases = [task for task in tasks if task.get("progressive.delivery.canary_analysis", {}).get("stage") in ("run", "release", "step")]
+    assert [task["progressive.delivery.canary_analysis"]["stage"] for task in releases] == ["run"]
+    assert not any(key in releases[0] for key in ("loop", "with_items", "until"))
+    # The start, the promotion and the rollback are part of it: no task of the role starts, promotes or rolls back.
+    actions = {task.get("progressive.delivery.canary_step", {}).get("action") for task in tasks}
+    assert not actions & {"start", "promote", "finalize"}, actions
+    for task in tasks:
+        assert "_canary_plan.steps" not in str(task.get("loop", "")), "%s loops over the steps" % task["name"]
 
 
 def test_no_suffix_literals_in_the_role():

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.builtin_names import DURATION, SUCCESS_RATE
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.release_counts import (
     CANARY,
     PRIMARY,
@@ -46,8 +47,6 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdi
     histogram_quantile,
 )
 
-SUCCESS_RATE = "request-success-rate"
-DURATION = "request-duration"
 TESTS_PER_METRIC = 2
 
 

@@ -25,22 +25,24 @@ from ansible_collections.progressive.delivery.plugins.module_utils.metrics.seque
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.release.decision import MODES, SEQUENTIAL, Position, Settings
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
+from ansible_collections.progressive.delivery.plugins.module_utils.release.release_ports import ClusterReleasePorts
+from ansible_collections.progressive.delivery.plugins.module_utils.release.release_run import PATHS, Recovery, ReleaseRun
+from ansible_collections.progressive.delivery.plugins.module_utils.release.report_task import report_release
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
-from ansible_collections.progressive.delivery.plugins.module_utils.report.files import write_report_files
 from ansible_collections.progressive.delivery.plugins.module_utils.release.judge import utc_now
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.release_router import ROUTE_KINDS, release_router
 from ansible_collections.progressive.delivery.plugins.module_utils.routing.route_router import is_transient
 
 STEP = "step"
 RELEASE_STAGE = "release"
+RUN_STAGE = "run"
 CONFIRM_ROLLOUT_STAGE = "confirm_rollout"
 ROUTE_STAGE = "route"
 TEMPLATES_STAGE = "templates"
 REPORT_STAGE = "report"
 PREFLIGHT_STAGE = "preflight"
 ROUTE_TO_STEP = "step"
-RELEASE_STAGE = "release"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
 ROUTE_TO_WEIGHT = "weight"
@@ -49,11 +51,13 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     K8S_AUTH_ARG_SPEC,
     **PROMETHEUS_ARG_SPEC,
     **PUSHGATEWAY_ARG_SPEC,
-    stage=dict(type="str", default=STEP, choices=[
-        STEP, RELEASE_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
     **ALERT_ARG_SPEC,
+    stage=dict(type="str", default=STEP, choices=[
+        STEP, RELEASE_STAGE, RUN_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
     report=dict(type="dict"),
     report_path=dict(type="path"),
+    reports_kept=dict(type="int", default=0),
+    publish_stats=dict(type="bool", default=False),
     template_refs=dict(type="list", elements="dict", default=[]),
     to=dict(type="str", default=ROUTE_TO_STEP, choices=[ROUTE_TO_STEP, ROUTE_TO_PRIMARY, ROUTE_TO_CANARY, ROUTE_TO_WEIGHT]),
     weight=dict(type="int"),
@@ -87,6 +91,11 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     )),
     webhook_validate_certs=dict(type="bool", default=True),
     webhook_ca_cert=dict(type="path"),
+    path=dict(type="str", choices=list(PATHS)),
+    resume=dict(type="dict", default={}),
+    reason=dict(type="str", default=""),
+    recovery_timeout=dict(type="raw", default=120),
+    recovery_delay=dict(type="raw", default=5),
 )
 
 
@@ -106,12 +115,10 @@ def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
 
 def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False) -> dict[str, Any]:
     if args["stage"] == REPORT_STAGE:
-        if not args.get("report") or not args.get("report_path"):
-            raise AnalysisTaskError("stage=report needs report (the release report) and report_path (where, without extension)")
         try:
-            return write_report_files(args["report"], args["report_path"], check_mode)
-        except OSError as exc:
-            raise AnalysisTaskError("cannot write the report to %s.json/.html: %s" % (args["report_path"], exc)) from None
+            return report_release(args, say, check_mode)
+        except DeliveryError as exc:
+            raise AnalysisTaskError(exc.message) from None
     if args["stage"] == TEMPLATES_STAGE:
         try:
             return fetch_templates(args)
@@ -141,7 +148,7 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     try:
         kube = client_from_auth(resolve_auth(args))
         # Each metric goes to its own Prometheus (a MetricTemplate's provider, spec.metricsServer, or this task's).
-        gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] in (STEP, RELEASE_STAGE) else None
+        gate = build_gate(plan, args, kube) if plan.get("metrics") and args["stage"] in (STEP, RELEASE_STAGE, RUN_STAGE) else None
         router = release_router(kube, plan, args.get("router"))
         ports = ClusterPorts(plan, run, kube, gate.client if gate else None, lambda: gate, router,
                              say=lambda line: say(prefix + line))
@@ -157,6 +164,8 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         if not -1 <= position.index < len(settings.steps):
             raise AnalysisTaskError("position.index %d is outside the plan's %d steps" % (position.index, len(settings.steps)))
         loop = StepLoop(plan, settings, ports, gate_poll, args["hard_breach_margin"], timestamp=utc_now)
+        if args["stage"] == RUN_STAGE:
+            return run_release(plan, args, ports, loop, settings, kube)
         started = time.monotonic()
         outcome = loop.run_release(position) if args["stage"] == RELEASE_STAGE else loop.run(position)
     except AnalysisTaskError:
@@ -191,14 +200,44 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
     }
 
 
-def preflight(plan: Mapping[str, Any], args: Mapping[str, Any]) -> dict[str, Any]:
+def run_release(plan: Mapping[str, Any], args: Mapping[str, Any], ports: ClusterPorts, loop: StepLoop,
+                settings: Settings, kube: Any) -> dict[str, Any]:
+    """``stage: run``: the whole release along the path detect gave, from the start to the promotion or rollback."""
+    if not args.get("path"):
+        raise AnalysisTaskError("stage=run needs path: what detect decided this run does (%s)" % ", ".join(PATHS))
+
+    def preflight_errors() -> list[str]:
+        checked = preflight(plan, args, kube)
+        return ["%s: %s" % (metric["name"], metric.get("reason") or "error")
+                for metric in checked["metrics"] if metric.get("result") == "error"]
+
+    release_ports = ClusterReleasePorts(ports, loop.gate_poll, settings.gate_timeout, preflight_errors)
+    recovery = Recovery(timeout=seconds(args["recovery_timeout"], "recovery_timeout", True),
+                        delay=seconds(args["recovery_delay"], "recovery_delay", True))
+    run = ReleaseRun(plan, release_ports, loop.run_release, args["path"], resume=args.get("resume"),
+                     checksum=args["checksum"], rollback_reason=args.get("reason") or "", recovery=recovery,
+                     timestamp=utc_now)
+    started = time.monotonic()
+    try:
+        outcome = run.run()
+    except KubeApiError as exc:
+        # What the run did so far goes with the failure: the role's rescue puts traffic back only when it was moved.
+        explained = exc.explain("use", "the canary's objects", None, plan["namespace"])
+        raise AnalysisTaskError("canary %s/%s: %s" % (plan["namespace"], plan["name"], explained),
+                                result=dict(run.outcome.as_result(), retryable=is_transient(exc))) from None
+    warnings = {"warnings": list(ports.warnings)} if ports.warnings else {}
+    return dict(outcome.as_result(), changed=outcome.touched, elapsed=round(time.monotonic() - started, 3),
+                sequential=ports.sequential_progress() if ports.run.mode == SEQUENTIAL else {}, **warnings)
+
+
+def preflight(plan: Mapping[str, Any], args: Mapping[str, Any], kube: Any = None) -> dict[str, Any]:
     """Ask every metric's Prometheus once, before the canary takes traffic: an error (a wrong URL, token or query)
     is reported; no data yet is not, since the canary has not served anything."""
     if not plan.get("metrics"):
         return {"changed": False, "passed": True, "metrics": []}
     quiet = dict(plan, metrics=[dict(metric, on_no_data="pass", critical=False) for metric in plan["metrics"]])
     try:
-        kube = client_from_auth(resolve_auth(args))
+        kube = kube if kube is not None else client_from_auth(resolve_auth(args))
         result = build_gate(quiet, args, kube).once()
     except DeliveryError as exc:
         raise AnalysisTaskError("canary %s/%s: %s" % (plan.get("namespace"), plan.get("name"), exc.message)) from None

@@ -115,6 +115,10 @@ class ClusterPorts:
         run = run_webhook(spec_from_params(params))
         return dict(run.result, item={"name": hook["name"], "type": hook["type"]}, msg=run.msg, failed=run.failed)
 
+    def call_hooks(self, hook_type: str, phase: str) -> list[dict[str, Any]]:
+        """Call every webhook of ``hook_type`` once: their results, failures included."""
+        return [self._call(hook, phase) for hook in self._hooks(hook_type)]
+
     def rollback_requested(self) -> tuple[str, ...]:
         phase = self.phase or PROGRESSING
         return tuple(hook["name"] for hook in self._hooks("rollback") if self._call(hook, phase).get("rollback_requested"))
@@ -235,16 +239,20 @@ class ClusterPorts:
         self.last_renewal = now
 
     def _manage(self, action: str, **params: Any) -> dict[str, Any]:
+        try:
+            return self.manage(action, **params)
+        except CanaryFailure as exc:
+            raise StepError(str(exc)) from None
+
+    def manage(self, action: str, **params: Any) -> dict[str, Any]:
+        """Run a canary_step action on this canary; a failure raises ``CanaryFailure`` with what the action returned."""
         manager = CanaryManager(self.kube, CanaryParams(
             action=action, name=self.plan["name"], namespace=self.plan["namespace"], run_id=self.run.run_id,
             holder=self.run.holder, target=self.plan["target"], lease_ttl=self.run.lease_ttl,
             progress_deadline_seconds=int(self.plan.get("progress_deadline_seconds") or 600),
             history_limit=self.run.history_limit, pushgateway=self.run.pushgateway, alerts=self.run.alerts, **params),
             clock=self._clock, sleep=self._sleep)
-        try:
-            result = manager.run()
-        except CanaryFailure as exc:
-            raise StepError(str(exc)) from None
+        result = manager.run()
         for warning in result.get("warnings_list") or ():
             if warning not in self.warnings:
                 self.warnings.append(warning)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-from ansible_collections.progressive.delivery.plugins.module_utils.metrics.sequential_judge import DURATION, SUCCESS_RATE
+from ansible_collections.progressive.delivery.plugins.module_utils.metrics.builtin_names import DURATION, SUCCESS_RATE
 from ansible_collections.progressive.delivery.plugins.module_utils.metrics.verdicts import FAIL, PASS
 from ansible_collections.progressive.delivery.plugins.module_utils.report.model import (
     PROMOTION,
