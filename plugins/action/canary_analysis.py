@@ -28,12 +28,13 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ANALYSIS_ARG_SPEC)
-        if self._task.check_mode and args["stage"] not in ("route", "report", "preflight"):
+        if self._task.check_mode and args["stage"] not in ("route", "report", "preflight", "plan", "templates"):
             result.update(changed=False, skipped=True,
                           msg="canary_analysis needs live traffic and webhooks: it does not run in check mode")
             return result
         try:
-            result.update(run_analysis_task(args, say=display.display, check_mode=bool(self._task.check_mode)))
+            result.update(run_analysis_task(args, say=display.display, check_mode=bool(self._task.check_mode),
+                                            playbook_dir=str((task_vars or {}).get("playbook_dir") or "")))
         except AnalysisTaskError as exc:
             # Returned, not raised: a task's retries/until only see failures that come back as results.
             result.update(exc.result, failed=True, msg=exc.message)

@@ -11,31 +11,16 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.progressive.delivery.plugins.module_utils.report.timeline import build_report, timeline_event
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.documents import DocumentError, load_documents
 from ansible_collections.progressive.delivery.plugins.module_utils.plan.manifest import CanarySpecError, build_plan
 from ansible_collections.progressive.delivery.plugins.module_utils.redaction import manifest_secrets, mask
 
-try:
-    import yaml
-except ImportError:  # pragma: no cover - ansible-core itself needs PyYAML
-    yaml = None
-
 
 def _load_documents(value: Any, what: str) -> list[Any]:
-    """A manifest given as text may hold several YAML documents (a Canary and its MetricTemplates)."""
-    if isinstance(value, (bytes, str)):
-        if yaml is None:
-            raise AnsibleFilterError("%s is YAML text but PyYAML is not available" % what)
-        try:
-            return [doc for doc in yaml.safe_load_all(to_text(value)) if doc is not None]
-        except yaml.YAMLError as exc:
-            # PyYAML's own message quotes the offending line, which may hold a token: say only where it is.
-            mark = getattr(exc, "problem_mark", None)
-            where = " at line %d, column %d" % (mark.line + 1, mark.column + 1) if mark is not None else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise AnsibleFilterError("%s is not valid YAML%s: %s" % (what, where, problem)) from None
-    if isinstance(value, list):
-        return list(value)
-    return [value]
+    try:
+        return load_documents(to_text(value) if isinstance(value, bytes) else value, what)
+    except DocumentError as exc:
+        raise AnsibleFilterError(exc.message) from None
 
 
 def canary_plan(manifest: Any, metric_templates: Any = None, interval: str | None = None,

@@ -55,6 +55,12 @@ options:
         C(event) webhooks of every phase change. It returns the run's outcome (RV(result), RV(reason), RV(hint))
         and what the report needs; a failure returns RV(touched), so the caller knows whether traffic must be put
         back.
+      - C(plan) reads the Canary manifest O(manifest) and the MetricTemplates O(metric_templates) (a relative path
+        next to the playbook, then in the directory ansible-playbook runs in), reads the MetricTemplates the manifest
+        refers to and was not given from the cluster, as Flagger does, and returns the release plan in RV(plan), as
+        the P(progressive.delivery.canary_plan#filter) filter builds it. It needs neither O(plan) nor O(run_id), and
+        also runs in check mode. The plan holds webhook metadata and provider addresses - register it with
+        C(no_log).
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
         rollback, or O(gate_timeout) passes.
       - C(route) routes traffic as O(to) says and returns.
@@ -65,9 +71,10 @@ options:
         reported in RV(metrics), no data is not. It needs no O(run_id) and also runs in check mode.
       - C(report) writes the release report O(report) as C(<report_path>.json) and C(<report_path>.html) on the
         controller (the directory is created; a file that already holds the same text is left alone; in check mode
-        nothing is written).
+        nothing is written), keeps it in the cluster with O(reports_kept), publishes the outcome with
+        O(publish_stats), and prints the run's summary.
     type: str
-    choices: [step, release, run, confirm_rollout, route, templates, report, preflight]
+    choices: [step, release, run, plan, confirm_rollout, route, templates, report, preflight]
     default: step
   to:
     description:
@@ -119,7 +126,8 @@ options:
     type: dict
   report_path:
     description:
-      - With O(stage=report), the path of the report files without their C(.json) and C(.html) extensions.
+      - With O(stage=report), the path of the report files without their C(.json) and C(.html) extensions; without
+        it no file is written (the report may still be kept in the cluster, O(reports_kept)).
     type: path
   template_refs:
     description:
@@ -249,6 +257,59 @@ options:
       - With O(stage=route) and O(to=weight), the canary's share in percent; used by the role for
         C(stepWeightPromotion), where the canary's share shrinks one interval at a time.
     type: int
+  manifest:
+    description:
+      - With O(stage=plan), the Flagger Canary manifest - a path to a YAML file, YAML text (which may also hold
+        MetricTemplates), or a dict.
+    type: raw
+  metric_templates:
+    description: With O(stage=plan), Flagger MetricTemplates the manifest refers to, as paths, YAML texts or dicts.
+    type: list
+    elements: raw
+    default: []
+  interval_override:
+    description: With O(stage=plan), replaces the manifest's C(analysis.interval) (C(500ms), C(10s)); empty keeps it.
+    type: str
+    default: ""
+  metric_interval_override:
+    description: With O(stage=plan), replaces every metric's C(interval); empty keeps them.
+    type: str
+    default: ""
+  critical_metrics:
+    description: With O(stage=plan), metrics whose failure rolls back at once, whatever the threshold.
+    type: list
+    elements: str
+    default: []
+  mesh_provider:
+    description: With O(stage=plan), the provider when the manifest gives none (C(istio) or C(gatewayapi:v1)).
+    type: str
+    default: ""
+  adopt_virtual_service:
+    description:
+      - With O(stage=plan), the VirtualService the release is to drive instead of a generated one (C(adopt),
+        C(route)); refused when the manifest's provider routes through the Gateway API.
+    type: dict
+    default: {}
+  adopt_http_route:
+    description:
+      - With O(stage=plan), the HTTPRoute the release is to drive instead of a generated one (C(adopt), C(rule));
+        refused when the manifest's provider is Istio.
+    type: dict
+    default: {}
+  reports_kept:
+    description:
+      - With O(stage=report), keep the report in the ConfigMap C(<canary>-canary-reports) beside the canary's state,
+        with the reports of the last O(reports_kept) runs (docs/status.md). C(0) keeps none. A report that cannot be
+        kept is a warning.
+    type: int
+    default: 0
+  publish_stats:
+    description:
+      - With O(stage=report), also publish the outcome (C(canary_phase), C(canary_reason), C(canary_final_weight),
+        C(canary_failed_checks), C(canary_duration_seconds), C(canary_report), C(canary_run_id)) as custom stats, as
+        M(ansible.builtin.set_stats) does, for AWX.
+    type: bool
+    default: false
   path:
     description:
       - With O(stage=run), what this run does, as the role decides it from M(progressive.delivery.canary_step)'s
@@ -371,6 +432,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+plan:
+  description: With O(stage=plan), the release plan, as the P(progressive.delivery.canary_plan#filter) filter builds it.
+  returned: stage is plan
+  type: dict
+stored_report:
+  description: With O(stage=report) and O(reports_kept), where the report was kept (C(configMap), C(runId)).
+  returned: stage is report and the report was kept
+  type: dict
 result:
   description: With O(stage=run), how the run ended - C(Succeeded), C(Failed), C(NothingToDo) (a closed
     C(confirm-rollout) gate started nothing) or empty (the run did not end the release).

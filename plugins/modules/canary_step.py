@@ -232,7 +232,8 @@ options:
     description:
       - One analysis result, for O(action=record).
       - O(action=rollback) reads only its C(failed_checks), the count of failed checks that led to the rollback, and
-        stores it.
+        stores it, and its C(metrics) and C(webhooks), the analysis that decided the rollback, which it keeps in the
+        rollback's history entry.
     type: dict
     suboptions:
       weight:

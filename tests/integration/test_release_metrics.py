@@ -85,3 +85,7 @@ def test_the_release_series_follow_each_step_then_the_outcome(lab, namespace, tm
     assert lab.query_value(primary_weight) == 100
     # The series of this run's analyses only: the promoted run's duration is gone with its group.
     assert lab.query_value(series(namespace, "flagger_canary_duration_seconds_count", name="app")) == 1
+    # The analysis that decided the rollback is the one the series shows: the success rate that missed its 99 %.
+    success = series(namespace, "flagger_canary_metric_analysis", name="app", metric="request-success-rate")
+    wait_for(lambda: (lambda value: value is not None and value < 99)(lab.query_value(success)), timeout=15,
+             interval=0.2, message="the failing success rate of the rollback in Prometheus")

@@ -43,6 +43,10 @@ class FakePorts:
         self.preflight = preflight or []
         self.now = 0.0
         self.lines: list[str] = []
+        self.params: dict[str, dict[str, Any]] = {}
+
+    def deciding_analysis(self) -> dict[str, Any]:
+        return {"metrics": [{"name": "request-success-rate", "value": 90.0, "result": "fail"}]}
 
     def _maybe_fail(self, name: str) -> None:
         if name in self.fail:
@@ -53,6 +57,7 @@ class FakePorts:
 
     def manage(self, action: str, **params: Any) -> dict[str, Any]:
         self.calls.append(("manage", action))
+        self.params[action] = params
         self._maybe_fail(action)
         return {"message": "%s done" % action, "checksum": "abc" if action == "start" else None}
 
@@ -124,6 +129,9 @@ def test_a_failing_analysis_routes_to_the_primary_before_the_canary_is_scaled_do
     assert (outcome.result, outcome.reason, outcome.hint, outcome.failed_checks) == (
         "Failed", "failed checks threshold reached 5", ROLLBACK_HINT, 5)
     assert outcome.timeline[-1]["kind"] == "rollback" and outcome.timeline[-1]["failed_checks"] == 5
+    # The analysis that decided the rollback goes with it, so the state and the metrics show the failing values.
+    assert ports.params["rollback"]["analysis"] == {
+        "failed_checks": 5, "metrics": [{"name": "request-success-rate", "value": 90.0, "result": "fail"}]}
     assert any("post-rollout webhook smoke failed" in line for line in ports.lines)
 
 

@@ -27,6 +27,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.decis
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import run_identity
 from ansible_collections.progressive.delivery.plugins.module_utils.release.release_ports import ClusterReleasePorts
 from ansible_collections.progressive.delivery.plugins.module_utils.release.release_run import PATHS, Recovery, ReleaseRun
+from ansible_collections.progressive.delivery.plugins.module_utils.release.plan_task import plan_release
 from ansible_collections.progressive.delivery.plugins.module_utils.release.report_task import report_release
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_loop import StepLoop, wait_for_confirm_rollout
 from ansible_collections.progressive.delivery.plugins.module_utils.release.step_ports import ClusterPorts, Run
@@ -42,6 +43,7 @@ ROUTE_STAGE = "route"
 TEMPLATES_STAGE = "templates"
 REPORT_STAGE = "report"
 PREFLIGHT_STAGE = "preflight"
+PLAN_STAGE = "plan"
 ROUTE_TO_STEP = "step"
 ROUTE_TO_PRIMARY = "primary"
 ROUTE_TO_CANARY = "canary"
@@ -53,7 +55,16 @@ ANALYSIS_ARG_SPEC: dict[str, dict[str, Any]] = dict(
     **PUSHGATEWAY_ARG_SPEC,
     **ALERT_ARG_SPEC,
     stage=dict(type="str", default=STEP, choices=[
-        STEP, RELEASE_STAGE, RUN_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE]),
+        STEP, RELEASE_STAGE, RUN_STAGE, CONFIRM_ROLLOUT_STAGE, ROUTE_STAGE, TEMPLATES_STAGE, REPORT_STAGE, PREFLIGHT_STAGE,
+        PLAN_STAGE]),
+    manifest=dict(type="raw"),
+    metric_templates=dict(type="list", elements="raw", default=[]),
+    interval_override=dict(type="str", default=""),
+    metric_interval_override=dict(type="str", default=""),
+    critical_metrics=dict(type="list", elements="str", default=[]),
+    mesh_provider=dict(type="str", default=""),
+    adopt_virtual_service=dict(type="dict", default={}),
+    adopt_http_route=dict(type="dict", default={}),
     report=dict(type="dict"),
     report_path=dict(type="path"),
     reports_kept=dict(type="int", default=0),
@@ -113,7 +124,10 @@ def seconds(value: Any, option: str, allow_zero: bool = False) -> float:
     return number
 
 
-def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False) -> dict[str, Any]:
+def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check_mode: bool = False,
+                      playbook_dir: str = "") -> dict[str, Any]:
+    if args["stage"] == PLAN_STAGE:
+        return plan_stage(args, playbook_dir or os.getcwd())
     if args["stage"] == REPORT_STAGE:
         try:
             return report_release(args, say, check_mode)
@@ -198,6 +212,21 @@ def run_analysis_task(args: Mapping[str, Any], say: Callable[[str], None], check
         # Sequential mode: the counts and tests the next step's task goes on from.
         "sequential": ports.sequential_progress() if run.mode == SEQUENTIAL else {},
     }
+
+
+def plan_stage(args: Mapping[str, Any], playbook_dir: str) -> dict[str, Any]:
+    """``stage: plan``: read, check and plan the Canary manifest; MetricTemplates it misses come from the cluster."""
+    def from_cluster(refs: list[dict[str, str]]) -> list[dict[str, Any]]:
+        return fetch_templates(dict(args, template_refs=refs))["templates"]
+
+    options = {"manifest": args.get("manifest"), "metric_templates": args.get("metric_templates"),
+               "interval": args.get("interval_override"), "metric_interval": args.get("metric_interval_override"),
+               "critical_metrics": args.get("critical_metrics"), "mesh_provider": args.get("mesh_provider"),
+               "virtual_service": args.get("adopt_virtual_service"), "http_route": args.get("adopt_http_route")}
+    try:
+        return plan_release(options, playbook_dir, from_cluster)
+    except DeliveryError as exc:
+        raise AnalysisTaskError(exc.message) from None
 
 
 def run_release(plan: Mapping[str, Any], args: Mapping[str, Any], ports: ClusterPorts, loop: StepLoop,

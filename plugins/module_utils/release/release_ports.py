@@ -37,6 +37,9 @@ class ClusterReleasePorts:
             raise DeliveryError(exc.explain(action, "the canary's objects", None, plan["namespace"]),
                                 result={"retryable": is_transient(exc)}) from None
 
+    def deciding_analysis(self) -> dict[str, Any]:
+        return dict(self.ports.deciding_analysis)
+
     def route_to(self, where: str, index: int = -1, weight: int | None = None) -> None:
         strategy = self.ports.strategy
         if where == "primary":

@@ -51,6 +51,9 @@ class ReleasePorts(Protocol):
     def manage(self, action: str, **params: Any) -> dict[str, Any]:
         """Run a canary_step action; raises with ``result`` (its ``phase``) when it fails."""
 
+    def deciding_analysis(self) -> dict[str, Any]:
+        """The metrics and webhooks of the analysis that decided a rollback; empty when none did."""
+
     def route_to(self, where: str, index: int = -1, weight: int | None = None) -> None:
         """Route to ``primary``, the plan's step ``index`` (``step``) or a ``weight`` of the canary."""
 
@@ -261,8 +264,8 @@ class ReleaseRun:  # pylint: disable=too-many-instance-attributes
         # The canary is scaled down only once no request goes to it: scaled down while it still has a share, it
         # would answer its users 503.
         self._patiently(lambda: ports.route_to("primary"), only_retryable=True)
-        self._patiently(lambda: ports.manage("rollback", reason=reason,
-                                             analysis={"failed_checks": outcome.failed_checks}))
+        analysis = dict(ports.deciding_analysis(), failed_checks=outcome.failed_checks)
+        self._patiently(lambda: ports.manage("rollback", reason=reason, analysis=analysis))
         outcome.result, outcome.reason, outcome.weight, outcome.hint = FAILED, reason, 0, ROLLBACK_HINT
         outcome.timeline.append(self._event("rollback", reason, weight=0, failed_checks=outcome.failed_checks))
         ports.say("Rolled back %s/%s: %s" % (self.plan["namespace"], self.plan["name"], reason))

@@ -97,6 +97,8 @@ class ClusterPorts:
         self._sequential_gate: SequentialGate | None = None
         # Warnings of the state writes (a failed metrics push), each once, for the task's result.
         self.warnings: list[str] = []
+        # The analysis that decided a rollback, for the rollback to store: record() does not store it.
+        self.deciding_analysis: dict[str, Any] = {}
 
     # -- webhooks --------------------------------------------------------------------------
 
@@ -190,7 +192,9 @@ class ClusterPorts:
     def record(self, move: Move, index: int, summary: str, assessment: Assessment | None) -> None:
         self.check_playbook_alive()
         if move.action == ROLLBACK:
-            # The rollback records its own transition, with the final count of failed checks.
+            # The rollback records its own transition, with the final count of failed checks and this analysis.
+            self.deciding_analysis = {"metrics": [dict(m) for m in assessment.metrics],
+                                      "webhooks": [dict(w) for w in assessment.webhooks]} if assessment else {}
             return
         steps = self.plan["steps"]
         phase = WAITING_PROMOTION if move.position.held_for_promotion else PROGRESSING

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from typing import Any, Callable
 
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.ownership import ownership_problem
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.store import CONFIGMAPS, DEPLOYMENTS, SECRETS
@@ -46,10 +47,10 @@ class Rollback(CanaryAction):
         # The check that decided the rollback is not recorded on its own: the caller passes its count here.
         counted = (params.analysis or {}).get("failed_checks")
         extra = {"failed_checks": counted} if counted is not None else {}
-        self._update_state(self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0, **extra,
-                                            reason=reason, failed_spec=self.state.last_applied_spec,
-                                            primary_template_before_promotion=None,
-                                            primary_configs_before_promotion=None))
+        mutate = self._transition("rollback", rule.to or st.FAILED, message, self.clock(), canary_weight=0, **extra,
+                                  reason=reason, failed_spec=self.state.last_applied_spec,
+                                  primary_template_before_promotion=None, primary_configs_before_promotion=None)
+        self._update_state(_with_deciding_analysis(mutate, params.analysis or {}))
         self._event(message, warning=True)
         self.message = message
 
@@ -95,3 +96,19 @@ class Rollback(CanaryAction):
                 continue
             self.store.ensure(SECRETS, "Secret", name,
                               lambda cur, content=contents[name]: None if cur is None else wl.with_config_content(cur, content))
+
+
+def _with_deciding_analysis(mutate: Callable[[st.CanaryState], bool],
+                            analysis: dict[str, Any]) -> Callable[[st.CanaryState], bool]:
+    """The rollback's history entry also holds the analysis that decided it, which is recorded nowhere else: the
+    status, the report and the ``flagger_canary_metric_analysis`` series then show the values that failed."""
+    deciding = {key: copy.deepcopy(analysis[key]) for key in ("metrics", "webhooks") if analysis.get(key)}
+    if not deciding:
+        return mutate
+
+    def with_analysis(state: st.CanaryState) -> bool:
+        changed = mutate(state)
+        if state.history:
+            state.history[-1].update(copy.deepcopy(deciding))
+        return changed
+    return with_analysis
