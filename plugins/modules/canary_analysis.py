@@ -41,6 +41,7 @@ extends_documentation_fragment:
   - progressive.delivery.k8s_auth
   - progressive.delivery.prometheus
   - progressive.delivery.pushgateway
+  - progressive.delivery.alerts
 options:
   stage:
     description:
@@ -346,26 +347,6 @@ options:
   webhook_ca_cert:
     description: CA bundle for webhook receivers.
     type: path
-  alert_providers:
-    description:
-      - With the plan's C(alerting) (docs/alerts.md), Flagger C(AlertProvider) manifests (flagger.app/v1beta1)
-        the Canary's C(spec.analysis.alerts) refer to, as dicts or as YAML texts of one or more documents. A
-        provider not given here is read from the cluster, as Flagger does. Its C(spec.secretRef) Secret is read
-        from the cluster when an alert is sent.
-      - Holds webhook addresses, which carry tokens; never shown.
-    type: list
-    elements: raw
-  alert_validate_certs:
-    description: Verify the TLS certificates of alert receivers (Slack, Teams, ...).
-    type: bool
-    default: true
-  alert_ca_cert:
-    description: CA bundle for alert receivers.
-    type: path
-  alert_timeout:
-    description: Seconds to wait for an alert receiver to answer.
-    type: float
-    default: 5.0
 attributes:
   check_mode:
     support: none

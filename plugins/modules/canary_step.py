@@ -77,6 +77,7 @@ description:
 extends_documentation_fragment:
   - progressive.delivery.k8s_auth
   - progressive.delivery.pushgateway
+  - progressive.delivery.alerts
 options:
   action:
     description:
@@ -336,25 +337,6 @@ options:
         See docs/alerts.md.
       - Without it, or without alerts in it, nothing is sent.
     type: dict
-  alert_providers:
-    description:
-      - Flagger C(AlertProvider) manifests (flagger.app/v1beta1) the Canary's C(spec.analysis.alerts) refer to, as
-        dicts or as YAML texts of one or more documents. A provider not given here is read from the cluster, as
-        Flagger does. Its C(spec.secretRef) Secret is read from the cluster when an alert is sent.
-      - Holds webhook addresses, which carry tokens; never shown.
-    type: list
-    elements: raw
-  alert_validate_certs:
-    description: Verify the TLS certificates of alert receivers (Slack, Teams, ...).
-    type: bool
-    default: true
-  alert_ca_cert:
-    description: CA bundle for alert receivers.
-    type: path
-  alert_timeout:
-    description: Seconds to wait for an alert receiver to answer.
-    type: float
-    default: 5.0
 notes:
   - Traffic is not shifted by this module. M(progressive.delivery.vs_weight) moves the VirtualService weights;
     O(action=record) stores the weight the analysis ran at.

@@ -173,7 +173,7 @@ def test_a_users_http_route_keeps_its_other_rules_filters_and_parents(lab, kube,
         during = wait_for(at_half, timeout=120, interval=0.1, message="the canary at 50 %")
         output, _ = process.communicate(timeout=240)
     assert process.returncode == 0, output[-4000:]
-    assert "changed: [localhost] => (item=25)" in output, output[-4000:]
+    assert "promotion: canary weight 25%" in output, output[-4000:]
     assert during["rules"][0] == legacy and during["rules"][1]["filters"] == [header]
     assert during["parentRefs"] == before["spec"]["parentRefs"]
     after = kube.custom.get_namespaced_custom_object(*GATEWAY_API, namespace, "httproutes", "shop")

@@ -20,6 +20,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.step_
     GATE_OPEN,
     ROLLBACK_REQUESTED,
     StepOutcome,
+    wait_renewing_the_lease,
 )
 from ansible_collections.progressive.delivery.plugins.module_utils.report.timeline import timeline_event
 
@@ -298,13 +299,7 @@ class ReleaseRun:  # pylint: disable=too-many-instance-attributes
     # -- helpers ---------------------------------------------------------------------------
 
     def _wait(self, seconds: float) -> None:
-        deadline = self.ports.clock() + seconds
-        while True:
-            self.ports.keep_lock()
-            remaining = deadline - self.ports.clock()
-            if remaining <= 0:
-                return
-            self.ports.sleep(min(1.0, remaining))
+        wait_renewing_the_lease(self.ports, seconds, 1.0)
 
     def _event(self, kind: str, message: str, weight: int, failed_checks: int | None = None) -> dict[str, Any]:
         return timeline_event(kind, message, weight=weight, failed_checks=failed_checks,

@@ -192,20 +192,24 @@ class StepLoop:
             return after
 
     def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds`` in short slices, keeping the lease renewed."""
-        deadline = self.ports.clock() + seconds
-        while True:
-            self.ports.keep_lock()
-            remaining = deadline - self.ports.clock()
-            if remaining <= 0:
-                return
-            self.ports.sleep(min(self.gate_poll, remaining))
+        wait_renewing_the_lease(self.ports, seconds, self.gate_poll)
 
     def _event(self, kind: str, message: str, weight: int) -> dict[str, Any]:
         entry: dict[str, Any] = {"kind": kind, "message": message, "weight": weight, "metrics": [], "webhooks": []}
         if self.timestamp is not None:
             entry["time"] = self.timestamp()
         return entry
+
+
+def wait_renewing_the_lease(ports: Any, seconds: float, slice_seconds: float) -> None:
+    """Sleep ``seconds`` in slices of ``slice_seconds``, keeping the lease renewed (``ports``: keep_lock, clock, sleep)."""
+    deadline = ports.clock() + seconds
+    while True:
+        ports.keep_lock()
+        remaining = deadline - ports.clock()
+        if remaining <= 0:
+            return
+        ports.sleep(min(slice_seconds, remaining))
 
 
 def wait_for_confirm_rollout(ports: Ports, gate_poll: float, gate_timeout: float) -> tuple[str, float, int]:
