@@ -8,6 +8,7 @@ One task does all three, so a release pays Ansible's cost of a task once for its
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
@@ -62,10 +63,12 @@ def report_release(args: Mapping[str, Any], say: Callable[[str], None], check_mo
     result: dict[str, Any] = {"changed": False, "written": [], "warnings": []}
     html = ""
     if args.get("report_path"):
+        # A path taken from the playbook's directory reads as people would write it: no "playbooks/../reports".
+        path = os.path.normpath(args["report_path"])
         try:
-            result.update(write_report_files(report, args["report_path"], check_mode))
+            result.update(write_report_files(report, path, check_mode))
         except OSError as exc:
-            raise ReportTaskError("cannot write the report to %s.json/.html: %s" % (args["report_path"], exc)) from None
+            raise ReportTaskError("cannot write the report to %s.json/.html: %s" % (path, exc)) from None
         html = result["html"]
     if args.get("reports_kept"):
         kept = store_report(args, report, check_mode)
