@@ -59,7 +59,8 @@ options:
       - C(plan) reads the Canary manifest O(manifest) and the MetricTemplates O(metric_templates) (a relative path
         next to the playbook, then in the directory ansible-playbook runs in), reads the MetricTemplates the manifest
         refers to and was not given from the cluster, as Flagger does, and returns the release plan in RV(plan), as
-        the P(progressive.delivery.canary_plan#filter) filter builds it. It needs neither O(plan) nor O(run_id), and
+        the P(progressive.delivery.canary_plan#filter) filter builds it, with the O(alert_providers) files read
+        (RV(alert_providers)). It needs neither O(plan) nor O(run_id), and
         also runs in check mode. The plan holds webhook metadata and provider addresses - register it with
         C(no_log).
       - C(confirm_rollout) asks the C(confirm-rollout) gates until they open, a C(rollback) webhook asks for a
@@ -417,6 +418,11 @@ plan:
   description: With O(stage=plan), the release plan, as the P(progressive.delivery.canary_plan#filter) filter builds it.
   returned: stage is plan
   type: dict
+alert_providers:
+  description: With O(stage=plan), O(alert_providers) with each path replaced by its file's text; never shown.
+  returned: stage is plan
+  type: list
+  elements: raw
 stored_report:
   description: With O(stage=report) and O(reports_kept), where the report was kept (C(configMap), C(runId)).
   returned: stage is report and the report was kept

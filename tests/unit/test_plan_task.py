@@ -118,3 +118,13 @@ def test_the_route_to_adopt_must_suit_the_provider():
     with pytest.raises(PlanTaskError, match="canary_virtual_service names a VirtualService"):
         plan_release({"manifest": manifest, "virtual_service": {"adopt": "web"}}, "/", no_cluster)
     assert plan_release({"manifest": manifest, "http_route": {"adopt": "web"}}, "/", no_cluster)["plan"]["provider"] == "gatewayapi"
+
+
+def test_alert_provider_files_are_read_where_the_manifest_is_found(tmp_path):
+    (tmp_path / "canary.yaml").write_text(SEED.read_text())
+    (tmp_path / "slack.yaml").write_text("kind: AlertProvider\nmetadata: {name: on-call}\n")
+    inline = {"kind": "AlertProvider", "metadata": {"name": "chat"}}
+    planned = plan_release({"manifest": "canary.yaml", "alert_providers": ["slack.yaml", inline]}, str(tmp_path), no_cluster)
+    assert planned["alert_providers"] == ["kind: AlertProvider\nmetadata: {name: on-call}\n", inline]
+    with pytest.raises(PlanTaskError, match="canary_alert_providers: no file missing.yaml next to the playbook"):
+        plan_release({"manifest": "canary.yaml", "alert_providers": ["missing.yaml"]}, str(tmp_path), no_cluster)

@@ -18,13 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from ansible_collections.progressive.delivery.plugins.module_utils.errors import DeliveryError
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - Ansible ships PyYAML
-    HAS_YAML = False
+from ansible_collections.progressive.delivery.plugins.module_utils.plan.documents import DocumentError, load_documents
 
 FLAGGER_GROUP = "flagger.app"
 PROVIDER_API_VERSION = "flagger.app/v1beta1"
@@ -60,18 +54,11 @@ def parse_manifests(items: Iterable[Any]) -> list[dict[str, Any]]:
     """The AlertProvider documents among ``items``: dicts, or YAML texts of one or more documents (a file's content)."""
     documents: list[Any] = []
     for item in items or ():
-        if isinstance(item, str):
-            if not HAS_YAML:
-                raise AlertProviderError("reading AlertProvider manifests needs the Python library PyYAML")
-            try:
-                documents.extend(yaml.safe_load_all(item))
-            except yaml.YAMLError as exc:
-                # The text may hold an address with a token: name the problem's place, never the text.
-                mark = getattr(exc, "problem_mark", None)
-                where = " (line %d)" % (mark.line + 1) if mark is not None else ""
-                raise AlertProviderError("an AlertProvider manifest is not valid YAML%s" % where) from None
-        else:
-            documents.append(item)
+        try:
+            # The text may hold an address with a token: the error names the problem's place, never the text.
+            documents.extend(load_documents(item, "an AlertProvider manifest") if isinstance(item, str) else [item])
+        except DocumentError as exc:
+            raise AlertProviderError(exc.message) from None
     return [doc for doc in documents if isinstance(doc, Mapping) and doc.get("kind", PROVIDER_KIND) == PROVIDER_KIND
             and isinstance(doc.get("metadata"), Mapping)]
 

@@ -220,6 +220,7 @@ def plan_stage(args: Mapping[str, Any], playbook_dir: str) -> dict[str, Any]:
         return fetch_templates(dict(args, template_refs=refs))["templates"]
 
     options = {"manifest": args.get("manifest"), "metric_templates": args.get("metric_templates"),
+               "alert_providers": args.get("alert_providers"),
                "interval": args.get("interval_override"), "metric_interval": args.get("metric_interval_override"),
                "critical_metrics": args.get("critical_metrics"), "mesh_provider": args.get("mesh_provider"),
                "virtual_service": args.get("adopt_virtual_service"), "http_route": args.get("adopt_http_route")}

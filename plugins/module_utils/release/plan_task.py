@@ -82,6 +82,7 @@ def plan_release(args: Mapping[str, Any], playbook_dir: str,
         raise PlanTaskError("canary_manifest is required: a path to the Canary manifest, its YAML text, or a dict")
     manifest = _read(manifest, "canary_manifest", playbook_dir)
     given = [_read(item, "canary_metric_templates", playbook_dir) for item in args.get("metric_templates") or []]
+    providers = [_read(item, "canary_alert_providers", playbook_dir) for item in args.get("alert_providers") or []]
     try:
         documents = load_documents(manifest, "the Canary manifest")
         templates = [d for d in documents if isinstance(d, dict) and d.get("kind") == "MetricTemplate"]
@@ -103,4 +104,4 @@ def plan_release(args: Mapping[str, Any], playbook_dir: str,
         # A refused field is quoted in the message; webhook metadata and credentials in addresses never are.
         raise PlanTaskError(mask(exc.describe(), manifest_secrets(chosen, templates + from_cluster))) from None
     check_adoption(plan, args.get("virtual_service") or {}, args.get("http_route") or {})
-    return {"changed": False, "plan": plan, "cluster_templates": len(from_cluster)}
+    return {"changed": False, "plan": plan, "cluster_templates": len(from_cluster), "alert_providers": providers}
