@@ -49,7 +49,10 @@ def test_a_good_canary_is_promoted_with_its_evidence_in_the_report(lab, namespac
     assert_safe(release)
     report = release.report()
     reasons = [m["reason"] for entry in report["timeline"] for m in entry.get("metrics") or []]
-    assert reasons and all(reason.startswith("no regression found after") for reason in reasons), reasons
+    # An interval with too few canary requests holds the step (a loaded machine sends fewer); every other analysis
+    # found no regression: both metrics, at both steps.
+    verdicts = [reason for reason in reasons if "needed for a verdict" not in reason]
+    assert len(verdicts) >= 4 and all(reason.startswith("no regression found after") for reason in verdicts), reasons
     evidence = report["evidence"]
     assert {(p["metric"], p["test"]) for p in evidence} == {
         ("request-success-rate", "rate"), ("request-success-rate", "ratio"),
