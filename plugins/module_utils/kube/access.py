@@ -4,9 +4,12 @@
 """What a release needs the API server to allow, and the check that asks before anything changes.
 
 ``REQUIRED_ACCESS`` is the ClusterRole of docs/rbac.yml, rule by rule. A run
-asks the API server (SelfSubjectAccessReview) about every verb of it when it
-takes the lock, so missing permissions are named all at once instead of
-surfacing as a 403 half-way through a release. A release routed with the
+checks every verb of it when it takes the lock, so missing permissions are named
+all at once instead of surfacing as a 403 half-way through a release. One
+SelfSubjectRulesReview lists what the run may do in the namespace; only the verbs
+it does not show as allowed are asked about one by one (SelfSubjectAccessReview),
+since a rules review may leave out what other authorizers than RBAC allow. A run
+with the documented role thus costs the API server one request, not 39. A release routed with the
 Gateway API needs the ClusterRole progressive-delivery-gatewayapi instead of
 the Istio rule (``required_access``), so neither kind of cluster is asked for
 the other's API.
@@ -19,6 +22,7 @@ from typing import Any, NamedTuple
 from ansible_collections.progressive.delivery.plugins.module_utils.kube.errors import KubeApiError
 
 REVIEWS = ("authorization.k8s.io/v1", "selfsubjectaccessreviews")
+RULES_REVIEWS = ("authorization.k8s.io/v1", "selfsubjectrulesreviews")
 
 
 class Permission(NamedTuple):
@@ -80,17 +84,47 @@ def review_body(namespace: str, group: str, resource: str, verb: str) -> dict[st
             "spec": {"resourceAttributes": {"namespace": namespace, "group": group, "resource": resource, "verb": verb}}}
 
 
+def _matches(granted: Any, wanted: str) -> bool:
+    return "*" in (granted or ()) or wanted in (granted or ())
+
+
+def listed_as_allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    """Whether a rule of a SelfSubjectRulesReview allows ``verb`` on every object of ``resource``.
+
+    A rule limited to some objects (resourceNames) allows less than a release needs, so it does not count.
+    """
+    return any(not rule.get("resourceNames") and _matches(rule.get("apiGroups"), group)
+               and _matches(rule.get("resources"), resource) and _matches(rule.get("verbs"), verb)
+               for rule in rules)
+
+
+def allowed_rules(client: Any, namespace: str) -> list[dict[str, Any]]:
+    """The resource rules the API server lists for this run's credentials in ``namespace``; none when it cannot."""
+    try:
+        review = client.create(RULES_REVIEWS[0], RULES_REVIEWS[1], {
+            "apiVersion": RULES_REVIEWS[0], "kind": "SelfSubjectRulesReview", "spec": {"namespace": namespace}})
+    except KubeApiError:
+        # Asked verb by verb instead, which says whether the API server can be asked at all.
+        return []
+    return list((review.get("status") or {}).get("resourceRules") or [])
+
+
 def missing_access(client: Any, namespace: str, required: tuple[Permission, ...] = REQUIRED_ACCESS) -> list[str]:
     """``"<verbs> <resource>"`` for every resource some required verb is not allowed on, in table order.
 
     Raises KubeApiError when the API server does not answer the reviews.
     """
+    rules = allowed_rules(client, namespace)
+
+    def allowed(group: str, resource: str, verb: str) -> bool:
+        return listed_as_allowed(rules, group, resource, verb) or bool(
+            (client.create(REVIEWS[0], REVIEWS[1], review_body(namespace, group, resource, verb)).get("status") or {})
+            .get("allowed"))
+
     missing = []
     for permission in required:
         for resource in permission.resources:
-            denied = [verb for verb in permission.verbs
-                      if not (client.create(REVIEWS[0], REVIEWS[1], review_body(namespace, permission.group, resource, verb))
-                              .get("status") or {}).get("allowed")]
+            denied = [verb for verb in permission.verbs if not allowed(permission.group, resource, verb)]
             if denied:
                 missing.append("%s %s" % (", ".join(denied), qualified(resource, permission.group)))
     return missing
