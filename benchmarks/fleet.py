@@ -23,6 +23,7 @@ release jobs (skipped tasks are still shown, so the benchmark can count them).
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
 import json
 import os
@@ -148,16 +149,16 @@ class Fleet:
             raise SystemExit("the fleet run failed (%s):\n%s" % (collection.label, completed.stdout[-4000:]))
         cpu = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
         tasks = sum(1 for line in completed.stdout.splitlines() if line.startswith("TASK ["))
-        return {"wall": wall, "cpu": cpu, "lab_cpu": lab_after - lab_before, "tasks": tasks}
+        lab_split = {name: lab_after[name] - lab_before.get(name, 0.0) for name in lab_after}
+        return {"wall": wall, "cpu": cpu, "lab_cpu": sum(lab_split.values()), "lab_split": lab_split, "tasks": tasks}
 
     def delete(self) -> None:
         for namespace in self.hosts:
             self.core.delete_namespace(namespace)
 
 
-def lab_cpu(lab) -> float:
-    """CPU seconds used so far by every lab process and its reaped children (the pids in the lab's state)."""
-    roots = {pid for pid in lab.pids.values() if pid}
+def lab_cpu(lab) -> dict[str, float]:
+    """CPU seconds used so far by each lab process (by its name in the lab's state) with its children, reaped or not."""
     parents: dict[int, int] = {}
     for entry in pathlib.Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -166,20 +167,25 @@ def lab_cpu(lab) -> float:
             except OSError:
                 continue
             parents[int(entry.name)] = int(fields[1])
-    members = set(roots)
-    grew = True
-    while grew:
-        found = {pid for pid, parent in parents.items() if parent in members and pid not in members}
-        members |= found
-        grew = bool(found)
-    total = 0
-    for pid in members:
-        try:
-            fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        except OSError:
+    used: dict[str, float] = {}
+    for name, root in lab.pids.items():
+        if not root:
             continue
-        total += sum(int(value) for value in fields[11:15])
-    return total / CLOCK_TICKS
+        members = {root}
+        grew = True
+        while grew:
+            found = {pid for pid, parent in parents.items() if parent in members and pid not in members}
+            members |= found
+            grew = bool(found)
+        ticks = 0
+        for pid in members:
+            try:
+                fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks += sum(int(value) for value in fields[11:15])
+        used[name] = ticks / CLOCK_TICKS
+    return used
 
 
 def release(lab, workdir: pathlib.Path, collection: Collection, size: int, tag: str, runs: int = 1) -> list[dict]:
@@ -192,6 +198,7 @@ def release(lab, workdir: pathlib.Path, collection: Collection, size: int, tag: 
             fleet.new_revision()
             result = fleet.run(collection)
             result["waits"] = fleet_waits(fleet)
+            result["promotion"] = promotion_seconds(fleet)
             result["steps"] = fleet.steps
             results.append(result)
         return results
@@ -199,17 +206,38 @@ def release(lab, workdir: pathlib.Path, collection: Collection, size: int, tag: 
         fleet.delete()
 
 
+def last_reports(fleet: Fleet) -> list[dict]:
+    """Each canary's report of its last release."""
+    reports = []
+    for namespace in fleet.hosts:
+        paths = sorted((fleet.workdir / "reports" / namespace).glob("*.json"), key=lambda p: p.stat().st_mtime)
+        reports.append(json.loads(paths[-1].read_text()))
+    return reports
+
+
 def fleet_waits(fleet: Fleet) -> list[float]:
     """The configured waits of each canary's last release, from its report."""
     waits = []
-    for namespace in fleet.hosts:
-        reports = sorted((fleet.workdir / "reports" / namespace).glob("*.json"), key=lambda p: p.stat().st_mtime)
-        report = json.loads(reports[-1].read_text())
+    for report in last_reports(fleet):
         checks = [e for e in report["timeline"] if e["kind"] == "check"]
         measured = [e for e in checks if e.get("metrics")]
         failed = [e for e in checks if any(m.get("result") not in ("pass", "skipped") for m in e.get("metrics") or [])]
         waits.append(len(measured) * INTERVAL + len(failed) * POLL)
     return waits
+
+
+def promotion_seconds(fleet: Fleet) -> float:
+    """The median time from the last analysis to the end of the promotion (the primary rolled out), per canary."""
+    def at(entry: dict) -> float:
+        return datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+    spans = []
+    for report in last_reports(fleet):
+        timeline = report["timeline"]
+        promoted = [e for e in timeline if e["kind"] == "promotion"]
+        checks = [e for e in timeline if e["kind"] == "check"]
+        if promoted and checks:
+            spans.append(at(promoted[-1]) - at(checks[-1]))
+    return statistics.median(spans) if spans else float("nan")
 
 
 def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int) -> None:
@@ -235,6 +263,7 @@ def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int)
         print("%-34s %.1f s CPU, %.2f cores of %d; lab %.1f s CPU = %.2f cores (%.0f %% of the run's CPU)"
               % ("  playbook / lab", result["cpu"], result["cpu"] / result["wall"], cores, result["lab_cpu"],
                  result["lab_cpu"] / result["wall"], 100 * result["lab_cpu"] / max(result["cpu"] + result["lab_cpu"], 1e-9)))
+        print("%-34s %.1f s (median over the canaries)" % ("  promotion (last analysis -> done)", result["promotion"]))
     if cpu > TARGETS["cpu"] or step > TARGETS["per_step"] or fleets.get(20, {}).get("wall", 0) > TARGETS["ratio"] * one:
         tasks = statistics.median([r["tasks"] for r in singles])
         floor = ansible_floor()
@@ -251,6 +280,9 @@ def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int)
             print("at 20 canaries: %.1f s of playbook CPU and %.1f s of lab CPU in %.0f s, %.2f + %.2f cores of %d; "
                   "the playbook's main process, which queues every task of every host, runs on one core."
                   % (big["cpu"], big["lab_cpu"], big["wall"], big["cpu"] / big["wall"], big["lab_cpu"] / big["wall"], cores))
+            print("  the lab's CPU at 20 canaries, by process: %s"
+                  % ", ".join("%s %.1f s" % (name, seconds)
+                              for name, seconds in sorted(big["lab_split"].items(), key=lambda item: -item[1])))
 
 
 def ansible_floor() -> dict[str, float]:

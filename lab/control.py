@@ -234,6 +234,13 @@ def clear_faults(info: dict[str, Any]) -> None:
         raise LabError(f"clearing faults failed (HTTP {code}): {body}")
 
 
+def remove_fault(info: dict[str, Any], fault_id: str) -> None:
+    code, body = http_json("DELETE", _fault_url(info) + "/lab/v1/faults", {"id": fault_id}, token=info["token"],
+                           context=_ssl_context(info))
+    if code != 200:
+        raise LabError(f"removing fault {fault_id} failed (HTTP {code}): {body}")
+
+
 def list_faults(info: dict[str, Any]) -> list[dict[str, Any]]:
     code, body = http_json("GET", _fault_url(info) + "/lab/v1/faults", token=info["token"], context=_ssl_context(info))
     if code != 200:

@@ -107,8 +107,16 @@ def faults_endpoint(faults: FaultInjector, method: str, body: bytes) -> tuple[in
     if method == "GET":
         return 200, {"faults": faults.list()}
     if method == "DELETE":
-        faults.clear()
-        return 200, {"faults": []}
+        # With {"id": ...} only that fault goes, so tests that share the lab never lift each other's faults.
+        try:
+            fault_id = json.loads(body or b"{}").get("id")
+        except (ValueError, AttributeError) as error:
+            return 400, status_body(400, "BadRequest", f"invalid fault removal: {error}")
+        if fault_id is None:
+            faults.clear()
+        elif not faults.remove(fault_id):
+            return 404, status_body(404, "NotFound", f"no fault {fault_id}")
+        return 200, {"faults": faults.list()}
     if method != "POST":
         return 405, status_body(405, "MethodNotAllowed", f"{method} is not allowed on the faults endpoint")
     try:

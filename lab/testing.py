@@ -71,6 +71,10 @@ class LabHandle:
     def clear_faults(self) -> None:
         control.clear_faults(self.info)
 
+    def remove_fault(self, fault_id: str) -> None:
+        """Lift one fault; tests that share the lab remove their own faults, never all of them."""
+        control.remove_fault(self.info, fault_id)
+
     def faults(self) -> list[dict[str, Any]]:
         return control.list_faults(self.info)
 

@@ -58,6 +58,10 @@ description:
     the middle of its timeline, and lists what it lost in C(stored.dropped). A report that cannot be stored is a
     warning, never a failure. It takes no lock and changes no phase.
     C(lock) and C(unlock) take and give back the canary's Lease.
+  - C(prepare) runs C(lock), C(initialize), C(update_target) (only when given O(image) or O(pod_annotations)) and
+    C(detect) in that order with the same options, as one call, and stops where one fails. It returns what C(detect)
+    returns, with RV(initialized), RV(initialize_changed) and RV(route_api_version) from C(initialize), and the
+    changes, warnings and diffs of every step.
   - C(delete) is Flagger's C(revertOnDeletion) in any phase. It scales the target back up (to the primary's
     replicas) and waits until it is ready, points the apex Service C(<svc>) at the target's pods and routes the
     VirtualService's primary and canary destinations to the apex host C(<svc>) (only the named route of an adopted
@@ -85,7 +89,7 @@ options:
     type: str
     required: true
     choices: [initialize, detect, start, record, promote, finalize, rollback, retry, status, lock, unlock, update_target,
-              store_report, delete]
+              prepare, store_report, delete]
   name:
     description:
       - Name of the canary (Flagger's C(metadata.name)); names the state ConfigMap and the Lease.
@@ -229,6 +233,12 @@ options:
         between two tasks of a run (an analysis interval plus its webhooks).
     type: int
     default: 120
+  lock_wait:
+    description:
+      - Seconds O(action=lock) and O(action=prepare) wait, trying again every 2 seconds, while another live run holds
+        the lock. Any other failure ends the task at once. V(0) refuses a held lock at once.
+    type: int
+    default: 0
   analysis:
     description:
       - One analysis result, for O(action=record).
@@ -357,6 +367,17 @@ EXAMPLES = r"""
     namespace: prod
     run_id: "{{ canary_run_id }}"
 
+- name: Lock, create or check the canary's objects and look for a new revision, in one call
+  progressive.delivery.canary_step:
+    action: prepare
+    name: backend-service
+    namespace: prod
+    run_id: "{{ canary_run_id }}"
+    lock_wait: 60
+    service:
+      port: 9898
+  register: prepared
+
 - name: Create the primary, services, destination rules and virtual service
   progressive.delivery.canary_step:
     action: initialize
@@ -477,12 +498,12 @@ state:
   type: dict
 drift:
   description:
-    - For O(action=detect) and O(action=status) (once the canary is initialized), the live route and workloads
-      against the position the state recorded.
+    - For O(action=detect), O(action=prepare) and O(action=status) (once the canary is initialized), the live route
+      and workloads against the position the state recorded.
     - For a release that is over, the only safe position is all traffic on the primary and the canary at 0
       replicas. For a release in progress, traffic on a canary with no ready replica is drift, and so is a live
       weight that differs from the recorded one.
-  returned: with O(action=detect) and O(action=status)
+  returned: with O(action=detect), O(action=prepare) and O(action=status)
   type: dict
   contains:
     found:
@@ -520,7 +541,8 @@ drift:
           C(primary_replicas) and C(primary_ready_replicas).
       type: dict
 revision:
-  description: For O(action=detect) and O(action=start), C(new_revision), C(nothing_to_do) or C(in_progress).
+  description: For O(action=detect), O(action=prepare) and O(action=start), C(new_revision), C(nothing_to_do) or
+    C(in_progress).
   returned: when computed
   type: str
   sample: new_revision
@@ -528,9 +550,29 @@ initialized:
   description:
     - For O(action=initialize), true when this call created the primary and the routing for the first time (phase
       C(Initialized)); false when they already existed.
-  returned: with O(action=initialize)
+  returned: with O(action=initialize) and O(action=prepare)
   type: bool
   sample: true
+initialize_changed:
+  description:
+    - For O(action=prepare), true when its C(initialize) step created or changed any object.
+  returned: with O(action=prepare)
+  type: bool
+  sample: false
+route_api_version:
+  description:
+    - For O(action=prepare), the apiVersion of the VirtualService or HTTPRoute its C(initialize) step found served;
+      empty when that step did not run or failed.
+  returned: with O(action=prepare)
+  type: str
+  sample: networking.istio.io/v1
+steps:
+  description:
+    - For O(action=prepare), the steps that ran, in order; a failed call ends with the step that failed.
+  returned: with O(action=prepare)
+  type: list
+  elements: str
+  sample: [lock, initialize, detect]
 restarted:
   description:
     - For O(action=start), true when the target changed during the analysis of its previous revision and the

@@ -324,6 +324,41 @@ def test_rollback_after_promotion_puts_the_primary_configs_back(kube, app, step)
     assert ok(step("detect"))["revision"] == "nothing_to_do"
 
 
+def test_prepare_locks_initializes_and_detects_in_one_call(kube, app, step):
+    namespace = app
+    first = ok(step("prepare", service=SERVICE))
+    assert first["steps"] == ["lock", "initialize", "detect"]
+    assert first["initialized"] and first["initialize_changed"] and first["changed"]
+    assert first["route_api_version"].startswith("networking.istio.io/")
+    assert first["revision"] == "nothing_to_do" and first["lock"]["ours"]
+    assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:1"
+
+    # A new revision given to the call itself: the target is updated before detect compares it.
+    second = ok(step("prepare", service=SERVICE, image="backend:2"))
+    assert second["steps"] == ["lock", "initialize", "update_target", "detect"]
+    assert not second["initialized"] and not second["initialize_changed"]
+    assert second["revision"] == "new_revision" and second["checksum"] != first["checksum"]
+    assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
+
+    # A later step's failure ends the call there, with the lock still this run's and nothing after it done.
+    broken = step("prepare", service={"targetPort": 8080}, image="backend:3")
+    assert broken["failed"] and broken["steps"] == ["lock", "initialize"], broken
+    assert "port" in broken["msg"] and broken["lock"]["ours"]
+    assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
+
+
+def test_prepare_waits_for_the_lock_only_as_long_as_it_is_told(kube, app, step):
+    ok(step("lock", run="run-a"))
+    refused = step("prepare", run="run-b", service=SERVICE)
+    assert refused["failed"] and refused["steps"] == ["lock"]
+    assert "locked by another run: job of run-a (run id run-a)" in refused["msg"]
+    # run-a stops renewing: a run told to wait longer than its TTL takes the lock over, then prepares.
+    started = time.monotonic()
+    waited = ok(step("prepare", run="run-b", service=SERVICE, lock_wait=LEASE_TTL * 5))
+    assert time.monotonic() - started >= 1.0
+    assert waited["lock"]["ours"] and waited["initialized"] and waited["steps"] == ["lock", "initialize", "detect"]
+
+
 def test_second_run_is_refused_while_the_first_holds_the_lock(kube, app, step):
     namespace = app
     ok(step("lock", run="run-a"))
@@ -438,7 +473,7 @@ def test_run_killed_during_promote_is_finished_by_the_next_run(kube, app, step, 
         process.kill()
         process.wait()
         os.unlink(handle.name)
-    lab.clear_faults()
+    lab.remove_fault(fault)
 
     taken = poll(lambda: unless_failed(step("lock", run="run-b")), timeout=15, interval=0.5)
     assert taken["resume"]["action"] == "promote" and taken["resume"]["phase"] == "Promoting"

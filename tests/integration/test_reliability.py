@@ -21,15 +21,17 @@ PATIENT = 60
 def run_failing_route_writes(lab, release, namespace, extra_vars, **fault):
     """Run a release through the fault proxy; once it is at its first step, its route writes answer 500."""
     process = release.popen(**extra_vars)
+    fault_id = None
     try:
         wait_for(lambda: release.weights()["app-canary"] == 30, timeout=120, interval=0.1, message="the first step")
-        lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500, **fault)
+        fault_id = lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/app$" % namespace, status=500, **fault)
         output, _ = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-        lab.clear_faults()
+        if fault_id is not None:
+            lab.remove_fault(fault_id)
     return process, output
 
 

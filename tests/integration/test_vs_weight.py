@@ -159,11 +159,11 @@ def test_ambiguous_route_lists_the_routes(namespace, k8s_auth, custom):
 
 def test_conflicts_are_retried_and_the_final_state_is_right(lab, namespace, faulty_k8s_auth, custom):
     create_vs(custom, namespace, user_owned_spec(namespace))
-    lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409, count=2)
+    fault_id = lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409, count=2)
     try:
         result = run_module("vs_weight", dict(faulty_k8s_auth, name=NAME, namespace=namespace, weight=25))
     finally:
-        lab.clear_faults()
+        lab.remove_fault(fault_id)
     assert not result.get("failed"), result.get("msg")
     assert result["attempts"] == 3
     assert weights_of(read_vs(custom, namespace), "api") == [55, 25, 20]
@@ -188,7 +188,7 @@ def test_a_concurrent_writer_is_not_overwritten(lab, namespace, faulty_k8s_auth,
         custom.replace_namespaced_custom_object(GROUP, "v1", namespace, "virtualservices", NAME, other)
         worker.join(timeout=60)
     finally:
-        lab.clear_faults()
+        lab.remove_fault(fault_id)
     assert results and not results[0].get("failed"), results and results[0].get("msg")
     assert results[0]["attempts"] == 2
     after = read_vs(custom, namespace)
@@ -198,11 +198,11 @@ def test_a_concurrent_writer_is_not_overwritten(lab, namespace, faulty_k8s_auth,
 
 def test_conflicts_beyond_max_retries_fail_clearly(lab, namespace, faulty_k8s_auth, custom):
     created = create_vs(custom, namespace, user_owned_spec(namespace))
-    lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409)
+    fault_id = lab.inject_fault("PUT", r"/namespaces/%s/virtualservices/%s$" % (namespace, NAME), status=409)
     try:
         result = run_module("vs_weight", dict(faulty_k8s_auth, name=NAME, namespace=namespace, weight=25, max_retries=2))
     finally:
-        lab.clear_faults()
+        lab.remove_fault(fault_id)
     assert result["failed"] is True
     assert "3 writes in a row were refused with HTTP 409 Conflict" in result["msg"]
     assert read_vs(custom, namespace)["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]

@@ -189,9 +189,13 @@ def _fault(lab, kind: str, namespace: str) -> Callable[[], None]:
         "api-flaky-503": (("*",), scoped, 503, 0.0, 0.5),
     }
     methods, path, status, delay, ratio = faults[kind]
-    for method in methods:
-        lab.inject_fault(method, path, status=status, delay=delay, ratio=ratio)
-    return lab.clear_faults
+    fault_ids = [lab.inject_fault(method, path, status=status, delay=delay, ratio=ratio) for method in methods]
+
+    def lift() -> None:
+        # Only this trial's faults: other tests may be using the same lab.
+        for fault_id in fault_ids:
+            lab.remove_fault(fault_id)
+    return lift
 
 
 def fault_trial(lab, namespace: str, workdir: pathlib.Path, rng: random.Random, kind: str,

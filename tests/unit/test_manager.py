@@ -16,11 +16,14 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.manag
 
 
 def test_every_action_has_its_class():
-    # delete works in every phase, outside the phase table of state.ACTIONS.
-    assert set(ACTION_CLASSES) - set(st.ACTIONS) <= {"delete"} and set(st.ACTIONS) <= set(ACTION_CLASSES)
-    assert "delete" in ACTIONS
+    # delete works in every phase, outside the phase table of state.ACTIONS; prepare runs actions of that table, each
+    # under its own rule.
+    assert set(ACTION_CLASSES) - set(st.ACTIONS) <= {"delete", "prepare"} and set(st.ACTIONS) <= set(ACTION_CLASSES)
+    assert "delete" in ACTIONS and "prepare" in ACTIONS
     assert all(issubclass(action, CanaryAction) and action is not CanaryAction for action in ACTION_CLASSES.values())
-    assert all(action.apply is not CanaryAction.apply for action in ACTION_CLASSES.values())
+    composed = {ACTION_CLASSES["prepare"]}
+    assert all(action.apply is not CanaryAction.apply for action in set(ACTION_CLASSES.values()) - composed)
+    assert all(action.run is not CanaryAction.run for action in composed)
 
 
 def test_an_unknown_action_is_refused_before_any_request():

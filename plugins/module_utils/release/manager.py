@@ -5,7 +5,8 @@
 
 Each action is a class of its own in ``release/actions/`` (``initialize.py``, ``start.py``, ``record.py``,
 ``promote.py``, ``rollback.py``, ``retry.py``, ``update_target.py``, ``lock.py``, ``status.py``,
-``detect.py``, ``store_report.py``, ``delete.py``) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
+``detect.py``, ``store_report.py``, ``delete.py``, and ``prepare.py``, which runs lock, initialize, update_target and
+detect in one call) on the shared base ``canary_action.CanaryAction``; this file names the class for each action.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.actio
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.detect import Detect
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.initialize import Initialize
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.lock import Lock, Unlock
+from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.prepare import Prepare
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.promote import Finalize, Promote
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.record import Record
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.retry import Retry
@@ -50,6 +52,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     autoscaler: str | None = None
     progress_deadline_seconds: int = 600
     lease_ttl: int = 120
+    # lock (and prepare) wait this many seconds for another run to give the lock back.
+    lock_wait: int = 0
     analysis: dict[str, Any] | None = None
     phase: str | None = None
     reason: str | None = None
@@ -99,6 +103,7 @@ ACTION_CLASSES: dict[str, type[CanaryAction]] = {
     "lock": Lock,
     "unlock": Unlock,
     "update_target": UpdateTarget,
+    "prepare": Prepare,
     "store_report": StoreReport,
     "delete": Delete,
 }

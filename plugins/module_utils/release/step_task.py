@@ -48,6 +48,7 @@ def argument_spec() -> dict:
         run_id=dict(type="str"),
         holder=dict(type="str"),
         lease_ttl=dict(type="int", default=120),
+        lock_wait=dict(type="int", default=0),
         analysis=dict(type="dict", options=dict(
             weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
             webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
@@ -88,6 +89,8 @@ def check_options(p: Mapping[str, Any]) -> None:
     for option in ("primary_ready_threshold", "canary_ready_threshold"):
         if not 0 <= p[option] <= 100:
             raise StepOptionError("%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
+    if p["lock_wait"] < 0:
+        raise StepOptionError("lock_wait must be 0 or more seconds, got %s" % p["lock_wait"])
     if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
         raise StepOptionError("wait_timeout must be 0 or more, got %s" % p["wait_timeout"])
     if p["reports_kept"] < 1:
@@ -125,6 +128,7 @@ def step_params(p: Mapping[str, Any], say: Callable[[str], None] | None = None) 
         target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
         provider=p["provider"], route_api_version=p["route_api_version"], adopt_flagger=p["adopt_flagger"],
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
+        lock_wait=p["lock_wait"],
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
         image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],

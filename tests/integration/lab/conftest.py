@@ -76,6 +76,12 @@ class KubeLab:
     def clear_faults(self) -> None:
         self.session().delete(f"{self.url}/lab/v1/faults").raise_for_status()
 
+    def remove_fault(self, fault_id: str) -> None:
+        self.session().delete(f"{self.url}/lab/v1/faults", json={"id": fault_id}).raise_for_status()
+
+    def faults(self) -> list[dict]:
+        return self.session().get(f"{self.url}/lab/v1/faults").json()["faults"]
+
 
 class ClusterKubeLab:
     """The same contract, held against the real kube-apiserver of the session's lab."""
@@ -98,6 +104,12 @@ class ClusterKubeLab:
 
     def clear_faults(self) -> None:
         self.handle.clear_faults()
+
+    def remove_fault(self, fault_id: str) -> None:
+        self.handle.remove_fault(fault_id)
+
+    def faults(self) -> list[dict]:
+        return self.handle.faults()
 
 
 @pytest.fixture(scope="session")

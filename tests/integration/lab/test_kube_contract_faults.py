@@ -63,3 +63,14 @@ def test_fault_admin_endpoint_lists_clears_and_refuses_read_only_users(kube_lab,
     assert invalid.status_code == 400
     kube_lab.clear_faults()
     assert kube_lab.session().get(f"{kube_lab.url}/lab/v1/faults").json()["faults"] == []
+
+
+def test_removing_one_fault_leaves_the_others(kube_lab, core, ns):
+    kept = kube_lab.inject_fault("GET", rf"/namespaces/{ns}/configmaps$", status=500)
+    lifted = kube_lab.inject_fault("GET", rf"/namespaces/{ns}/secrets$", status=500)
+    kube_lab.remove_fault(lifted)
+    assert [f["id"] for f in kube_lab.faults()] == [kept]
+    core.list_namespaced_secret(ns)
+    with pytest.raises(ApiException) as caught:
+        core.list_namespaced_config_map(ns)
+    assert caught.value.status == 500

@@ -14,6 +14,8 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release impor
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.canary_action import CanaryAction
 from ansible_collections.progressive.delivery.plugins.module_utils.release.lease import LeaseView, LockHeld
 
+LOCK_RETRY_SECONDS = 2.0
+
 
 class Lock(CanaryAction):
     """Take or renew the Lease for this run; refuse while another live run holds it."""
@@ -27,13 +29,20 @@ class Lock(CanaryAction):
         return super().run()
 
     def hold_lock(self) -> None:
-        try:
-            with self.store.api("acquire", "Lease", self.lock.name):
-                decision, self.lease = self.lock.acquire(self.check_mode)
-        except LockHeld as exc:
-            # The result describes the Lease as it is: held by the other run, with its own duration.
-            self.lease = dict(exc.lease) if exc.lease is not None else None
-            raise self.fail(str(exc)) from None
+        deadline = self.clock() + self.params.lock_wait
+        while True:
+            try:
+                with self.store.api("acquire", "Lease", self.lock.name):
+                    decision, self.lease = self.lock.acquire(self.check_mode)
+                break
+            except LockHeld as exc:
+                # The result describes the Lease as it is: held by the other run, with its own duration.
+                self.lease = dict(exc.lease) if exc.lease is not None else None
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise self.fail(str(exc)) from None
+                # Only a lock another run holds is waited for; any other failure ends the call at once.
+                self.sleep(min(LOCK_RETRY_SECONDS, left))
         if decision != "renew":
             verb = decision.replace("_", " ")
             self.changelog.add("%s Lease %s/%s for %s" % (verb, self.ns, self.lock.name, self.params.holder))
