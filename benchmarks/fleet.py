@@ -4,12 +4,14 @@ Runs examples/fleet/release.yml on a private lab, one canary per inventory host 
 like the seed manifest (examples/backend-service-canary.yaml: five steps of 10 %, two Istio metrics) with 5 s
 intervals, and prints:
 
-* CPU per release: user + sys of ansible-playbook and every process it started, for one good release;
+* CPU per release: user + sys of ansible-playbook and every process it started, for one good release, and the CPU of
+  the 20-canary run divided by 20, where the run's own start is shared;
 * control overhead per step: (wall time of that release - the configured waits) / steps, where the waits come from
   the run's report (one interval per analysis with metrics, one poll per failed check);
-* wall time of 1, 5, 10 and 20 canaries released by one playbook run, and its ratio to one canary;
-* the lab's CPU over each fleet run (every lab process: the emulated mesh, Prometheus, the control plane), so the
-  lab can be seen not to be the bottleneck.
+* wall time of 1, 5, 10 and 20 canaries released by one playbook run, and its ratio to one canary, with the time each
+  promotion took (the primary's rollout, which slows when every canary promotes at once);
+* the lab's CPU over each fleet run (every lab process: the emulated mesh, Prometheus, the control plane), and at 20
+  canaries process by process, so the lab's share can be seen.
 
 Each figure stands next to the issue's "today" numbers, with the target and whether it is met. The single-canary
 figures are the median of --runs releases, with their spread. ``--baseline REF`` runs the same releases with the
@@ -248,6 +250,11 @@ def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int)
     cpu = statistics.median(cpus)
     print("%-34s %-40s %-14s <= %.1f s: %s" % ("CPU per release (s)", spread(cpus), "%.0f" % TODAY["cpu"], TARGETS["cpu"],
                                                 verdict(cpu <= TARGETS["cpu"])))
+    if 20 in fleets:
+        # The run's own start and first imports are paid once per run, whatever the fleet's size.
+        shared = fleets[20]["cpu"] / 20
+        print("%-34s %-40s %-14s <= %.1f s: %s" % ("  in a run of 20 canaries (s)", "%.2f (the run's CPU / 20)" % shared,
+                                                    "-", TARGETS["cpu"], verdict(shared <= TARGETS["cpu"])))
     step = statistics.median(per_step)
     print("%-34s %-40s %-14s <= %.1f s: %s" % ("control overhead per step (s)", spread(per_step), "%.1f-%.1f" % TODAY["per_step"],
                                                 TARGETS["per_step"], verdict(step <= TARGETS["per_step"])))
@@ -280,6 +287,10 @@ def report(label: str, singles: list[dict], fleets: dict[int, dict], cores: int)
             print("at 20 canaries: %.1f s of playbook CPU and %.1f s of lab CPU in %.0f s, %.2f + %.2f cores of %d; "
                   "the playbook's main process, which queues every task of every host, runs on one core."
                   % (big["cpu"], big["lab_cpu"], big["wall"], big["cpu"] / big["wall"], big["lab_cpu"] / big["wall"], cores))
+            if 1 in fleets:
+                print("  a promotion (the primary's rollout) took %.1f s at 20 canaries against %.1f s for one: the "
+                      "control plane rolls out every primary at once on the cores the playbook uses"
+                      % (big["promotion"], fleets[1]["promotion"]))
             print("  the lab's CPU at 20 canaries, by process: %s"
                   % ", ".join("%s %.1f s" % (name, seconds)
                               for name, seconds in sorted(big["lab_split"].items(), key=lambda item: -item[1])))
