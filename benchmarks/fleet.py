@@ -160,8 +160,13 @@ class Fleet:
 
 
 def lab_cpu(lab) -> dict[str, float]:
-    """CPU seconds used so far by each lab process (by its name in the lab's state) with its children, reaped or not."""
+    """CPU seconds used so far by each lab process (by its name in the lab's state) and its reaped children.
+
+    The lab's processes are started by one of them, so each process is counted once, under the nearest of its
+    ancestors the lab names (itself when named); processes the lab does not name count under that ancestor.
+    """
     parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in pathlib.Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -169,24 +174,15 @@ def lab_cpu(lab) -> dict[str, float]:
             except OSError:
                 continue
             parents[int(entry.name)] = int(fields[1])
-    used: dict[str, float] = {}
-    for name, root in lab.pids.items():
-        if not root:
-            continue
-        members = {root}
-        grew = True
-        while grew:
-            found = {pid for pid, parent in parents.items() if parent in members and pid not in members}
-            members |= found
-            grew = bool(found)
-        ticks = 0
-        for pid in members:
-            try:
-                fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            ticks += sum(int(value) for value in fields[11:15])
-        used[name] = ticks / CLOCK_TICKS
+            ticks[int(entry.name)] = sum(int(value) for value in fields[11:15])
+    names = {pid: name for name, pid in lab.pids.items() if pid}
+    used = {name: 0.0 for name in names.values()}
+    for pid, spent in ticks.items():
+        ancestor = pid
+        while ancestor not in names and ancestor in parents and ancestor > 1:
+            ancestor = parents[ancestor]
+        if ancestor in names:
+            used[names[ancestor]] += spent / CLOCK_TICKS
     return used
 
 
