@@ -174,9 +174,10 @@ def test_a_flagger_canary_is_adopted_and_released_without_a_failed_request(lab, 
         def collected() -> bool:
             return not release.core.list_namespaced_config_map(
                 namespace, field_selector="metadata.name=flagger-leftover").items
-        # The garbage collector watches a kind it learned of at its next resource sync (every 30 s), and works
-        # through its queue with the rest of a busy control plane: give it two syncs.
-        wait_for(collected, timeout=90, interval=0.2, message="the garbage collector to delete the Canary's dependents")
+        # The garbage collector learns of the Canary kind at its next resource sync (every 30 s). Until then it
+        # retries the Canary's dependents with a backoff that doubles at each failure, so on a busy control plane
+        # the first retry after the sync may come minutes later; it returns as soon as they are gone.
+        wait_for(collected, timeout=300, interval=0.2, message="the garbage collector to delete the Canary's dependents")
         wait_for(lambda: traffic.workloads.get("app-primary", 0) and traffic.total > 200, timeout=10,
                  message="requests after the release")
 

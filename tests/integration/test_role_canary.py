@@ -20,6 +20,7 @@ from tests.support.releases import (
     assert_safe,
     short_manifest,
 )
+from tests.support.tcp_forwarder import TcpForwarder
 
 pytestmark = pytest.mark.slow
 
@@ -226,13 +227,16 @@ def test_failing_rollout_webhook_counts_as_failed_checks(lab, namespace, tmp_pat
 
 def test_prometheus_stopped_during_analysis_never_promotes(lab, initialized: Release):
     initialized.set_template(image="ghcr.io/stefanprodan/podinfo:6.7.1")
-    process = initialized.popen()
+    # This run reaches the lab's Prometheus through a forwarder of its own: closing it stops Prometheus for this run
+    # only, while tests in other workers keep theirs.
+    forwarder = TcpForwarder(lab.prometheus_url)
+    process = initialized.popen(canary_prometheus_url=forwarder.url)
     try:
         wait_for(lambda: initialized.state().get("canaryWeight", 0) > 0, timeout=60, message="analysis at a weight > 0")
-        lab.stop_prometheus()
+        forwarder.close()
         output, _ = process.communicate(timeout=120)
     finally:
-        lab.start_prometheus()
+        forwarder.close()
         if process.poll() is None:
             process.kill()
     assert process.returncode != 0, output[-3000:]
