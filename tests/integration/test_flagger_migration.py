@@ -172,10 +172,11 @@ def test_a_flagger_canary_is_adopted_and_released_without_a_failed_request(lab, 
         assert release.state()["phase"] == "Succeeded"
 
         # What Flagger made and the collection does not manage stays Flagger's, owned by the Canary, for the garbage
-        # collector to take; everything adopted is owned by nothing (above), so the collector has nothing of ours to
-        # take. When the collector runs is the control plane's business (on a busy lab, minutes after the Canary).
-        leftover = release.core.read_namespaced_config_map("flagger-leftover", namespace).metadata
-        assert [o.uid for o in leftover.owner_references or []] == [canary["metadata"]["uid"]]
+        # collector to take (gone already, or still owned); everything adopted is owned by nothing (above), so the
+        # collector has nothing of ours to take. When it runs is the control plane's business: minutes on a busy lab.
+        leftovers = release.core.list_namespaced_config_map(namespace, field_selector="metadata.name=flagger-leftover")
+        assert all([o.uid for o in item.metadata.owner_references or []] == [canary["metadata"]["uid"]]
+                   for item in leftovers.items)
         wait_for(lambda: traffic.workloads.get("app-primary", 0) and traffic.total > 200, timeout=10,
                  message="requests after the release")
 
