@@ -129,7 +129,9 @@ class ControlPlane:
             wait_until(lambda: api.session.get(self.url + "/readyz", timeout=2).status_code == 200,
                        START_TIMEOUT, "kube-apiserver /readyz", [etcd, apiserver])
             self.version = api.get("/version").get("gitVersion", "")
-            component = ["--leader-elect=false", "--secure-port=0"]
+            # Without client rate limits, as kwokctl --disable-qps-limits: with the default 20 requests/s, rollouts of
+            # many canaries at once queue behind the controller manager's client (docs/lab.md).
+            component = ["--leader-elect=false", "--secure-port=0", "--kube-api-qps=5000", "--kube-api-burst=10000"]
             self._spawn("kube-controller-manager", logs, [
                 f"--kubeconfig={credentials.kubeconfig('controller-manager')}", *component,
                 "--use-service-account-credentials=true",

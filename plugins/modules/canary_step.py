@@ -60,8 +60,9 @@ description:
     C(lock) and C(unlock) take and give back the canary's Lease.
   - C(prepare) runs C(lock), C(initialize), C(update_target) (only when given O(image) or O(pod_annotations)) and
     C(detect) in that order with the same options, as one call, and stops where one fails. It returns what C(detect)
-    returns, with RV(initialized), RV(initialize_changed) and RV(route_api_version) from C(initialize), and the
-    changes, warnings and diffs of every step.
+    returns, with RV(initialized), RV(initialize_changed) and RV(route_api_version) from C(initialize), the
+    changes, warnings and diffs of every step, and the RV(decision) a run takes from there. With O(suspended) it
+    only takes the lock.
   - C(delete) is Flagger's C(revertOnDeletion) in any phase. It scales the target back up (to the primary's
     replicas) and waits until it is ready, points the apex Service C(<svc>) at the target's pods and routes the
     VirtualService's primary and canary destinations to the apex host C(<svc>) (only the named route of an adopted
@@ -239,6 +240,13 @@ options:
         the lock. Any other failure ends the task at once. V(0) refuses a held lock at once.
     type: int
     default: 0
+  suspended:
+    description:
+      - For O(action=prepare), the Canary's C(spec.suspend). When true the call only takes the lock and changes
+        nothing, the target included; RV(decision) says so.
+      - Refused with any other action.
+    type: bool
+    default: false
   analysis:
     description:
       - One analysis result, for O(action=record).
@@ -573,6 +581,32 @@ steps:
   type: list
   elements: str
   sample: [lock, initialize, detect]
+decision:
+  description:
+    - For O(action=prepare), what a run does from there, as the canary role takes it. The call prints its
+      C(message) when it runs in the controller's process.
+  returned: with O(action=prepare)
+  type: dict
+  contains:
+    path:
+      description:
+        - V(new) (a new revision to analyse), V(nothing) (no new revision, or a canary just initialized),
+          V(suspended), or what to do about a release in progress (V(continue), V(resume), V(restart), V(promote),
+          V(finalize), V(rollback)).
+      type: str
+      sample: new
+    message:
+      description: The decision as one line.
+      type: str
+      sample: "New revision 6d5f7c9b8 of prod/backend: starting the canary analysis"
+    result:
+      description: For a run that ends here (V(nothing), V(suspended)), C(Initialized) or C(NothingToDo); empty otherwise.
+      type: str
+      sample: ""
+    reason:
+      description: Why a run ends here; empty otherwise.
+      type: str
+      sample: ""
 restarted:
   description:
     - For O(action=start), true when the target changed during the analysis of its previous revision and the

@@ -331,6 +331,7 @@ def test_prepare_locks_initializes_and_detects_in_one_call(kube, app, step):
     assert first["initialized"] and first["initialize_changed"] and first["changed"]
     assert first["route_api_version"].startswith("networking.istio.io/")
     assert first["revision"] == "nothing_to_do" and first["lock"]["ours"]
+    assert first["decision"]["path"] == "nothing" and first["decision"]["result"] == "Initialized"
     assert kube.apps.read_namespaced_deployment(NAME + "-primary", namespace).spec.template.spec.containers[0].image == "backend:1"
 
     # A new revision given to the call itself: the target is updated before detect compares it.
@@ -338,6 +339,8 @@ def test_prepare_locks_initializes_and_detects_in_one_call(kube, app, step):
     assert second["steps"] == ["lock", "initialize", "update_target", "detect"]
     assert not second["initialized"] and not second["initialize_changed"]
     assert second["revision"] == "new_revision" and second["checksum"] != first["checksum"]
+    assert second["decision"] == {"path": "new", "result": "", "reason": "", "message": (
+        "New revision %s of %s/%s: starting the canary analysis" % (second["checksum"], namespace, NAME))}
     assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
 
     # A later step's failure ends the call there, with the lock still this run's and nothing after it done.
@@ -345,6 +348,14 @@ def test_prepare_locks_initializes_and_detects_in_one_call(kube, app, step):
     assert broken["failed"] and broken["steps"] == ["lock", "initialize"], broken
     assert "port" in broken["msg"] and broken["lock"]["ours"]
     assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
+
+    # A suspended canary: the lock, and nothing else, not even the image the call was given.
+    suspended = ok(step("prepare", service=SERVICE, image="backend:4", suspended=True))
+    assert suspended["steps"] == ["lock"] and suspended["lock"]["ours"]
+    assert suspended["decision"]["path"] == "suspended" and suspended["decision"]["result"] == "NothingToDo"
+    assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
+    refused = step("detect", suspended=True)
+    assert refused["failed"] and "suspended applies to action=prepare only" in refused["msg"]
 
 
 def test_prepare_waits_for_the_lock_only_as_long_as_it_is_told(kube, app, step):

@@ -54,6 +54,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     lease_ttl: int = 120
     # lock (and prepare) wait this many seconds for another run to give the lock back.
     lock_wait: int = 0
+    # prepare: the Canary's spec.suspend; the run takes the lock and changes nothing.
+    suspended: bool = False
     analysis: dict[str, Any] | None = None
     phase: str | None = None
     reason: str | None = None
@@ -79,6 +81,8 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     # store_report keeps this report, and the reports of the last reports_kept runs.
     report: dict[str, Any] | None = None
     reports_kept: int = 10
+    # Prints a line while the task runs (prepare's decision), where the caller can print.
+    say: Callable[[str], None] | None = None
 
     @property
     def target_name(self) -> str:

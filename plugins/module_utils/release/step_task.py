@@ -49,6 +49,7 @@ def argument_spec() -> dict:
         holder=dict(type="str"),
         lease_ttl=dict(type="int", default=120),
         lock_wait=dict(type="int", default=0),
+        suspended=dict(type="bool", default=False),
         analysis=dict(type="dict", options=dict(
             weight=dict(type="int"), iteration=dict(type="int"), metrics=dict(type="list", elements="dict"),
             webhooks=dict(type="list", elements="dict"), failed_checks=dict(type="int"),
@@ -89,6 +90,8 @@ def check_options(p: Mapping[str, Any]) -> None:
     for option in ("primary_ready_threshold", "canary_ready_threshold"):
         if not 0 <= p[option] <= 100:
             raise StepOptionError("%s is a percent of ready replicas, between 0 and 100; got %s" % (option, p[option]))
+    if p["suspended"] and p["action"] != "prepare":
+        raise StepOptionError("suspended applies to action=prepare only, got action=%s" % p["action"])
     if p["lock_wait"] < 0:
         raise StepOptionError("lock_wait must be 0 or more seconds, got %s" % p["lock_wait"])
     if p["wait_timeout"] is not None and p["wait_timeout"] < 0:
@@ -128,21 +131,21 @@ def step_params(p: Mapping[str, Any], say: Callable[[str], None] | None = None) 
         target_kind=p["target_kind"], service=p["service"], virtual_service=p["virtual_service"],
         provider=p["provider"], route_api_version=p["route_api_version"], adopt_flagger=p["adopt_flagger"],
         autoscaler=p["autoscaler"], progress_deadline_seconds=p["progress_deadline_seconds"], lease_ttl=p["lease_ttl"],
-        lock_wait=p["lock_wait"],
+        lock_wait=p["lock_wait"], suspended=p["suspended"],
         analysis=analysis or None, phase=p["phase"],
         reason=p["reason"], on_resume=p["on_resume"], wait_timeout=p["wait_timeout"], history_limit=p["history_limit"],
         image=p["image"], container=p["container"], pod_annotations=p["pod_annotations"],
         primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"],
         pushgateway=PushOptions.from_params(p), alerts=AlertOptions.from_params(p),
         watch=WatchOptions(interval, timeout, say) if p["watch"] else None, report_run=p["report_run"],
-        report=p["report"], reports_kept=p["reports_kept"])
+        report=p["report"], reports_kept=p["reports_kept"], say=say)
 
 
 def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool,
              say: Callable[[str], None] | None = None) -> StepOutcome:
     """Run the action the options name with ``client``; options are already checked by ``check_options``.
 
-    ``say`` prints a line while the task runs (a watch's changes), where the caller can print.
+    ``say`` prints a line while the task runs (a watch's changes, prepare's decision), where the caller can print.
     """
     manager = CanaryManager(client, step_params(p, say), check_mode=check_mode)
     failure = None

@@ -4,9 +4,11 @@
 """``prepare``: what every run does before its release, in one call: lock, initialize, update_target, detect.
 
 Each is the action of the same name, run in that order with the same options, and stops the call where it fails.
-``update_target`` runs only when the call is given an image or pod annotations. The result is detect's, with what
-the others add: whether initialize created the canary (``initialized``) or changed any object
-(``initialize_changed``), the route's apiVersion it found served, every step's changes, warnings and diffs.
+``update_target`` runs only when the call is given an image or pod annotations; a suspended canary
+(``suspended``) only takes the lock. The result is detect's, with what the others add: whether initialize created
+the canary (``initialized``) or changed any object (``initialize_changed``), the route's apiVersion it found
+served, every step's changes, warnings and diffs, and the ``decision`` the run takes from there
+(``run_decision``), whose line is printed as the call ends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.actio
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.initialize import Initialize
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.lock import Lock
 from ansible_collections.progressive.delivery.plugins.module_utils.release.actions.update_target import UpdateTarget
+from ansible_collections.progressive.delivery.plugins.module_utils.release.run_decision import decide_run
 
 STEPS: tuple[tuple[str, type[CanaryAction]], ...] = (
     ("lock", Lock), ("initialize", Initialize), ("update_target", UpdateTarget), ("detect", Detect))
@@ -39,9 +42,7 @@ class Prepare(CanaryAction):
 
     def run(self) -> dict[str, Any]:
         done: dict[str, dict[str, Any]] = {}
-        for name, action_class in STEPS:
-            if name == "update_target" and not (self.params.image or self.params.pod_annotations):
-                continue
+        for name, action_class in self._steps():
             action = action_class(self.client, dataclasses.replace(self.params, action=name), self.check_mode,
                                   self.clock, self.sleep)
             try:
@@ -49,7 +50,19 @@ class Prepare(CanaryAction):
             except CanaryFailure as failure:
                 done[name] = failure.result
                 raise CanaryFailure(failure.message, self._merged(done, name)) from None
-        return self._merged(done, "detect")
+        result = self._merged(done, list(done)[-1])
+        decision = decide_run(result, self.params.suspended, "%s/%s" % (self.ns, self.params.name),
+                              "%s/%s" % (self.ns, self.params.target_name))
+        result["decision"] = decision.as_dict()
+        if self.params.say is not None:
+            self.params.say(decision.message)
+        return result
+
+    def _steps(self) -> list[tuple[str, type[CanaryAction]]]:
+        if self.params.suspended:
+            return [STEPS[0]]
+        wanted = bool(self.params.image or self.params.pod_annotations)
+        return [(name, action) for name, action in STEPS if name != "update_target" or wanted]
 
     @staticmethod
     def _merged(done: dict[str, dict[str, Any]], last: str) -> dict[str, Any]:
