@@ -40,6 +40,10 @@ class ActionModule(ActionBase):
         del tmp
         if not self._runs_here():
             result.update(self._execute_module(module_name="progressive.delivery.canary_step", task_vars=task_vars))
+            # A module cannot print while it runs: prepare's decision line is printed once it has returned.
+            decision = result.get("decision")
+            if isinstance(decision, dict) and decision.get("message"):
+                display.display(str(decision["message"]))
             return result
         validation, args = self.validate_argument_spec(argument_spec=argument_spec())
         secrets = validation._no_log_values  # pylint: disable=protected-access

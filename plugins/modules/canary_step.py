@@ -583,8 +583,8 @@ steps:
   sample: [lock, initialize, detect]
 decision:
   description:
-    - For O(action=prepare), what a run does from there, as the canary role takes it. The call prints its
-      C(message) when it runs in the controller's process.
+    - For O(action=prepare), what a run does from there, as the canary role takes it. The task prints its
+      C(message), as the call ends in the controller's process or once the module has returned elsewhere.
   returned: with O(action=prepare)
   type: dict
   contains:

@@ -13,7 +13,7 @@ import pytest
 
 from lab.testing import wait_for
 from tests.support.cluster_objects import config_map_names
-from tests.support.modules import MODULE_PACKAGE, _environment, run_module
+from tests.support.modules import MODULE_PACKAGE, _environment, run_module, run_playbook
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client  # noqa: E402
@@ -356,6 +356,24 @@ def test_prepare_locks_initializes_and_detects_in_one_call(kube, app, step):
     assert kube.apps.read_namespaced_deployment(NAME, namespace).spec.template.spec.containers[0].image == "backend:2"
     refused = step("detect", suspended=True)
     assert refused["failed"] and "suspended applies to action=prepare only" in refused["msg"]
+
+
+def test_prepare_prints_its_decision_in_the_controller_and_as_a_module(k8s_auth, app, tmp_path):
+    """The role prints no decision of its own: the task does, whether it runs in the controller or as a module."""
+    namespace = app
+    options = dict(k8s_auth, action="prepare", name=NAME, namespace=namespace, run_id="run-a", holder="job of run-a",
+                   lease_ttl=LEASE_TTL, service=SERVICE)
+    playbook = tmp_path / "prepare.yml"
+    playbook.write_text(json.dumps([{"name": "prepare twice", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "in the controller's process", "progressive.delivery.canary_step": options},
+        # A task environment makes the action plugin run the module instead, as on a remote host.
+        {"name": "as a module", "progressive.delivery.canary_step": options, "environment": {"LANG": "C.UTF-8"}},
+    ]}]))
+    ran = run_playbook(playbook)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    # The first call initializes, the second finds nothing new: each line comes from its own task.
+    assert "Initialized %s/%s: primary and routing created" % (namespace, NAME) in ran.stdout, ran.stdout[-3000:]
+    assert "No new revision of %s/%s: nothing changes" % (namespace, NAME) in ran.stdout, ran.stdout[-3000:]
 
 
 def test_prepare_waits_for_the_lock_only_as_long_as_it_is_told(kube, app, step):
