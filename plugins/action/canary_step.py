@@ -26,6 +26,13 @@ from ansible_collections.progressive.delivery.plugins.module_utils.release.step_
 display = Display()
 
 
+def say_decision(result: dict[str, Any]) -> None:
+    """Print prepare's decision line, wherever the call ran: the role prints no decision of its own."""
+    decision = result.get("decision")
+    if isinstance(decision, dict) and decision.get("message"):
+        display.display(str(decision["message"]))
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -40,10 +47,7 @@ class ActionModule(ActionBase):
         del tmp
         if not self._runs_here():
             result.update(self._execute_module(module_name="progressive.delivery.canary_step", task_vars=task_vars))
-            # A module cannot print while it runs: prepare's decision line is printed once it has returned.
-            decision = result.get("decision")
-            if isinstance(decision, dict) and decision.get("message"):
-                display.display(str(decision["message"]))
+            say_decision(result)
             return result
         validation, args = self.validate_argument_spec(argument_spec=argument_spec())
         secrets = validation._no_log_values  # pylint: disable=protected-access
@@ -60,4 +64,6 @@ class ActionModule(ActionBase):
             result["warnings"] = list(outcome.warnings)
         if outcome.failure is not None:
             result.update(failed=True, msg=outcome.failure)
-        return remove_values(result, secrets)
+        result = remove_values(result, secrets)
+        say_decision(result)
+        return result

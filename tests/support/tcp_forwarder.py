@@ -36,12 +36,6 @@ class TcpForwarder:
                 pass
             sock.close()
 
-    def __enter__(self) -> "TcpForwarder":
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
     def _accept_forever(self) -> None:
         while True:
             try:

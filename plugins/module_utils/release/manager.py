@@ -81,8 +81,6 @@ class CanaryParams:  # pylint: disable=too-many-instance-attributes
     # store_report keeps this report, and the reports of the last reports_kept runs.
     report: dict[str, Any] | None = None
     reports_kept: int = 10
-    # Prints a line while the task runs (prepare's decision), where the caller can print.
-    say: Callable[[str], None] | None = None
 
     @property
     def target_name(self) -> str:

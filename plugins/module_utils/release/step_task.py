@@ -138,14 +138,14 @@ def step_params(p: Mapping[str, Any], say: Callable[[str], None] | None = None) 
         primary_ready_threshold=p["primary_ready_threshold"], canary_ready_threshold=p["canary_ready_threshold"],
         pushgateway=PushOptions.from_params(p), alerts=AlertOptions.from_params(p),
         watch=WatchOptions(interval, timeout, say) if p["watch"] else None, report_run=p["report_run"],
-        report=p["report"], reports_kept=p["reports_kept"], say=say)
+        report=p["report"], reports_kept=p["reports_kept"])
 
 
 def run_step(p: Mapping[str, Any], client: Any, check_mode: bool, diff: bool,
              say: Callable[[str], None] | None = None) -> StepOutcome:
     """Run the action the options name with ``client``; options are already checked by ``check_options``.
 
-    ``say`` prints a line while the task runs (a watch's changes, prepare's decision), where the caller can print.
+    ``say`` prints a line while the task runs (a watch's changes), where the caller can print.
     """
     manager = CanaryManager(client, step_params(p, say), check_mode=check_mode)
     failure = None

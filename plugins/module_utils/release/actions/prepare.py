@@ -8,7 +8,7 @@ Each is the action of the same name, run in that order with the same options, an
 (``suspended``) only takes the lock. The result is detect's, with what the others add: whether initialize created
 the canary (``initialized``) or changed any object (``initialize_changed``), the route's apiVersion it found
 served, every step's changes, warnings and diffs, and the ``decision`` the run takes from there
-(``run_decision``), whose line is printed as the call ends.
+(``run_decision``), whose line the task prints.
 """
 
 from __future__ import annotations
@@ -54,8 +54,6 @@ class Prepare(CanaryAction):
         decision = decide_run(result, self.params.suspended, "%s/%s" % (self.ns, self.params.name),
                               "%s/%s" % (self.ns, self.params.target_name))
         result["decision"] = decision.as_dict()
-        if self.params.say is not None:
-            self.params.say(decision.message)
         return result
 
     def _steps(self) -> list[tuple[str, type[CanaryAction]]]:
